@@ -1,0 +1,58 @@
+# edge-appliance: `make run` serves the demo, `make test` runs the whole suite. Both are safe to rerun.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CACHE  := .cache
+DATA   := data
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := python3-venv gcc make
+
+.PHONY: run test lint typecheck pytest demo bench system-deps clean help
+
+help:
+	@echo "make run    - install into .venv, prepare the demo, serve http://127.0.0.1:8080"
+	@echo "make test   - install dev tools, run ruff, mypy --strict and the whole pytest suite"
+	@echo "make bench  - run 'appliance bench' and write docs/benchmarks.md"
+
+# Debian/Ubuntu packages the project needs; installed only when missing.
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $$missing; fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || { $(MAKE) system-deps && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Reinstall whenever pyproject.toml changes (the stamp is older than it).
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[demo]'
+	touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.runtime
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.runtime
+	$(BIN)/appliance demo prepare --data-dir $(DATA) --cache-dir $(CACHE)
+
+run: demo
+	$(BIN)/appliance serve --config $(DATA)/config.toml
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy
+
+pytest: system-deps $(VENV)/.dev
+	$(BIN)/python -m pytest
+
+test: lint typecheck pytest
+
+bench: $(VENV)/.dev
+	$(BIN)/appliance bench --cache-dir $(CACHE) --report docs/benchmarks.md
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

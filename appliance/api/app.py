@@ -1,0 +1,70 @@
+"""create_app(): the HTTP application with the services on app.state."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from appliance import __version__
+from appliance.api import infer, results, status
+from appliance.api.errors import HANDLERS
+from appliance.services import Services
+
+logger = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+PACKAGED_WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+
+
+def web_dir() -> Path:
+    """web/ beside the package in a checkout, or the copy installed inside the package."""
+    return WEB_DIR if (WEB_DIR / "templates").is_dir() else PACKAGED_WEB_DIR
+
+
+async def index(request: Request) -> Response:
+    templates: Jinja2Templates = request.app.state.templates
+    document = status.status_document(status.services_of(request))
+    return templates.TemplateResponse(request, "index.html", {"status": document, "version": __version__})
+
+
+API_ROUTES = [
+    Route("/api/v1/health", status.health, methods=["GET"]),
+    Route("/api/v1/status", status.status, methods=["GET"]),
+    Route("/api/v1/results/latest", results.latest, methods=["GET"]),
+    Route("/api/v1/results", results.listing, methods=["GET"]),
+    Route("/api/v1/infer", infer.infer, methods=["POST"]),
+]
+
+
+def create_app(services: Services, manage_lifecycle: bool = True) -> Starlette:
+    """The app; with manage_lifecycle it starts and stops the services with the server."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            services.start()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                services.stop()
+
+    root = web_dir()
+    routes = [
+        *API_ROUTES,
+        Route("/", index, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=root / "static"), name="static"),
+    ]
+    app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
+    app.state.services = services
+    app.state.templates = Jinja2Templates(directory=root / "templates")
+    return app

@@ -1,0 +1,63 @@
+"""POST /api/v1/infer: one JPEG or PNG in, one result out (stored only with ?store=1)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import cv2
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from appliance.api.params import flag_param
+from appliance.api.status import services_of
+from appliance.errors import Busy, ImageRejected, PayloadTooLarge, UnsupportedMediaType
+from appliance.sources.base import Frame
+
+IMAGE_TYPES = ("image/jpeg", "image/png", "application/octet-stream")
+MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than `limit` bytes (413) whether or not Content-Length says so."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes is over the {limit} byte limit")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the {limit} byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    if not data:
+        raise ImageRejected("empty body: send a JPEG or PNG image")
+    if not data.startswith(MAGIC):
+        raise ImageRejected("body is not a JPEG or PNG image (unknown file signature)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageRejected("image could not be decoded (truncated or corrupt JPEG/PNG)")
+    return image
+
+
+async def infer(request: Request) -> Response:
+    services = services_of(request)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in IMAGE_TYPES:
+        raise UnsupportedMediaType(f"content type {content_type or '(none)'!r}: send image/jpeg or image/png")
+    store = flag_param(request.query_params, "store")
+    data = await read_body(request, services.config.server.max_upload_bytes)
+    image = await run_in_threadpool(decode_image, data)
+    timeout = services.config.server.infer_timeout_s
+    frame = Frame(0, time.time(), "api", image=image)
+    future = services.pipeline.submit(frame, store=store, timeout=timeout)
+    try:
+        result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+    except TimeoutError as err:
+        raise Busy(f"no result within {timeout} s") from err
+    return JSONResponse(result.to_json())

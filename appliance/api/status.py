@@ -1,0 +1,66 @@
+"""Health and status: what a technician or a PLC needs to know the appliance is working."""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from appliance import __version__
+from appliance.services import Services
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def health(request: Request) -> Response:
+    services = services_of(request)
+    return JSONResponse(
+        {"status": "ok" if services.ready else "starting", "version": __version__},
+        status_code=200 if services.ready else 503,
+    )
+
+
+def status_document(services: Services) -> dict[str, Any]:
+    runtime = services.manager.current()
+    source = services.pipeline.source
+    pipeline = services.pipeline.status()
+    writer = services.writer
+    store: dict[str, Any] = {"enabled": writer is not None}
+    if writer is not None:
+        store.update(
+            rows=services.reader.count(),
+            pending=writer.pending(),
+            written=writer.rows_written,
+            errors=writer.errors,
+            last_error=writer.last_error,
+            path=str(writer.path),
+        )
+    return {
+        "version": __version__,
+        "ready": services.ready,
+        "uptime_s": round(time.time() - services.started, 1),
+        "source": dataclasses.asdict(source.status()) if source is not None else None,
+        "model": runtime.status() if runtime is not None else None,
+        "model_error": services.manager.last_error,
+        "backend": runtime.backend if runtime is not None else None,
+        "fps": services.pipeline.results_fps(),
+        "results": services.pipeline.published,
+        "latency_ms": {
+            name: {"p50": s["p50_ms"], "p99": s["p99_ms"]} for name, s in pipeline["stages"].items()
+        },
+        "pipeline": pipeline,
+        "drops": source.status().dropped if source is not None else 0,
+        "store": store,
+        "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+async def status(request: Request) -> Response:
+    return JSONResponse(status_document(services_of(request)))

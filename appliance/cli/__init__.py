@@ -1,0 +1,122 @@
+"""The `appliance` command: serve, check-config, infer, models, db, bench, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from appliance import __version__
+from appliance.cli import bench as bench_cmd
+from appliance.cli import data as data_cmd
+from appliance.cli import models as models_cmd
+from appliance.config import Config, ConfigError, load_config, replace_section
+from appliance.errors import ApplianceError
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[argparse.Namespace], int]
+CONFIG_ENV = "APPLIANCE_CONFIG"
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """--config (or $APPLIANCE_CONFIG), then --data-dir over it."""
+    path = getattr(args, "config", None) or os.environ.get(CONFIG_ENV)
+    config = load_config(path)
+    if getattr(args, "data_dir", None):
+        config = replace_section(config, "data", dir=args.data_dir)
+    return config
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from appliance.api.app import create_app
+    from appliance.services import Services
+
+    config = config_from_args(args)
+    if args.host or args.port:
+        config = replace_section(
+            config, "server", host=args.host or config.server.host, port=args.port or config.server.port
+        )
+    configure_logging(config.log.level)
+    app = create_app(Services.build(config))
+    uvicorn.run(
+        app,
+        host=config.server.host,
+        port=config.server.port,
+        log_level=config.log.level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        load_config(args.path)
+    except ConfigError as err:
+        for problem in err.problems:
+            sys.stdout.write(f"{args.path}:{problem.line or '-'}: {problem.key}: {problem.message}\n")
+        sys.stdout.write(f"{len(err.problems)} problem(s) found\n")
+        return 1
+    sys.stdout.write(f"{args.path}: ok\n")
+    return 0
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help=f"config file (default: ${CONFIG_ENV}, else built-in defaults)")
+    parser.add_argument("--data-dir", help="data directory (overrides data.dir of the config)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="appliance", description="Edge inference appliance.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the appliance: source, pipeline, store, HTTP")
+    add_common(serve)
+    serve.add_argument("--host", help="override server.host")
+    serve.add_argument("--port", type=int, help="override server.port")
+    serve.set_defaults(handler=cmd_serve)
+
+    check = sub.add_parser("check-config", help="validate a config file and list every problem")
+    check.add_argument("path", help="TOML config file")
+    check.set_defaults(handler=cmd_check_config)
+
+    models_cmd.register(sub, add_common)
+    data_cmd.register(sub, add_common)
+    bench_cmd.register(sub, add_common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "serve":
+        configure_logging(os.environ.get("APPLIANCE_LOG_LEVEL", "WARNING"))
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ConfigError as err:
+        sys.stderr.write(f"configuration error:\n{err}\n")
+        return 2
+    except ApplianceError as err:
+        sys.stderr.write(f"error: {err}\n")
+        return 1
+
+
+def entry() -> None:
+    raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,134 @@
+"""`appliance demo prepare`: demo models in the registry, the demo video, and a config to serve them.
+
+Safe to rerun: models whose file is already registered (same sha256) are not added again, and an
+existing config file is left as the user edited it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.demo import stripes
+from appliance.demo.assets import fetch_mediapipe_models
+from appliance.demo.video import write_demo_video
+from appliance.models.manifest import InputSpec, Thresholds
+from appliance.models.registry import AddRequest, Registry, sha256_of
+from appliance.services import open_registry
+
+logger = logging.getLogger(__name__)
+
+# pixels to [-1, 1], letterboxed so that boxes keep the face's proportions
+SIGNED_UNIT = InputSpec(mean=(127.5, 127.5, 127.5), std=(127.5, 127.5, 127.5), resize="letterbox")
+UNIT = InputSpec()  # pixels to [0, 1]
+
+CONFIG_TEMPLATE = """\
+# edge-appliance demo configuration (written by `appliance demo prepare`; see docs/config.md)
+[server]
+host = "127.0.0.1"
+port = 8080
+
+[data]
+dir = "{data_dir}"
+
+[source]
+kind = "video"
+name = "demo"
+path = "{video}"
+loop = true
+rate = 15.0
+
+[model]
+name = "face"
+
+[store]
+snapshots = "detections"
+max_bytes = 536870912
+"""
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    file: Path
+    request: AddRequest
+
+
+def demo_models(cache: Path) -> list[DemoModel]:
+    mediapipe = fetch_mediapipe_models(cache)
+    built = stripes.write_models(cache / "models")
+    labels = tuple(stripes.LABELS)
+    face = mediapipe["face_detection_short_range.tflite"]
+    selfie = mediapipe["selfie_segmentation.tflite"]
+    return [
+        DemoModel(
+            face,
+            AddRequest(
+                face,
+                "detect",
+                "face",
+                ("face",),
+                SIGNED_UNIT,
+                Thresholds(score=0.5),
+                description="BlazeFace short range (MediaPipe 0.10.21)",
+            ),
+        ),
+        DemoModel(
+            selfie,
+            AddRequest(
+                selfie,
+                "segment",
+                "selfie",
+                ("person",),
+                UNIT,
+                description="Selfie segmentation (MediaPipe 0.10.21)",
+            ),
+        ),
+        DemoModel(
+            built["model"],
+            AddRequest(
+                built["model"],
+                "classify",
+                "stripes",
+                labels,
+                UNIT,
+                description="Stripe direction classifier built by the project",
+            ),
+        ),
+        DemoModel(
+            built["model_uint8"],
+            AddRequest(
+                built["model_uint8"],
+                "classify",
+                "stripes_uint8",
+                labels,
+                UNIT,
+                description="uint8 quantised stripes classifier",
+            ),
+        ),
+    ]
+
+
+def register_models(registry: Registry, models: list[DemoModel]) -> None:
+    for model in models:
+        known = {m.sha256 for m in registry.versions(model.request.name)}
+        if sha256_of(model.file) not in known:
+            registry.add(model.request)
+    if registry.active() is None:
+        registry.activate("face")
+
+
+def prepare_demo(data_dir: Path, cache: Path) -> Path:
+    """Returns the path of the demo config file."""
+    registry = open_registry(data_dir)
+    register_models(registry, demo_models(cache))
+    video = data_dir / "demo" / "demo.mp4"
+    if not video.exists():
+        write_demo_video(video)
+    config = data_dir / "config.toml"
+    if not config.exists():
+        config.write_text(
+            CONFIG_TEMPLATE.format(data_dir=data_dir.resolve(), video=video.resolve()), encoding="utf-8"
+        )
+    logger.info("demo prepared in %s", data_dir)
+    return config

@@ -1,0 +1,61 @@
+"""Domain exceptions. Each carries the HTTP status the API answers with."""
+
+from __future__ import annotations
+
+
+class ApplianceError(Exception):
+    """Base of every error the appliance reports to a user."""
+
+    status = 500
+
+
+class BadRequest(ApplianceError):
+    status = 400
+
+
+class NotFound(ApplianceError):
+    status = 404
+
+
+class Conflict(ApplianceError):
+    status = 409
+
+
+class PayloadTooLarge(ApplianceError):
+    status = 413
+
+
+class UnsupportedMediaType(ApplianceError):
+    status = 415
+
+
+class Busy(ApplianceError):
+    """The pipeline cannot take more work right now (queue full or timeout)."""
+
+    status = 503
+
+
+class ModelRejected(BadRequest):
+    """A model file or manifest that cannot be used for the requested task."""
+
+
+class ImageRejected(BadRequest):
+    """An upload that is not a decodable JPEG or PNG image."""
+
+
+class SourceError(ApplianceError):
+    """A source that cannot be opened or read."""
+
+    status = 503
+
+
+class BackendUnavailable(ApplianceError):
+    """A backend that cannot run on this machine (library, driver or device missing)."""
+
+    status = 503
+
+
+class InferenceFailed(ApplianceError):
+    """A backend that failed while running a model."""
+
+    status = 500

@@ -1,0 +1,235 @@
+"""Model registry on disk: DATA/models/<name>/<version>/{model file, manifest.json} plus state.json.
+
+Adding validates the model with LiteRT before anything is written to its final place (a staging folder
+is renamed into place), so a rejected model leaves the registry unchanged. Activation and rollback
+rewrite state.json atomically (write, fsync, rename) under a file lock shared with other processes,
+so `appliance models activate` works against a running server, which watches the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from appliance.errors import Conflict, ModelRejected, NotFound
+from appliance.models.manifest import (
+    DecoderSpec,
+    InputSpec,
+    Manifest,
+    Thresholds,
+    check_name,
+    check_options,
+    manifest_from_json,
+)
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+STATE = "state.json"
+SUFFIXES = (".tflite", ".rknn")
+HASH_CHUNK = 1 << 20
+
+Validator = Callable[[Manifest, Path], Manifest]
+
+
+@dataclass(frozen=True)
+class AddRequest:
+    """Everything `models add` needs besides the file."""
+
+    source: Path
+    task: str
+    name: str = ""
+    labels: tuple[str, ...] = ()
+    input: InputSpec = field(default_factory=InputSpec)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    decoder: DecoderSpec = field(default_factory=DecoderSpec)
+    description: str = ""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that readers see the old file or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+class Registry:
+    def __init__(self, root: Path, validator: Validator) -> None:
+        self.root = root
+        self._validate = validator
+        root.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with (self.root / ".lock").open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _state(self) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads((self.root / STATE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"active": None, "history": []}
+        except (OSError, json.JSONDecodeError) as err:
+            raise ModelRejected(f"registry state {self.root / STATE} is damaged: {err}") from err
+        return data
+
+    def state_version(self) -> float:
+        """Changes whenever activation state changes (mtime of state.json), for watchers."""
+        try:
+            return (self.root / STATE).stat().st_mtime_ns / 1e9
+        except FileNotFoundError:
+            return 0.0
+
+    def version_dir(self, name: str, version: int) -> Path:
+        return self.root / check_name(name) / str(int(version))
+
+    def files_of(self, manifest: Manifest) -> dict[str, Path]:
+        folder = self.version_dir(manifest.name, manifest.version)
+        return {suffix: folder / file for suffix, file in manifest.files.items()}
+
+    def get(self, name: str, version: int | None = None) -> Manifest:
+        versions = self.versions(name)
+        if not versions:
+            raise NotFound(f"no model named {name!r}")
+        if version is None:
+            return versions[-1]
+        for manifest in versions:
+            if manifest.version == version:
+                return manifest
+        raise NotFound(f"model {name!r} has no version {version}")
+
+    def versions(self, name: str) -> list[Manifest]:
+        folder = self.root / check_name(name)
+        if not folder.is_dir():
+            return []
+        found = [self._read(p) for p in folder.iterdir() if p.name.isdigit() and (p / MANIFEST).exists()]
+        return sorted(found, key=lambda m: m.version)
+
+    def list(self) -> list[Manifest]:
+        names = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return [m for name in names for m in self.versions(name)]
+
+    def _read(self, folder: Path) -> Manifest:
+        return manifest_from_json(json.loads((folder / MANIFEST).read_text(encoding="utf-8")))
+
+    def active(self) -> Manifest | None:
+        active = self._state().get("active")
+        if not active:
+            return None
+        try:
+            return self.get(active[0], int(active[1]))
+        except NotFound:
+            logger.error("active model %s:%s is missing from the registry", active[0], active[1])
+            return None
+
+    def add(self, request: AddRequest) -> Manifest:
+        """Validate and store a model as the next version of its name. Nothing changes on failure."""
+        source = request.source
+        suffix = source.suffix.lower()
+        if suffix not in SUFFIXES:
+            raise ModelRejected(f"{source.name}: model files must end in {' or '.join(SUFFIXES)}")
+        if not source.is_file():
+            raise ModelRejected(f"{source}: no such file")
+        name = check_name(request.name or source.stem)
+        check_options(request.task, request.input, request.decoder)
+        staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".staging-"))
+        try:
+            shutil.copyfile(source, staging / f"model{suffix}")
+            draft = Manifest(
+                name=name,
+                version=0,
+                task=request.task,
+                file=f"model{suffix}",
+                sha256=sha256_of(staging / f"model{suffix}"),
+                size=source.stat().st_size,
+                created=datetime.now(UTC).isoformat(timespec="seconds"),
+                labels=request.labels,
+                input=request.input,
+                thresholds=request.thresholds,
+                decoder=request.decoder,
+                files={suffix: f"model{suffix}"},
+                description=request.description,
+            )
+            try:
+                checked = self._validate(draft, staging / f"model{suffix}")
+            except ModelRejected as err:
+                raise ModelRejected(f"{source.name}: {err}") from err
+            with self._locked():
+                versions = self.versions(name)
+                manifest = dataclasses.replace(checked, version=(versions[-1].version + 1) if versions else 1)
+                write_json_atomic(staging / MANIFEST, manifest.to_json())
+                (self.root / name).mkdir(exist_ok=True)
+                os.rename(staging, self.version_dir(name, manifest.version))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        logger.info("model %s added (%s, %s)", manifest.ref, manifest.task, manifest.sha256[:12])
+        return manifest
+
+    def activate(self, name: str, version: int | None = None) -> Manifest:
+        with self._locked():
+            manifest = self.get(name, version)
+            state = self._state()
+            current = state.get("active")
+            if current and list(current) != [manifest.name, manifest.version]:
+                state["history"] = [*state.get("history", []), current][-50:]
+            state["active"] = [manifest.name, manifest.version]
+            write_json_atomic(self.root / STATE, state)
+        logger.info("model %s activated", manifest.ref)
+        return manifest
+
+    def rollback(self) -> Manifest:
+        """Re-activate the model that was active before the current one."""
+        with self._locked():
+            state = self._state()
+            history = list(state.get("history", []))
+            while history:
+                name, version = history.pop()
+                try:
+                    manifest = self.get(name, int(version))
+                except NotFound:
+                    continue
+                state.update(active=[name, int(version)], history=history)
+                write_json_atomic(self.root / STATE, state)
+                logger.info("rolled back to model %s", manifest.ref)
+                return manifest
+        raise Conflict("nothing to roll back to: no earlier active model")
+
+    def delete(self, name: str, version: int) -> None:
+        with self._locked():
+            manifest = self.get(name, version)
+            active = self._state().get("active")
+            if active and list(active) == [manifest.name, manifest.version]:
+                raise Conflict(f"model {manifest.ref} is active; activate another one first")
+            shutil.rmtree(self.version_dir(name, version))

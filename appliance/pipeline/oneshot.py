@@ -1,0 +1,61 @@
+"""Run one model on single frames in the calling thread (CLI `infer`, benchmarks): no queues, no store."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+
+import numpy as np
+
+from appliance.config import Config
+from appliance.models.manifest import Manifest
+from appliance.models.registry import Registry
+from appliance.pipeline.results import Result, Timings
+from appliance.pipeline.runtime import ModelRuntime, RuntimeOptions
+
+
+class OneShot:
+    def __init__(self, registry: Registry, manifest: Manifest, config: Config) -> None:
+        options = RuntimeOptions(
+            order=config.backend.order, threads=config.backend.threads, workers=1, ring=1
+        )
+        self.runtime = ModelRuntime(manifest, registry.files_of(manifest), options)
+        self._seq = 0
+
+    def __enter__(self) -> OneShot:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.runtime.close()
+
+    def run(self, image: np.ndarray | None, source: str = "cli", tensor: np.ndarray | None = None) -> Result:
+        self._seq += 1
+        rt = self.runtime
+        t0 = time.perf_counter()
+        inputs, transform = rt.preprocess(image, tensor)
+        t1 = time.perf_counter()
+        outputs, backend = rt.run(0, inputs)
+        t2 = time.perf_counter()
+        inference = rt.postprocess(outputs, transform)
+        t3 = time.perf_counter()
+        m = rt.manifest
+        return Result(
+            seq=self._seq,
+            frame_id=self._seq,
+            ts=time.time(),
+            source=source,
+            model=m.name,
+            model_version=m.version,
+            task=m.task,
+            backend=backend,
+            label=inference.label,
+            label_id=inference.label_id,
+            score=inference.score,
+            count=inference.count,
+            detections=inference.detections,
+            extra=inference.extra,
+            store=False,
+            timings=Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t3 - t0) * 1e3),
+        )

@@ -1,0 +1,273 @@
+"""The pipeline: capture -> preprocess -> infer (N workers, one context each) -> postprocess -> publish.
+
+Stages are threads joined by bounded queues. Frames from the source and jobs submitted through the API
+share one sequence; the postprocess stage publishes results in sequence order, so several inference
+workers never reorder a source's results. Every job reaches the postprocess stage, errors included,
+so the order never stalls.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from appliance.errors import ApplianceError, Busy, InferenceFailed
+from appliance.pipeline.metrics import StageMetrics
+from appliance.pipeline.results import Result, ResultBus, Timings
+from appliance.pipeline.runtime import ModelManager, ModelRuntime
+from appliance.processing.inference import Inference, Transform
+from appliance.sources.base import Frame, FrameCounter, Source
+
+logger = logging.getLogger(__name__)
+
+POLL_S = 0.2
+STAGES = ("capture", "preprocess", "infer", "postprocess")
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    queue_size: int = 4
+    workers: int = 1
+    snapshot_every: int = 0
+
+
+@dataclass(eq=False)
+class Job:
+    seq: int
+    frame: Frame
+    store: bool = True
+    future: Future[Result] | None = None
+    runtime: ModelRuntime | None = None
+    tensor: np.ndarray | None = None
+    transform: Transform | None = None
+    outputs: list[np.ndarray] = field(default_factory=list)
+    backend: str = ""
+    started: float = 0.0
+    times: list[float] = field(default_factory=list)
+    error: ApplianceError | None = None
+    result: Result | None = None
+
+
+class Pipeline:
+    def __init__(
+        self, manager: ModelManager, bus: ResultBus, options: PipelineOptions, source: Source | None = None
+    ) -> None:
+        self.manager = manager
+        self.bus = bus
+        self.options = options
+        self.source = source
+        self.metrics = {name: StageMetrics(name) for name in STAGES}
+        size = options.queue_size
+        self._pre: queue.Queue[Job | None] = queue.Queue(size)
+        self._infer: queue.Queue[Job | None] = queue.Queue(size)
+        self._post: queue.Queue[Job | None] = queue.Queue(size)
+        self._seq = 0
+        self._seq_lock = threading.Lock()
+        self._next_publish = 1
+        self._held: dict[int, Job] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._infer_running = options.workers
+        self._published = FrameCounter()
+
+    def queue_depths(self) -> dict[str, int]:
+        return {
+            "preprocess": self._pre.qsize(),
+            "infer": self._infer.qsize(),
+            "postprocess": self._post.qsize(),
+        }
+
+    def _next_seq(self) -> int:
+        with self._seq_lock:
+            self._seq += 1
+            return self._seq
+
+    def start(self) -> None:
+        plan: list[tuple[str, Any]] = [
+            ("preprocess", self._preprocess_loop),
+            ("postprocess", self._post_loop),
+        ]
+        plan += [(f"infer-{i}", lambda i=i: self._infer_loop(i)) for i in range(self.options.workers)]
+        if self.source is not None:
+            self.source.start()
+            plan.append(("capture", self._capture_loop))
+        for name, target in plan:
+            thread = threading.Thread(target=target, name=f"pipeline-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop capturing, let queued work finish, then stop the stages."""
+        self._stop.set()
+        if self.source is not None:
+            self.source.stop()
+        self._pre.put(None)  # each stage passes the end marker on once it has drained
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+
+    def submit(self, frame: Frame, store: bool, timeout: float) -> Future[Result]:
+        """Queue one frame from the API; its future resolves to the Result (or the error)."""
+        future: Future[Result] = Future()
+        job = Job(self._next_seq(), frame, store, future)
+        job.started = time.perf_counter()
+        self.metrics["capture"].received += 1
+        try:
+            self._pre.put(job, timeout=timeout)
+        except queue.Full:
+            # the sequence number is taken: pass the job on as an error so the order does not stall
+            job.error = Busy("pipeline is busy: try again")
+            self._post.put(job)
+        return future
+
+    def _capture_loop(self) -> None:
+        assert self.source is not None
+        stage = self.metrics["capture"]
+        while not self._stop.is_set():
+            frame = self.source.read(POLL_S)
+            if frame is None:
+                if self.source.ended:
+                    break
+                continue
+            stage.received += 1
+            job = Job(self._next_seq(), frame)
+            job.started = time.perf_counter()
+            while not self._stop.is_set():
+                try:
+                    self._pre.put(job, timeout=POLL_S)
+                    break
+                except queue.Full:
+                    continue
+            stage.observe(time.perf_counter() - job.started)
+
+    def _preprocess_loop(self) -> None:
+        stage = self.metrics["preprocess"]
+        while (job := self._pre.get()) is not None:
+            stage.received += 1
+            t0 = time.perf_counter()
+            if job.error is None:
+                job.runtime = self.manager.acquire()
+                try:
+                    if job.runtime is None:
+                        raise Busy("no active model: add one with `appliance models add` and activate it")
+                    job.tensor, job.transform = job.runtime.preprocess(job.frame.image, job.frame.tensor)
+                except ApplianceError as err:
+                    job.error = err
+                    stage.errors += 1
+            job.times.append(time.perf_counter() - t0)
+            stage.observe(job.times[-1])
+            self._infer.put(job)
+        for _ in range(self.options.workers):
+            self._infer.put(None)
+
+    def _infer_loop(self, worker: int) -> None:
+        stage = self.metrics["infer"]
+        while (job := self._infer.get()) is not None:
+            stage.received += 1
+            t0 = time.perf_counter()
+            if job.error is None and job.runtime is not None and job.tensor is not None:
+                try:
+                    job.outputs, job.backend = job.runtime.run(worker, job.tensor)
+                except ApplianceError as err:
+                    job.error = err
+                    stage.errors += 1
+            job.times.append(time.perf_counter() - t0)
+            stage.observe(job.times[-1])
+            self._post.put(job)
+        with self._seq_lock:
+            self._infer_running -= 1
+            last = self._infer_running == 0
+        if last:
+            self._post.put(None)
+
+    def _post_loop(self) -> None:
+        stage = self.metrics["postprocess"]
+        while (job := self._post.get()) is not None:
+            stage.received += 1
+            t0 = time.perf_counter()
+            job.result = self._finish(job)
+            job.times.append(time.perf_counter() - t0)
+            stage.observe(job.times[-1])
+            if job.result is None:
+                stage.errors += 1
+            self._held[job.seq] = job
+            self._publish_ready()
+
+    def _finish(self, job: Job) -> Result | None:
+        runtime = job.runtime
+        try:
+            if job.error is not None or runtime is None or job.transform is None:
+                return None
+            try:
+                inference = runtime.postprocess(job.outputs, job.transform)
+            except (ValueError, IndexError) as err:
+                job.error = InferenceFailed(f"post-processing failed: {err}")
+                return None
+            return self._result(job, runtime, inference)
+        finally:
+            if runtime is not None:
+                runtime.release()
+                job.runtime = None
+
+    def _result(self, job: Job, runtime: ModelRuntime, inference: Inference) -> Result:
+        pre, infer = job.times[0], job.times[1]
+        total = time.perf_counter() - job.started
+        post = total - pre - infer
+        keep_image = self.options.snapshot_every and job.seq % self.options.snapshot_every == 0
+        manifest = runtime.manifest
+        return Result(
+            seq=job.seq,
+            frame_id=job.frame.frame_id,
+            ts=job.frame.ts,
+            source=job.frame.source,
+            model=manifest.name,
+            model_version=manifest.version,
+            task=manifest.task,
+            backend=job.backend,
+            label=inference.label,
+            label_id=inference.label_id,
+            score=inference.score,
+            count=inference.count,
+            detections=inference.detections,
+            extra=inference.extra,
+            store=job.store,
+            timings=Timings(pre * 1e3, infer * 1e3, max(post, 0.0) * 1e3, total * 1e3),
+            image=job.frame.image if keep_image else None,
+        )
+
+    def _publish_ready(self) -> None:
+        while self._next_publish in self._held:
+            job = self._held.pop(self._next_publish)
+            result = job.result
+            self._next_publish += 1
+            if result is not None:
+                self._published.frame()
+                self.bus.publish(result)
+            if job.future is not None:
+                if result is not None:
+                    job.future.set_result(result)
+                else:
+                    job.future.set_exception(job.error or InferenceFailed("inference failed"))
+            elif job.error is not None:
+                logger.debug("frame %d failed: %s", job.frame.frame_id, job.error)
+
+    @property
+    def published(self) -> int:
+        return self._published.frames
+
+    def results_fps(self) -> float:
+        return self._published.fps()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "stages": {name: m.snapshot().to_json() for name, m in self.metrics.items()},
+            "queues": self.queue_depths(),
+            "workers": self.options.workers,
+        }

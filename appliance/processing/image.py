@@ -1,0 +1,122 @@
+"""Frame -> model input: resize (stretch or letterbox), colour order, normalisation, quantisation, layout.
+
+Buffers are allocated once per model and reused in a ring, so the hot path allocates nothing: the ring
+holds more buffers than can be in flight between the preprocess stage and the end of inference.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from appliance.backends.base import TensorSpec
+from appliance.errors import ImageRejected, ModelRejected
+from appliance.models.manifest import InputSpec
+from appliance.processing.inference import Transform
+from appliance.processing.quant import quantize_into
+
+PAD_VALUE = 0
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Model input size and layout, read from the tensor shape."""
+
+    height: int
+    width: int
+    channels: int
+    nchw: bool
+
+    @classmethod
+    def of(cls, spec: TensorSpec, layout: str) -> Geometry:
+        if len(spec.shape) != 4 or spec.shape[0] != 1:
+            raise ModelRejected(
+                f"input {spec.name!r} has shape {list(spec.shape)}; an image input is 1xHxWxC"
+            )
+        if layout == "nchw":
+            _, c, h, w = spec.shape
+        else:
+            _, h, w, c = spec.shape
+        if c not in (1, 3):
+            raise ModelRejected(f"input {spec.name!r} has {c} channels; 1 or 3 expected (layout {layout})")
+        return cls(h, w, c, layout == "nchw")
+
+
+class _Buffers:
+    def __init__(self, geo: Geometry, spec: TensorSpec) -> None:
+        hw = (geo.height, geo.width)
+        self.resized = np.zeros((*hw, 3), np.uint8)
+        self.colour = np.zeros((*hw, 3), np.uint8)
+        self.values = np.zeros((*hw, geo.channels), np.float32)
+        shape = (1, geo.channels, *hw) if geo.nchw else (1, *hw, geo.channels)
+        self.tensor = np.zeros(shape, np.dtype(spec.dtype))
+
+
+class Preprocessor:
+    """Turns BGR uint8 frames into the tensor one model input expects."""
+
+    def __init__(self, spec: TensorSpec, options: InputSpec, ring: int) -> None:
+        self.spec = spec
+        self.options = options
+        self.geometry = Geometry.of(spec, options.layout)
+        if spec.dtype not in ("float32", "uint8", "int8"):
+            raise ModelRejected(f"input dtype {spec.dtype} is not supported (float32, uint8, int8)")
+        channels = self.geometry.channels
+        self._mean = np.array(options.mean, np.float32).reshape(1, 1, -1)[..., :channels]
+        self._inv_std = (1.0 / np.array(options.std, np.float32)).reshape(1, 1, -1)[..., :channels]
+        self._ring = [_Buffers(self.geometry, spec) for _ in range(max(ring, 1))]
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def _take(self) -> _Buffers:
+        with self._lock:
+            buffers = self._ring[self._next]
+            self._next = (self._next + 1) % len(self._ring)
+        return buffers
+
+    def _resize(self, image: np.ndarray, buf: _Buffers) -> Transform:
+        geo = self.geometry
+        src_h, src_w = image.shape[:2]
+        if self.options.resize == "stretch":
+            cv2.resize(image, (geo.width, geo.height), dst=buf.resized, interpolation=cv2.INTER_AREA)
+            return Transform(
+                src_w, src_h, geo.width / src_w, geo.height / src_h, 0.0, 0.0, geo.width, geo.height
+            )
+        scale = min(geo.width / src_w, geo.height / src_h)
+        new_w, new_h = max(1, round(src_w * scale)), max(1, round(src_h * scale))
+        pad_x, pad_y = (geo.width - new_w) // 2, (geo.height - new_h) // 2
+        buf.resized.fill(PAD_VALUE)
+        target = buf.resized[pad_y : pad_y + new_h, pad_x : pad_x + new_w]
+        cv2.resize(image, (new_w, new_h), dst=target, interpolation=cv2.INTER_AREA)
+        return Transform(src_w, src_h, scale, scale, float(pad_x), float(pad_y), geo.width, geo.height)
+
+    def _colour(self, buf: _Buffers) -> np.ndarray:
+        if self.options.color == "rgb":
+            cv2.cvtColor(buf.resized, cv2.COLOR_BGR2RGB, dst=buf.colour)
+            return buf.colour
+        if self.options.color == "gray":
+            return cv2.cvtColor(buf.resized, cv2.COLOR_BGR2GRAY)[..., None]
+        return buf.resized
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, Transform]:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
+            raise ImageRejected(
+                f"frame must be a non-empty HxWx3 uint8 BGR image, got {image.shape} {image.dtype}"
+            )
+        buf = self._take()
+        transform = self._resize(image, buf)
+        pixels = self._colour(buf)
+        values = buf.values
+        np.subtract(pixels, self._mean, out=values)
+        np.multiply(values, self._inv_std, out=values)
+        target = buf.tensor[0]
+        if self.geometry.nchw:
+            target = target.transpose(1, 2, 0)
+        if self.spec.quantized:
+            quantize_into(values, self.spec, target)
+        else:
+            target[...] = values
+        return buf.tensor, transform

@@ -1,0 +1,111 @@
+"""Shared fixtures: real models (from the mediapipe wheel and built by the project), real images,
+a registry in a temporary data directory, and a real uvicorn server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import uvicorn
+from skimage import data as samples
+
+from appliance.api.app import create_app
+from appliance.config import Config, parse_config
+from appliance.demo.assets import fetch_mediapipe_models
+from appliance.demo.setup import demo_models, register_models
+from appliance.models.registry import Registry
+from appliance.services import Services, open_registry
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".cache"
+
+
+@pytest.fixture(scope="session")
+def model_files() -> dict[str, Path]:
+    return fetch_mediapipe_models(CACHE)
+
+
+@pytest.fixture(scope="session")
+def seeded_registry_dir(tmp_path_factory: pytest.TempPathFactory, model_files: dict[str, Path]) -> Path:
+    """A data dir whose registry holds the four demo models (face active); copied per test."""
+    data = tmp_path_factory.mktemp("seed")
+    register_models(open_registry(data), demo_models(CACHE))
+    return data
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, seeded_registry_dir: Path) -> Path:
+    import shutil
+
+    target = tmp_path / "data"
+    shutil.copytree(seeded_registry_dir, target)
+    return target
+
+
+@pytest.fixture
+def registry(data_dir: Path) -> Registry:
+    return open_registry(data_dir)
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """scikit-image's astronaut sample as a BGR frame (512x512)."""
+    return np.ascontiguousarray(cv2.cvtColor(samples.astronaut(), cv2.COLOR_RGB2BGR))
+
+
+@pytest.fixture(scope="session")
+def astronaut_png(astronaut: np.ndarray) -> bytes:
+    ok, encoded = cv2.imencode(".png", astronaut)
+    assert ok
+    return encoded.tobytes()
+
+
+def config_for(data_dir: Path, extra: str = "") -> Config:
+    return parse_config(f'[data]\ndir = "{data_dir}"\n[store]\nflush_interval_ms = 20\n{extra}')
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    services: Services
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+def start_server(config: Config) -> LiveServer:
+    services = Services.build(config)
+    port = free_port()
+    uv_config = uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(uv_config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    return LiveServer(f"http://127.0.0.1:{port}", services, server, thread)
+
+
+@pytest.fixture
+def live_server(data_dir: Path) -> Iterator[LiveServer]:
+    server = start_server(config_for(data_dir))
+    yield server
+    server.stop()
