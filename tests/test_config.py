@@ -18,7 +18,9 @@ def test_empty_file_gives_every_default() -> None:
 
 
 def test_values_are_read_and_typed() -> None:
-    config = parse_config('[server]\nport = 9000\n[backend]\norder = ["litert"]\nthreads = 1\n[store]\nmax_age_days = 7')
+    config = parse_config(
+        '[server]\nport = 9000\n[backend]\norder = ["litert"]\nthreads = 1\n[store]\nmax_age_days = 7'
+    )
     assert config.server.port == 9000
     assert config.backend.threads == 1
     assert config.store.max_age_days == 7.0
@@ -26,21 +28,28 @@ def test_values_are_read_and_typed() -> None:
 
 
 def test_every_problem_is_reported_with_key_and_line() -> None:
-    text = "\n".join([
-        "[server]",
-        'port = "eighty"',  # line 2: wrong type
-        "colour = 3",  # line 3: unknown key
-        "[source]",
-        'kind = "webcam"',  # line 5: not a choice
-        "[nonsense]",  # line 6: unknown section
-        "[store]",
-        "batch_size = 0",  # line 8: below minimum
-    ])
+    text = "\n".join(
+        [
+            "[server]",
+            'port = "eighty"',  # line 2: wrong type
+            "colour = 3",  # line 3: unknown key
+            "[source]",
+            'kind = "webcam"',  # line 5: not a choice
+            "[nonsense]",  # line 6: unknown section
+            "[store]",
+            "batch_size = 0",  # line 8: below minimum
+        ]
+    )
     with pytest.raises(ConfigError) as caught:
         parse_config(text, "x.toml")
     found = {(p.key, p.line) for p in caught.value.problems}
-    assert found == {("server.port", 2), ("server.colour", 3), ("source.kind", 5), ("nonsense", 6),
-                     ("store.batch_size", 8)}
+    assert found == {
+        ("server.port", 2),
+        ("server.colour", 3),
+        ("source.kind", 5),
+        ("nonsense", 6),
+        ("store.batch_size", 8),
+    }
     messages = {p.key: p.message for p in caught.value.problems}
     assert "whole number" in messages["server.port"]
     assert "webcam" in messages["source.kind"]

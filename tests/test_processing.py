@@ -126,8 +126,18 @@ def test_letterbox_maps_back_to_source() -> None:
 def manifest(labels: tuple[str, ...], **decoder: object) -> Manifest:
     from appliance.models.manifest import DecoderSpec
 
-    return Manifest("m", 1, "detect", "m.tflite", "0" * 64, 1, "now", labels=labels,
-                    thresholds=Thresholds(score=0.5, iou=0.5), decoder=DecoderSpec(**decoder))  # type: ignore[arg-type]
+    return Manifest(
+        "m",
+        1,
+        "detect",
+        "m.tflite",
+        "0" * 64,
+        1,
+        "now",
+        labels=labels,
+        thresholds=Thresholds(score=0.5, iou=0.5),
+        decoder=DecoderSpec(**decoder),
+    )  # type: ignore[arg-type]
 
 
 IDENTITY_100 = Transform(100, 100, 1.0, 1.0, 0.0, 0.0, 100, 100)
@@ -139,7 +149,9 @@ def test_yolov5_grid_output() -> None:
     rows[0, 1] = [52, 50, 20, 20, 0.8, 0.1, 0.9]  # overlaps the first: suppressed
     rows[0, 2] = [10, 10, 8, 8, 0.9, 0.95, 0.05]
     rows[0, 3] = [80, 80, 8, 8, 0.3, 0.9, 0.1]  # below threshold after objectness
-    detector = Detector(manifest(("cat", "dog"), kind="yolo"), [TensorSpec("o", (1, 4, 7), "float32")], (100, 100))
+    detector = Detector(
+        manifest(("cat", "dog"), kind="yolo"), [TensorSpec("o", (1, 4, 7), "float32")], (100, 100)
+    )
     result = detector([rows], IDENTITY_100)
     assert result.count == 2
     assert [d.label for d in result.detections] == ["cat", "dog"]  # 0.95 * 0.9 beats 0.9 * 0.9
@@ -151,18 +163,27 @@ def test_yolov8_transposed_output() -> None:
     rows = np.zeros((1, 6, 3), np.float32)  # (4 + 2 classes) x 3 boxes, normalised coordinates
     rows[0, :, 0] = [0.5, 0.5, 0.2, 0.2, 0.1, 0.7]
     rows[0, :, 1] = [0.2, 0.2, 0.1, 0.1, 0.2, 0.1]
-    detector = Detector(manifest(("a", "b"), kind="yolo"), [TensorSpec("o", (1, 6, 3), "float32")], (100, 100))
+    detector = Detector(
+        manifest(("a", "b"), kind="yolo"), [TensorSpec("o", (1, 6, 3), "float32")], (100, 100)
+    )
     result = detector([rows], IDENTITY_100)
     assert result.count == 1 and result.label == "b"
     assert result.detections[0].box == pytest.approx((40, 40, 60, 60))
 
 
 def test_ssd_postprocessed_outputs() -> None:
-    specs = [TensorSpec("boxes", (1, 3, 4), "float32"), TensorSpec("classes", (1, 3), "float32"),
-             TensorSpec("scores", (1, 3), "float32"), TensorSpec("count", (1,), "float32")]
-    outputs = [np.array([[[0.1, 0.2, 0.3, 0.4], [0.5, 0.5, 0.9, 0.9], [0, 0, 1, 1]]], np.float32),
-               np.array([[1, 0, 0]], np.float32), np.array([[0.9, 0.6, 0.99]], np.float32),
-               np.array([2], np.float32)]
+    specs = [
+        TensorSpec("boxes", (1, 3, 4), "float32"),
+        TensorSpec("classes", (1, 3), "float32"),
+        TensorSpec("scores", (1, 3), "float32"),
+        TensorSpec("count", (1,), "float32"),
+    ]
+    outputs = [
+        np.array([[[0.1, 0.2, 0.3, 0.4], [0.5, 0.5, 0.9, 0.9], [0, 0, 1, 1]]], np.float32),
+        np.array([[1, 0, 0]], np.float32),
+        np.array([[0.9, 0.6, 0.99]], np.float32),
+        np.array([2], np.float32),
+    ]
     result = Detector(manifest(("a", "b")), specs, (100, 100))(outputs, IDENTITY_100)
     assert result.count == 2  # the third box is past the count
     assert result.detections[0].label == "b"
@@ -173,3 +194,26 @@ def test_nms_keeps_best_of_overlapping_boxes() -> None:
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], np.float32)
     assert nms(boxes, np.array([0.8, 0.9, 0.5]), 0.5, 10) == [1, 2]
     assert nms(boxes, np.array([0.8, 0.9, 0.5]), 0.5, 1) == [1]
+
+
+@pytest.mark.parametrize(
+    ("color", "mean", "std"),
+    [("rgb", (10.0, 20.0, 30.0), (1.0, 2.0, 4.0)), ("bgr", (127.5,), (127.5,)), ("gray", (5.0,), (2.0,))],
+)
+def test_normalisation_per_channel_and_uniform(
+    color: str, mean: tuple[float, ...], std: tuple[float, ...]
+) -> None:
+    channels = 1 if color == "gray" else 3
+    spec = TensorSpec("in", (1, 4, 4, channels), "float32")
+    pre = Preprocessor(spec, InputSpec(color=color, mean=mean, std=std), ring=1)
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    tensor, _ = pre(image)
+    if color == "rgb":
+        pixels = image[..., ::-1].astype(np.float32)
+    elif color == "gray":
+        pixels = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)[..., None].astype(np.float32)
+    else:
+        pixels = image.astype(np.float32)
+    expected = (pixels - np.array(mean, np.float32)) / np.array(std, np.float32)
+    assert np.allclose(tensor[0], expected, atol=1e-5)

@@ -60,7 +60,7 @@ def test_garbage_file_is_rejected_and_registry_unchanged(data_dir: Path, registr
     bad = data_dir.parent / "broken.tflite"
     bad.write_bytes(b"TFL3 this is not a flatbuffer" * 10)
     before = tree(data_dir)
-    with pytest.raises(ModelRejected, match="broken.tflite: LiteRT cannot load the model"):
+    with pytest.raises(ModelRejected, match=r"broken\.tflite: LiteRT cannot load the model"):
         registry.add(AddRequest(bad, "classify"))
     assert tree(data_dir) == before
     with pytest.raises(ModelRejected, match="must end in"):
@@ -94,7 +94,9 @@ def test_activate_rollback_delete(registry: Registry) -> None:
 
 def test_models_cli(data_dir: Path, model_files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     face = str(model_files["face_detection_short_range.tflite"])
-    assert main(["models", "add", face, "--task", "detect", "--name", "face", "--data-dir", str(data_dir)]) == 0
+    assert (
+        main(["models", "add", face, "--task", "detect", "--name", "face", "--data-dir", str(data_dir)]) == 0
+    )
     assert json.loads(capsys.readouterr().out)["version"] == 2
     assert main(["models", "activate", "face", "--version", "2", "--data-dir", str(data_dir)]) == 0
     capsys.readouterr()

@@ -116,7 +116,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> None:
     raise SystemExit(main())
-
-
-if __name__ == "__main__":
-    entry()

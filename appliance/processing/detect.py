@@ -94,7 +94,9 @@ class YoloDecoder:
         elif classes and d1 in widths:
             self._transposed = True
         elif classes:
-            raise ModelRejected(f"YOLO output {list(output.shape)} does not fit {classes} labels (4 or 5 + C)")
+            raise ModelRejected(
+                f"YOLO output {list(output.shape)} does not fit {classes} labels (4 or 5 + C)"
+            )
         else:
             self._transposed = d1 < d2  # boxes outnumber the values per box
         width = d1 if self._transposed else d2

@@ -65,8 +65,15 @@ class Preprocessor:
         if spec.dtype not in ("float32", "uint8", "int8"):
             raise ModelRejected(f"input dtype {spec.dtype} is not supported (float32, uint8, int8)")
         channels = self.geometry.channels
-        self._mean = np.array(options.mean, np.float32).reshape(1, 1, -1)[..., :channels]
-        self._inv_std = (1.0 / np.array(options.std, np.float32)).reshape(1, 1, -1)[..., :channels]
+        mean = [float(v) for v in options.mean][:channels] * (channels if len(options.mean) == 1 else 1)
+        inv_std = [1.0 / float(v) for v in options.std][:channels] * (
+            channels if len(options.std) == 1 else 1
+        )
+        # One value for every channel (the usual case) is 10x faster as a numpy scalar than broadcast.
+        self._uniform = len(set(mean)) == 1 and len(set(inv_std)) == 1
+        self._mean_scalar, self._inv_scalar = np.float32(mean[0]), np.float32(inv_std[0])
+        self._mean_4 = (*mean, *[0.0] * (4 - channels))
+        self._inv_4 = (*inv_std, *[0.0] * (4 - channels))
         self._ring = [_Buffers(self.geometry, spec) for _ in range(max(ring, 1))]
         self._next = 0
         self._lock = threading.Lock()
@@ -110,8 +117,14 @@ class Preprocessor:
         transform = self._resize(image, buf)
         pixels = self._colour(buf)
         values = buf.values
-        np.subtract(pixels, self._mean, out=values)
-        np.multiply(values, self._inv_std, out=values)
+        np.copyto(values, pixels, casting="unsafe")
+        if self._uniform:
+            np.subtract(values, self._mean_scalar, out=values)
+            np.multiply(values, self._inv_scalar, out=values)
+        else:
+            # OpenCV takes a per-channel Scalar as a 4-tuple; its type stubs do not say so.
+            cv2.subtract(values, self._mean_4, dst=values)  # type: ignore[call-overload]
+            cv2.multiply(values, self._inv_4, dst=values)  # type: ignore[call-overload]
         target = buf.tensor[0]
         if self.geometry.nchw:
             target = target.transpose(1, 2, 0)

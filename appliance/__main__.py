@@ -1,0 +1,5 @@
+"""`python -m appliance` is the `appliance` command."""
+
+from appliance.cli import entry
+
+entry()

@@ -1,0 +1,334 @@
+"""`appliance bench`: one model measured three ways in one run, against raw LiteRT invoke().
+
+1. raw `Interpreter.invoke()` in a loop (the limit);
+2. the whole pipeline from a video file into SQLite (and with logging off, for the p99 comparison);
+3. `POST /api/v1/infer` against a live `appliance serve` at several concurrencies;
+plus the store's sustained rows/s, the server's RSS and its time from start to ready.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance.backends.litert import interpreter_class
+from appliance.config import Config, parse_config
+from appliance.models.registry import Registry
+from appliance.services import Services, open_registry
+from appliance.store.rows import COLUMNS, Record
+from appliance.store.writer import ResultWriter, WriterOptions
+
+logger = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    model: str = "face"
+    frames: int = 1000
+    requests: int = 400
+    rows: int = 50_000
+    threads: int = 2
+    concurrency: tuple[int, ...] = (1, 4, 16)
+
+
+@dataclass
+class Measurement:
+    name: str
+    per_s: float
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Report:
+    model: str
+    measurements: list[Measurement] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, name: str) -> Measurement:
+        return next(m for m in self.measurements if m.name == name)
+
+
+def percentiles(samples_s: list[float]) -> tuple[float, float]:
+    p50, p99 = np.percentile(np.array(samples_s) * 1e3, [50, 99])
+    return round(float(p50), 3), round(float(p99), 3)
+
+
+def bench_raw(model: Path, options: BenchOptions) -> Measurement:
+    cls, _ = interpreter_class()
+    interpreter = cls(model_path=str(model), num_threads=options.threads)
+    interpreter.allocate_tensors()
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+    for _ in range(20):
+        interpreter.invoke()
+    times = []
+    start = time.perf_counter()
+    for _ in range(options.frames):
+        t0 = time.perf_counter()
+        interpreter.invoke()
+        times.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - start
+    return Measurement("raw invoke()", options.frames / elapsed, *percentiles(times))
+
+
+def _pipeline_config(data_dir: Path, video: Path, store: bool, threads: int) -> Config:
+    return parse_config(
+        f'[data]\ndir = "{data_dir}"\n[source]\nkind = "video"\npath = "{video}"\nloop = true\n'
+        f"[backend]\nthreads = {threads}\n[store]\nenabled = {'true' if store else 'false'}\n"
+        f"[pipeline]\nqueue_size = 8\n"
+    )
+
+
+def bench_pipeline(data_dir: Path, video: Path, options: BenchOptions, store: bool) -> Measurement:
+    services = Services.build(_pipeline_config(data_dir, video, store, options.threads))
+    services.start()
+    try:
+        warm = 50
+        while services.pipeline.published < warm:
+            time.sleep(0.005)
+        start_count, start = services.pipeline.published, time.perf_counter()
+        while services.pipeline.published < start_count + options.frames:
+            time.sleep(0.002)
+        elapsed = time.perf_counter() - start
+        done = services.pipeline.published - start_count
+        infer = services.pipeline.metrics["infer"].snapshot()
+    finally:
+        services.stop()
+    name = "pipeline video→SQLite" if store else "pipeline, logging off"
+    return Measurement(name, done / elapsed, infer.p50_ms, infer.p99_ms, "p50/p99: inference stage")
+
+
+def bench_store(data_dir: Path, rows: int) -> Measurement:
+    writer = ResultWriter(data_dir / "store-bench", WriterOptions(queue_size=rows, batch_size=1000))
+    values = {
+        "ts": time.time(),
+        "seq": 0,
+        "frame_id": 0,
+        "source": "bench",
+        "model": "m",
+        "model_version": 1,
+        "task": "detect",
+        "backend": "litert",
+        "label": "face",
+        "label_id": 0,
+        "score": 0.9,
+        "count": 1,
+        "detections": '[{"label":"face","box":[1,2,3,4]}]',
+        "extra": None,
+        "pre_ms": 1.0,
+        "infer_ms": 1.0,
+        "post_ms": 1.0,
+        "total_ms": 3.0,
+    }
+    record = Record(tuple(values[c] for c in COLUMNS))
+    writer.start()
+    start = time.perf_counter()
+    for _ in range(rows):
+        writer.submit(record)
+    writer.flush(timeout=300)
+    elapsed = time.perf_counter() - start
+    writer.close()
+    return Measurement("store rows/s", rows / elapsed, note=f"{writer.commits} commits")
+
+
+class ServerProcess:
+    """`appliance serve` in a subprocess, with its time to ready and RSS."""
+
+    def __init__(self, data_dir: Path, port: int, threads: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        config = data_dir / "bench-server.toml"
+        config.write_text(
+            f'[server]\nport = {port}\n[data]\ndir = "{data_dir}"\n[backend]\nthreads = {threads}\n'
+            '[log]\nlevel = "WARNING"\n'
+        )
+        self._log = (data_dir / "bench-server.log").open("w")
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "appliance", "serve", "--config", str(config)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.ready_s = self._wait_ready(started)
+
+    def _wait_ready(self, started: float) -> float:
+        import httpx
+
+        while time.perf_counter() - started < READY_TIMEOUT_S:
+            if self.process.poll() is not None:
+                raise RuntimeError("bench server exited; see bench-server.log")
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                    return time.perf_counter() - started
+            except httpx.TransportError:
+                pass
+            time.sleep(0.01)
+        raise RuntimeError("bench server did not become ready")
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self._log.close()
+
+
+def bench_rest(url: str, image: bytes, requests: int, concurrency: int) -> Measurement:
+    import httpx
+
+    times: list[float] = []
+    lock = threading.Lock()
+    per_worker = max(1, requests // concurrency)
+
+    def worker() -> None:
+        with httpx.Client(timeout=30) as client:
+            for _ in range(per_worker):
+                t0 = time.perf_counter()
+                reply = client.post(
+                    f"{url}/api/v1/infer", content=image, headers={"content-type": "image/jpeg"}
+                )
+                reply.raise_for_status()
+                with lock:
+                    times.append(time.perf_counter() - t0)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        for future in [pool.submit(worker) for _ in range(concurrency)]:
+            future.result()
+    elapsed = time.perf_counter() - start
+    return Measurement(f"REST infer, concurrency {concurrency}", len(times) / elapsed, *percentiles(times))
+
+
+def bench_image() -> bytes:
+    import cv2
+
+    from appliance.demo.video import _background, _samples, placements, render
+
+    frame = render(placements(4)[0], _samples(), _background())
+    ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])  # what a camera would send
+    assert ok
+    return bytes(jpeg.tobytes())
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_bench(cache: Path, options: BenchOptions) -> Report:
+    from appliance.demo.setup import demo_models, register_models
+    from appliance.demo.video import write_demo_video
+
+    report = Report(options.model)
+    with tempfile.TemporaryDirectory(prefix="appliance-bench-") as tmp:
+        data = Path(tmp)
+        registry: Registry = open_registry(data)
+        register_models(registry, demo_models(cache))
+        registry.activate(options.model)
+        model_file = registry.files_of(registry.get(options.model))[".tflite"]
+        video = write_demo_video(data / "bench.mp4", frames=60)
+        report.measurements.append(bench_raw(model_file, options))
+        report.measurements.append(bench_pipeline(data, video, options, store=True))
+        report.measurements.append(bench_pipeline(data, video, options, store=False))
+        report.measurements.append(bench_store(data, options.rows))
+        server = ServerProcess(data, free_port(), options.threads)
+        try:
+            image = bench_image()
+            for concurrency in options.concurrency:
+                report.measurements.append(bench_rest(server.url, image, options.requests, concurrency))
+            report.facts.update(ready_s=round(server.ready_s, 3), rss_mb=round(server.rss_mb(), 1))
+        finally:
+            server.stop()
+    report.facts.update(threads=options.threads, cpus=os.cpu_count(), python=sys.version.split()[0])
+    return report
+
+
+def summary(report: Report) -> dict[str, Any]:
+    raw = report.get("raw invoke()").per_s
+    logged, unlogged = report.get("pipeline video→SQLite"), report.get("pipeline, logging off")
+    rest4 = next((m for m in report.measurements if m.name.endswith("concurrency 4")), None)
+    p99_on, p99_off = logged.p99_ms or 0.0, unlogged.p99_ms or 1.0
+    return {
+        "pipeline/raw": round(logged.per_s / raw, 3),
+        "REST(c=4)/raw": round(rest4.per_s / raw, 3) if rest4 else None,
+        "store rows/s": round(report.get("store rows/s").per_s),
+        "infer p99 logging on/off": round(p99_on / p99_off, 3),
+        "RSS MB": report.facts.get("rss_mb"),
+        "ready s": report.facts.get("ready_s"),
+    }
+
+
+TARGETS = {
+    "pipeline/raw": (">=", 0.95),
+    "REST(c=4)/raw": (">=", 0.9),
+    "store rows/s": (">=", 20_000),
+    "infer p99 logging on/off": ("<=", 1.05),
+    "RSS MB": ("<=", 150),
+    "ready s": ("<=", 2.0),
+}
+
+
+def verdict(name: str, value: Any) -> str:
+    op, target = TARGETS[name]
+    if value is None:
+        return "not measured"
+    met = value >= target if op == ">=" else value <= target
+    return f"{'met' if met else 'MISSED'} (target {op} {target})"
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(
+        {
+            "model": report.model,
+            "facts": report.facts,
+            "summary": summary(report),
+            "measurements": [m.__dict__ for m in report.measurements],
+        },
+        indent=2,
+    )
+
+
+def to_markdown(report: Report, when: str) -> str:
+    facts = report.facts
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `appliance bench` on {when}: model `{report.model}`, LiteRT with {facts.get('threads')} "
+        f"thread(s), {facts.get('cpus')} CPU cores, Python {facts.get('python')}. Absolute numbers on a "
+        "shared 2-core build machine are noisy; the ratios were measured in one run and are what to compare.",
+        "",
+        "| measurement | per second | p50 ms | p99 ms | note |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for m in report.measurements:
+        lines.append(
+            f"| {m.name} | {m.per_s:,.1f} | {m.p50_ms if m.p50_ms is not None else ''} | "
+            f"{m.p99_ms if m.p99_ms is not None else ''} | {m.note} |"
+        )
+    lines += ["", "| ratio / figure | value | against the target |", "|---|---:|---|"]
+    for name, value in summary(report).items():
+        lines.append(f"| {name} | {value} | {verdict(name, value)} |")
+    lines += ["", "Run it yourself: `make bench` (or `appliance bench --report docs/benchmarks.md`).", ""]
+    return "\n".join(lines)
