@@ -151,11 +151,14 @@ class ServerProcess:
     """`appliance serve` in a subprocess, with its time to ready and RSS."""
 
     def __init__(self, data_dir: Path, port: int, threads: int) -> None:
+        from appliance.auth.store import AuthStore
+
         self.url = f"http://127.0.0.1:{port}"
+        self.token = AuthStore(data_dir).create_token("bench", "operate")
         config = data_dir / "bench-server.toml"
         config.write_text(
             f'[server]\nport = {port}\n[data]\ndir = "{data_dir}"\n[backend]\nthreads = {threads}\n'
-            '[log]\nlevel = "WARNING"\n'
+            '[log]\nlevel = "WARNING"\n[auth]\nrate_per_s = 0\n'
         )
         self._log = (data_dir / "bench-server.log").open("w")
         started = time.perf_counter()
@@ -192,7 +195,7 @@ class ServerProcess:
         self._log.close()
 
 
-def bench_rest(url: str, image: bytes, requests: int, concurrency: int) -> Measurement:
+def bench_rest(server: ServerProcess, image: bytes, requests: int, concurrency: int) -> Measurement:
     import httpx
 
     times: list[float] = []
@@ -200,12 +203,11 @@ def bench_rest(url: str, image: bytes, requests: int, concurrency: int) -> Measu
     per_worker = max(1, requests // concurrency)
 
     def worker() -> None:
-        with httpx.Client(timeout=30) as client:
+        headers = {"authorization": f"Bearer {server.token}", "content-type": "image/jpeg"}
+        with httpx.Client(timeout=30, headers=headers) as client:
             for _ in range(per_worker):
                 t0 = time.perf_counter()
-                reply = client.post(
-                    f"{url}/api/v1/infer", content=image, headers={"content-type": "image/jpeg"}
-                )
+                reply = client.post(f"{server.url}/api/v1/infer", content=image)
                 reply.raise_for_status()
                 with lock:
                     times.append(time.perf_counter() - t0)
@@ -257,7 +259,7 @@ def run_bench(cache: Path, options: BenchOptions) -> Report:
         try:
             image = bench_image()
             for concurrency in options.concurrency:
-                report.measurements.append(bench_rest(server.url, image, options.requests, concurrency))
+                report.measurements.append(bench_rest(server, image, options.requests, concurrency))
             report.facts.update(ready_s=round(server.ready_s, 3), rss_mb=round(server.rss_mb(), 1))
         finally:
             server.stop()

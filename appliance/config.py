@@ -99,6 +99,16 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class AuthConfig:
+    anonymous_read: bool = setting(False, "Allow read-only API calls (status, results) without a token.")
+    rate_per_s: float = setting(
+        50.0, "Requests per second allowed per token or client IP; 0 = no limit.", min=0.0
+    )
+    burst: int = setting(100, "Requests a client may send at once before the rate limit applies.", min=1)
+    session_hours: float = setting(12.0, "How long a browser login lasts.", min=0.1)
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = setting("INFO", "Log level: " + ", ".join(LOG_LEVELS) + ".", choices=LOG_LEVELS)
 
@@ -112,6 +122,7 @@ class Config:
     backend: BackendConfig = field(default_factory=BackendConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     @property

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from appliance.auth.store import AuthStore
 from appliance.config import Config
 from appliance.errors import ApplianceError
 from appliance.models.registry import Registry
@@ -54,6 +55,7 @@ class Services:
     pipeline: Pipeline
     writer: ResultWriter | None
     reader: ResultReader
+    auth: AuthStore
     started: float = field(default_factory=time.time)
     ready: bool = False
 
@@ -68,7 +70,7 @@ class Services:
         options = PipelineOptions(config.pipeline.queue_size, config.backend.workers, snapshot_every)
         pipeline = Pipeline(manager, bus, options, create_source(config.source))
         reader = ResultReader(writer.path if writer else data / "results.db")
-        return cls(config, registry, manager, bus, pipeline, writer, reader)
+        return cls(config, registry, manager, bus, pipeline, writer, reader, AuthStore(data))
 
     def start(self) -> None:
         if self.writer is not None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 import uvicorn
@@ -77,12 +78,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+ADMIN_PASSWORD = "Correct-Horse-42"
+
+
 @dataclass
 class LiveServer:
     url: str
     services: Services
     server: uvicorn.Server
     thread: threading.Thread
+    token: str = ""
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        """A client sending the admin token from first-boot setup (or `token`; "" for none)."""
+        use = self.token if token is None else token
+        headers = {"authorization": f"Bearer {use}"} if use else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def setup(self) -> str:
+        reply = httpx.post(f"{self.url}/api/v1/setup", json={"password": ADMIN_PASSWORD})
+        assert reply.status_code == 201, reply.text
+        self.token = reply.json()["token"]
+        return self.token
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -106,6 +123,16 @@ def start_server(config: Config) -> LiveServer:
 
 @pytest.fixture
 def live_server(data_dir: Path) -> Iterator[LiveServer]:
+    """A running appliance whose admin password is set; `live_server.client()` carries the admin token."""
+    server = start_server(config_for(data_dir))
+    server.setup()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_server(data_dir: Path) -> Iterator[LiveServer]:
+    """A running appliance at first boot: no admin password yet."""
     server = start_server(config_for(data_dir))
     yield server
     server.stop()

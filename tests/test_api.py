@@ -11,9 +11,9 @@ from tests.conftest import LiveServer
 
 
 def test_health_status_and_page(live_server: LiveServer) -> None:
-    health = httpx.get(f"{live_server.url}/api/v1/health")
+    health = httpx.get(f"{live_server.url}/api/v1/health")  # open: no token
     assert health.status_code == 200 and health.json()["status"] == "ok"
-    status = httpx.get(f"{live_server.url}/api/v1/status").json()
+    status = live_server.client().get(f"{live_server.url}/api/v1/status").json()
     assert status["model"]["name"] == "face" and status["backend"] == "litert"
     assert status["source"] is None
     assert set(status["latency_ms"]) == {"capture", "preprocess", "infer", "postprocess"}
@@ -25,7 +25,7 @@ def test_health_status_and_page(live_server: LiveServer) -> None:
 def test_infer_png_and_jpeg(live_server: LiveServer, astronaut_png: bytes, astronaut: np.ndarray) -> None:
     import cv2
 
-    reply = httpx.post(
+    reply = live_server.client().post(
         f"{live_server.url}/api/v1/infer", content=astronaut_png, headers={"content-type": "image/png"}
     )
     assert reply.status_code == 200, reply.text
@@ -35,32 +35,42 @@ def test_infer_png_and_jpeg(live_server: LiveServer, astronaut_png: bytes, astro
     assert abs((x1 + x2) / 2 - 227) < 8 and abs((y1 + y2) / 2 - 129) < 8
     ok, jpeg = cv2.imencode(".jpg", astronaut)
     assert ok
-    reply = httpx.post(
+    reply = live_server.client().post(
         f"{live_server.url}/api/v1/infer", content=jpeg.tobytes(), headers={"content-type": "image/jpeg"}
     )
     assert reply.json()["count"] == 1
     # not stored without ?store=1
-    assert httpx.get(f"{live_server.url}/api/v1/results/latest").status_code == 404
+    assert live_server.client().get(f"{live_server.url}/api/v1/results/latest").status_code == 404
 
 
 def test_infer_store_then_list(live_server: LiveServer, astronaut_png: bytes) -> None:
     for _ in range(3):
-        reply = httpx.post(
+        reply = live_server.client().post(
             f"{live_server.url}/api/v1/infer?store=1",
             content=astronaut_png,
             headers={"content-type": "image/png"},
         )
         assert reply.status_code == 200
     assert live_server.services.writer is not None and live_server.services.writer.flush()
-    latest = httpx.get(f"{live_server.url}/api/v1/results/latest").json()
+    latest = live_server.client().get(f"{live_server.url}/api/v1/results/latest").json()
     assert latest["label"] == "face" and latest["source"] == "api"
-    listing = httpx.get(f"{live_server.url}/api/v1/results", params={"limit": 2, "label": "face"}).json()
+    listing = (
+        live_server.client()
+        .get(f"{live_server.url}/api/v1/results", params={"limit": 2, "label": "face"})
+        .json()
+    )
     assert listing["count"] == 2 and listing["next_cursor"] is not None
-    rest = httpx.get(
-        f"{live_server.url}/api/v1/results", params={"limit": 2, "cursor": listing["next_cursor"]}
-    ).json()
+    rest = (
+        live_server.client()
+        .get(f"{live_server.url}/api/v1/results", params={"limit": 2, "cursor": listing["next_cursor"]})
+        .json()
+    )
     assert rest["count"] == 1 and rest["next_cursor"] is None
-    since = httpx.get(f"{live_server.url}/api/v1/results", params={"since": time.time() + 60}).json()
+    since = (
+        live_server.client()
+        .get(f"{live_server.url}/api/v1/results", params={"since": time.time() + 60})
+        .json()
+    )
     assert since["count"] == 0
 
 
@@ -76,14 +86,18 @@ def test_bad_requests_get_clear_errors_and_change_nothing(
         (b"x" * (16 * 1024 * 1024 + 1), "image/png", 413, "limit"),
     ]
     for body, content_type, status, message in cases:
-        reply = httpx.post(url, content=body, headers={"content-type": content_type})
+        reply = live_server.client().post(url, content=body, headers={"content-type": content_type})
         assert reply.status_code == status, (content_type, reply.text)
         assert message in reply.json()["error"]
-    bad_query = httpx.get(f"{live_server.url}/api/v1/results", params={"since": "last week"})
+    bad_query = live_server.client().get(f"{live_server.url}/api/v1/results", params={"since": "last week"})
     assert bad_query.status_code == 400 and "since" in bad_query.json()["error"]
-    assert httpx.get(f"{live_server.url}/api/v1/results", params={"limit": 0}).status_code == 400
-    assert httpx.get(f"{live_server.url}/api/v1/results/latest").status_code == 404  # nothing was stored
-    ok = httpx.post(url, content=astronaut_png, headers={"content-type": "image/png"})
+    assert (
+        live_server.client().get(f"{live_server.url}/api/v1/results", params={"limit": 0}).status_code == 400
+    )
+    assert (
+        live_server.client().get(f"{live_server.url}/api/v1/results/latest").status_code == 404
+    )  # nothing was stored
+    ok = live_server.client().post(url, content=astronaut_png, headers={"content-type": "image/png"})
     assert ok.status_code == 200 and ok.json()["count"] == 1  # the pipeline and model survived
-    status = httpx.get(f"{live_server.url}/api/v1/status").json()
+    status = live_server.client().get(f"{live_server.url}/api/v1/status").json()
     assert status["model"]["name"] == "face"

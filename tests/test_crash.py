@@ -25,6 +25,7 @@ def test_kill_9_loses_no_committed_row(data_dir: Path, tmp_path: Path) -> None:
         f'[server]\nport = {port}\n[data]\ndir = "{data_dir}"\n'
         f'[source]\nkind = "video"\npath = "{video}"\nloop = true\n'
         "[store]\nflush_interval_ms = 10\nbatch_size = 50\n[backend]\nthreads = 1\n"
+        "[auth]\nanonymous_read = true\n"
     )
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen(

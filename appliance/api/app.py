@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -15,8 +17,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from appliance import __version__
-from appliance.api import infer, results, status
+from appliance.api import access, infer, results, status
 from appliance.api.errors import HANDLERS
+from appliance.auth.ratelimit import RateLimiter
 from appliance.services import Services
 
 logger = logging.getLogger(__name__)
@@ -42,6 +45,11 @@ API_ROUTES = [
     Route("/api/v1/results/latest", results.latest, methods=["GET"]),
     Route("/api/v1/results", results.listing, methods=["GET"]),
     Route("/api/v1/infer", infer.infer, methods=["POST"]),
+    Route("/api/v1/setup", access.setup_state, methods=["GET"]),
+    Route("/api/v1/setup", access.setup, methods=["POST"]),
+    Route("/api/v1/tokens", access.list_tokens, methods=["GET"]),
+    Route("/api/v1/tokens", access.create_token, methods=["POST"]),
+    Route("/api/v1/tokens/{token_id}", access.revoke_token, methods=["DELETE"]),
 ]
 
 
@@ -64,7 +72,18 @@ def create_app(services: Services, manage_lifecycle: bool = True) -> Starlette:
         Route("/", index, methods=["GET"]),
         Mount("/static", StaticFiles(directory=root / "static"), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
+    auth = services.config.auth
+    session = Middleware(
+        SessionMiddleware,
+        secret_key=services.auth.secret,
+        session_cookie="appliance_session",
+        max_age=int(auth.session_hours * 3600),
+        same_site="strict",
+        https_only=False,
+    )
+    app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=[session])
     app.state.services = services
+    app.state.auth = services.auth
+    app.state.limiter = RateLimiter(auth.rate_per_s, auth.burst)
     app.state.templates = Jinja2Templates(directory=root / "templates")
     return app

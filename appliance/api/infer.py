@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from appliance.api.auth import requires
 from appliance.api.params import flag_param
 from appliance.api.status import services_of
 from appliance.errors import Busy, ImageRejected, PayloadTooLarge, UnsupportedMediaType
@@ -45,6 +46,7 @@ def decode_image(data: bytes) -> np.ndarray:
     return image
 
 
+@requires("operate")
 async def infer(request: Request) -> Response:
     services = services_of(request)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -6,12 +6,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from appliance.api.auth import requires
 from appliance.api.params import float_param, int_param, time_param
 from appliance.api.status import services_of
 from appliance.errors import NotFound
 from appliance.store.reader import MAX_PAGE, Query
 
 
+@requires("read")
 async def latest(request: Request) -> Response:
     row = await run_in_threadpool(services_of(request).reader.latest)
     if row is None:
@@ -32,6 +34,7 @@ def query_of(request: Request) -> Query:
     )
 
 
+@requires("read")
 async def listing(request: Request) -> Response:
     query = query_of(request)
     items, cursor = await run_in_threadpool(services_of(request).reader.page, query)

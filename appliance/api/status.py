@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from appliance import __version__
+from appliance.api.auth import open_route, requires
 from appliance.services import Services
 
 
@@ -19,6 +20,7 @@ def services_of(request: Request) -> Services:
     return services
 
 
+@open_route
 async def health(request: Request) -> Response:
     services = services_of(request)
     return JSONResponse(
@@ -62,5 +64,6 @@ def status_document(services: Services) -> dict[str, Any]:
     }
 
 
+@requires("read")
 async def status(request: Request) -> Response:
     return JSONResponse(status_document(services_of(request)))

@@ -12,6 +12,7 @@ from appliance import __version__
 from appliance.cli import bench as bench_cmd
 from appliance.cli import data as data_cmd
 from appliance.cli import models as models_cmd
+from appliance.cli import tokens as tokens_cmd
 from appliance.config import Config, ConfigError, load_config, replace_section
 from appliance.errors import ApplianceError
 
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_cmd.register(sub, add_common)
     data_cmd.register(sub, add_common)
     bench_cmd.register(sub, add_common)
+    tokens_cmd.register(sub, add_common)
     return parser
 
 

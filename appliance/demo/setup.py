@@ -45,6 +45,10 @@ name = "face"
 [store]
 snapshots = "detections"
 max_bytes = 536870912
+
+[auth]
+# Demo convenience: status and results readable without a token. Writes always need one.
+anonymous_read = true
 """
 
 

@@ -1,0 +1,89 @@
+"""Who is asking, and may they: bearer tokens with scopes, UI sessions, rate limits.
+
+Every API endpoint declares the scope it needs with `@requires(scope)`; `open_route` marks the few
+that need none (health, first-boot setup). A test walks every route and checks it has one of the two.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from appliance.auth.store import AuthStore, scope_allows
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: str  # "token", "session" or "anonymous"
+    scope: str
+    name: str
+    key: str  # rate-limit key
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def authenticate(request: Request) -> Principal | None:
+    store: AuthStore = request.app.state.auth
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        info = store.lookup(header[7:].strip())
+        return Principal("token", info.scope, info.name, f"token:{info.id}") if info else None
+    if "session" in request.scope and request.session.get("user") == "admin":
+        return Principal("session", "admin", "admin", f"ip:{_client_ip(request)}")
+    return None
+
+
+def _deny(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def check(request: Request, scope: str) -> Response | Principal:
+    """The principal allowed to do `scope`, or the response refusing it (401, 403, 429)."""
+    store: AuthStore = request.app.state.auth
+    principal = authenticate(request)
+    if principal is None and request.headers.get("authorization"):
+        return _deny(401, "invalid or revoked token", {"WWW-Authenticate": "Bearer"})
+    if principal is None:
+        if scope == "read" and request.app.state.services.config.auth.anonymous_read:
+            principal = Principal("anonymous", "read", "anonymous", f"ip:{_client_ip(request)}")
+        elif not store.has_password:
+            return _deny(401, "set the admin password first: open the web UI or POST /api/v1/setup")
+        else:
+            return _deny(401, f"this needs a token with scope '{scope}'", {"WWW-Authenticate": "Bearer"})
+    if not scope_allows(principal.scope, scope):
+        return _deny(403, f"token scope '{principal.scope}' does not allow '{scope}'")
+    wait = request.app.state.limiter.take(principal.key)
+    if wait > 0:
+        return _deny(429, "too many requests", {"Retry-After": str(math.ceil(wait))})
+    return principal
+
+
+def requires(scope: str) -> Callable[[Endpoint], Endpoint]:
+    def decorate(endpoint: Endpoint) -> Endpoint:
+        @functools.wraps(endpoint)
+        async def guarded(request: Request) -> Response:
+            outcome = check(request, scope)
+            if isinstance(outcome, Response):
+                return outcome
+            request.state.principal = outcome
+            return await endpoint(request)
+
+        guarded.required_scope = scope  # type: ignore[attr-defined]
+        return guarded
+
+    return decorate
+
+
+def open_route(endpoint: Endpoint) -> Endpoint:
+    """Marks an endpoint that needs no credentials (health, setup)."""
+    endpoint.required_scope = None  # type: ignore[attr-defined]
+    return endpoint

@@ -1,0 +1,134 @@
+"""Auth: first-boot setup, scopes on every route, tokens, rate limits — on a real server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.routing import Route
+
+from appliance.api.app import API_ROUTES
+from appliance.auth.passwords import check_strength, hash_password, verify_password
+from appliance.auth.ratelimit import RateLimiter
+from appliance.auth.store import AuthStore
+from appliance.cli import main
+from appliance.errors import BadRequest
+from tests.conftest import ADMIN_PASSWORD, LiveServer, config_for, start_server
+
+OPEN = {("GET", "/api/v1/health"), ("GET", "/api/v1/setup"), ("POST", "/api/v1/setup")}
+
+
+def routes() -> list[tuple[str, str, str | None]]:
+    found = []
+    for route in API_ROUTES:
+        assert isinstance(route, Route)
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            assert hasattr(route.endpoint, "required_scope"), f"{method} {route.path} declares no scope"
+            found.append((method, route.path, route.endpoint.required_scope))
+    return found
+
+
+def test_every_route_declares_a_scope_and_only_the_known_ones_are_open() -> None:
+    table = routes()
+    assert {(m, p) for m, p, scope in table if scope is None} == OPEN
+
+
+def call(client: httpx.Client, method: str, path: str) -> httpx.Response:
+    path = path.replace("{token_id}", "nope")
+    return client.request(method, path, content=b"{}", headers={"content-type": "application/json"})
+
+
+def test_scope_matrix(live_server: LiveServer, data_dir: Path) -> None:
+    store = AuthStore(data_dir)  # a second handle, like the CLI beside a running server
+    tokens = {scope: store.create_token(f"t-{scope}", scope) for scope in ("read", "operate", "admin")}
+    order = ("read", "operate", "admin")
+    for method, path, needed in routes():
+        if needed is None:
+            continue
+        anonymous = call(live_server.client(""), method, path)
+        assert anonymous.status_code == 401, (method, path)
+        wrong = call(live_server.client("eat_not-a-real-token"), method, path)
+        assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+        for scope, token in tokens.items():
+            reply = call(live_server.client(token), method, path)
+            allowed = order.index(scope) >= order.index(needed)
+            if allowed:
+                assert reply.status_code not in (401, 403), (method, path, scope, reply.text)
+            else:
+                assert reply.status_code == 403, (method, path, scope)
+                assert needed in reply.json()["error"]
+
+
+def test_first_boot_setup(fresh_server: LiveServer) -> None:
+    url = fresh_server.url
+    assert httpx.get(f"{url}/api/v1/setup").json() == {"required": True}
+    before = httpx.post(f"{url}/api/v1/infer", content=b"x", headers={"content-type": "image/png"})
+    assert before.status_code == 401 and "set the admin password first" in before.json()["error"]
+    weak = httpx.post(f"{url}/api/v1/setup", json={"password": "short"})
+    assert weak.status_code == 400 and "too short" in weak.json()["error"]
+    wrong_type = httpx.post(f"{url}/api/v1/setup", content=b"password=x")
+    assert wrong_type.status_code == 415
+    done = httpx.post(f"{url}/api/v1/setup", json={"password": ADMIN_PASSWORD})
+    assert done.status_code == 201 and done.json()["scope"] == "admin"
+    assert httpx.get(f"{url}/api/v1/setup").json() == {"required": False}
+    again = httpx.post(f"{url}/api/v1/setup", json={"password": "Another-Pass-99"})
+    assert again.status_code == 409
+    token = done.json()["token"]
+    listed = httpx.get(f"{url}/api/v1/tokens", headers={"authorization": f"Bearer {token}"}).json()
+    assert [t["name"] for t in listed["tokens"]] == ["setup"]
+    stored = json.loads((fresh_server.services.config.data_dir / "auth.json").read_text())
+    assert token not in json.dumps(stored) and ADMIN_PASSWORD not in json.dumps(stored)
+
+
+def test_token_lifecycle_over_http(live_server: LiveServer) -> None:
+    admin = live_server.client()
+    created = admin.post("/api/v1/tokens", json={"name": "PLC line 3", "scope": "operate"})
+    assert created.status_code == 201
+    token, token_id = created.json()["token"], created.json()["id"]
+    assert live_server.client(token).get("/api/v1/status").status_code == 200
+    assert admin.post("/api/v1/tokens", json={"name": "x", "scope": "root"}).status_code == 400
+    assert admin.delete(f"/api/v1/tokens/{token_id}").status_code == 204
+    assert live_server.client(token).get("/api/v1/status").status_code == 401
+    assert admin.delete(f"/api/v1/tokens/{token_id}").status_code == 404
+
+
+def test_rate_limit_answers_429_with_retry_after(data_dir: Path) -> None:
+    server = start_server(config_for(data_dir, "[auth]\nrate_per_s = 1\nburst = 3\nanonymous_read = true\n"))
+    try:
+        codes = [httpx.get(f"{server.url}/api/v1/status") for _ in range(5)]
+        assert [c.status_code for c in codes[:3]] == [200, 200, 200]
+        assert codes[3].status_code == 429 and int(codes[3].headers["retry-after"]) >= 1
+        assert httpx.get(f"{server.url}/api/v1/health").status_code == 200  # health is never limited
+    finally:
+        server.stop()
+
+
+def test_token_bucket_refills() -> None:
+    limiter = RateLimiter(rate_per_s=2, burst=2)
+    assert limiter.take("a", now=0) == 0 and limiter.take("a", now=0) == 0
+    assert limiter.take("a", now=0) == pytest.approx(0.5)
+    assert limiter.take("b", now=0) == 0  # per key
+    assert limiter.take("a", now=0.5) == 0
+
+
+def test_passwords() -> None:
+    stored = hash_password(ADMIN_PASSWORD)
+    assert verify_password(ADMIN_PASSWORD, stored) and not verify_password("wrong", stored)
+    assert stored.startswith("scrypt$") and ADMIN_PASSWORD not in stored
+    for weak, why in (("abc", "too short"), ("abcdefghijkl", "too simple"), ("aaaaaaaaaaA1", "too easy")):
+        with pytest.raises(BadRequest, match=why):
+            check_strength(weak)
+
+
+def test_tokens_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tokens", "create", "--scope", "read", "--name", "dash", "--data-dir", str(tmp_path)]) == 0
+    token = capsys.readouterr().out.strip()
+    assert token.startswith("eat_")
+    assert main(["tokens", "list", "--data-dir", str(tmp_path)]) == 0
+    line = capsys.readouterr().out
+    assert "read" in line and "dash" in line and token not in line
+    token_id = line.split()[0]
+    assert main(["tokens", "revoke", token_id, "--data-dir", str(tmp_path)]) == 0
+    assert AuthStore(tmp_path).lookup(token) is None
