@@ -25,6 +25,7 @@ def setting(default: Any, doc: str, **rules: Any) -> Any:
 
 SOURCE_KINDS = ("none", "video", "folder", "camera", "stream", "push", "serial")
 SNAPSHOT_MODES = ("off", "all", "detections")
+SOURCE_MODES = ("continuous", "triggered")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -36,6 +37,11 @@ class ServerConfig:
         16 * 1024 * 1024, "Largest accepted request body in bytes; larger ones get 413.", min=1024
     )
     infer_timeout_s: float = setting(10.0, "How long an inference request waits for its result.", min=0.1)
+    job_ttl_s: float = setting(300.0, "How long a finished async job's result is kept.", min=1.0)
+    max_jobs: int = setting(1000, "Most async jobs kept at once; more are refused with 503.", min=1)
+    cache_entries: int = setting(
+        256, "Results kept for repeated identical inputs; 0 turns the cache off.", min=0
+    )
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,11 @@ class DataConfig:
 class SourceConfig:
     kind: str = setting("none", "Input source: " + ", ".join(SOURCE_KINDS) + ".", choices=SOURCE_KINDS)
     name: str = setting("main", "Source name recorded with every result.")
+    mode: str = setting(
+        "continuous",
+        "continuous: run every frame; triggered: run only on a trigger (REST, PLC, serial).",
+        choices=SOURCE_MODES,
+    )
     path: str = setting("", "Video file (kind=video) or image folder (kind=folder).")
     url: str = setting("", "RTSP/HTTP stream URL (kind=stream).")
     device: str = setting("0", "Camera index or /dev/videoN path (kind=camera).")
@@ -99,6 +110,15 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class InspectionConfig:
+    pass_labels: tuple[str, ...] = setting((), "Top labels that pass; empty: any label passes.")
+    min_count: int = setting(0, "Fewest objects (detections) for a pass.", min=0)
+    max_count: int = setting(1_000_000, "Most objects (detections) for a pass.", min=0)
+    min_score: float = setting(0.0, "Lowest top score for a pass.", min=0.0, max=1.0)
+    trigger_timeout_s: float = setting(5.0, "How long a trigger waits for its result.", min=0.1)
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     anonymous_read: bool = setting(False, "Allow read-only API calls (status, results) without a token.")
     rate_per_s: float = setting(
@@ -122,6 +142,7 @@ class Config:
     backend: BackendConfig = field(default_factory=BackendConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    inspection: InspectionConfig = field(default_factory=InspectionConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     log: LogConfig = field(default_factory=LogConfig)
 

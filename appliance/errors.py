@@ -35,6 +35,10 @@ class Busy(ApplianceError):
     status = 503
 
 
+class NoActiveModel(Busy):
+    """No model is active yet: nothing can run."""
+
+
 class ModelRejected(BadRequest):
     """A model file or manifest that cannot be used for the requested task."""
 
@@ -55,7 +59,32 @@ class BackendUnavailable(ApplianceError):
     status = 503
 
 
+class NoSource(Conflict):
+    """A trigger without an image on an appliance that has no source configured."""
+
+
 class InferenceFailed(ApplianceError):
     """A backend that failed while running a model."""
 
     status = 500
+
+
+# Numeric codes for PLCs (REST trigger answers, Modbus input register 7). Stable: documented in docs/plc.md.
+ERROR_CODES: dict[type[ApplianceError], int] = {
+    NoActiveModel: 3,
+    Busy: 1,
+    SourceError: 2,
+    NoSource: 2,
+    ModelRejected: 4,
+    BackendUnavailable: 4,
+}
+ERROR_TIMEOUT = 5
+ERROR_INTERNAL = 9
+
+
+def error_code(err: BaseException) -> int:
+    """The PLC error code of an exception (most specific class first)."""
+    for cls in type(err).__mro__:
+        if cls in ERROR_CODES:
+            return ERROR_CODES[cls]
+    return ERROR_INTERNAL

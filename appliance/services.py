@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from appliance.auth.ratelimit import RateLimiter
 from appliance.auth.store import AuthStore
 from appliance.config import Config
 from appliance.errors import ApplianceError
 from appliance.models.registry import Registry
+from appliance.pipeline.cache import ResultCache
+from appliance.pipeline.direct import DirectRunner
+from appliance.pipeline.inspection import Inspector
+from appliance.pipeline.jobs import JobStore
 from appliance.pipeline.pipeline import Pipeline, PipelineOptions
 from appliance.pipeline.recorder import Recorder
 from appliance.pipeline.results import ResultBus
 from appliance.pipeline.runtime import ModelManager, RuntimeOptions, validate_model
+from appliance.settings import Change, ConfigFile
 from appliance.sources.registry import create_source
 from appliance.store.reader import ResultReader
 from appliance.store.retention import RetentionPolicy
@@ -39,6 +46,12 @@ def writer_options(config: Config) -> WriterOptions:
     )
 
 
+def pipeline_options(config: Config) -> PipelineOptions:
+    snapshot_every = config.pipeline.snapshot_every or (1 if config.store.snapshots != "off" else 0)
+    triggered = config.source.mode == "triggered"
+    return PipelineOptions(config.pipeline.queue_size, config.backend.workers, snapshot_every, triggered)
+
+
 def runtime_options(config: Config) -> RuntimeOptions:
     b, p = config.backend, config.pipeline
     return RuntimeOptions(
@@ -56,26 +69,50 @@ class Services:
     writer: ResultWriter | None
     reader: ResultReader
     auth: AuthStore
+    limiter: RateLimiter
+    settings: ConfigFile
+    inspector: Inspector
+    jobs: JobStore
+    cache: ResultCache
+    direct: DirectRunner
+    recorder: Recorder | None = None
     started: float = field(default_factory=time.time)
     ready: bool = False
+    restart_requested: bool = False  # `appliance serve` re-executes itself after the server stops
+    request_stop: Callable[[], None] | None = None  # set by whoever runs the HTTP server
 
     @classmethod
-    def build(cls, config: Config) -> Services:
+    def build(cls, config: Config, path: Path | None = None) -> Services:
         data = config.data_dir
         registry = open_registry(data)
         manager = ModelManager(registry, runtime_options(config))
         bus = ResultBus()
         writer = ResultWriter(data, writer_options(config)) if config.store.enabled else None
-        snapshot_every = config.pipeline.snapshot_every or (1 if config.store.snapshots != "off" else 0)
-        options = PipelineOptions(config.pipeline.queue_size, config.backend.workers, snapshot_every)
-        pipeline = Pipeline(manager, bus, options, create_source(config.source))
+        pipeline = Pipeline(manager, bus, pipeline_options(config), create_source(config.source))
         reader = ResultReader(writer.path if writer else data / "results.db")
-        return cls(config, registry, manager, bus, pipeline, writer, reader, AuthStore(data))
+        limiter = RateLimiter(config.auth.rate_per_s, config.auth.burst)
+        return cls(
+            config=config,
+            registry=registry,
+            manager=manager,
+            bus=bus,
+            pipeline=pipeline,
+            writer=writer,
+            reader=reader,
+            auth=AuthStore(data),
+            limiter=limiter,
+            settings=ConfigFile(config, path),
+            inspector=Inspector(bus, config.inspection),
+            jobs=JobStore(config.server.job_ttl_s, config.server.max_jobs),
+            cache=ResultCache(config.server.cache_entries),
+            direct=DirectRunner(registry, config.backend.threads),
+        )
 
     def start(self) -> None:
         if self.writer is not None:
             self.writer.start()
-            self.bus.subscribe("store", Recorder(self.writer, self.config.store.snapshots))
+            self.recorder = Recorder(self.writer, self.config.store.snapshots)
+            self.bus.subscribe("store", self.recorder)
         self._initial_model()
         self.manager.start_watching()
         self.pipeline.start()
@@ -92,9 +129,34 @@ class Services:
         if self.manager.current() is None:
             logger.warning("no active model: results start once a model is added and activated")
 
+    def apply(self, change: Change) -> None:
+        """Write a validated change and apply what can be applied while running."""
+        self.settings.commit(change)
+        old, new = self.config, change.config
+        self.config = new
+        logging.getLogger().setLevel(new.log.level)
+        self.inspector.rule = new.inspection
+        self.limiter.rate, self.limiter.burst = new.auth.rate_per_s, float(new.auth.burst)
+        if self.writer is not None:
+            self.writer.set_retention(writer_options(new).retention)
+            if self.recorder is not None:
+                self.recorder.snapshots = new.store.snapshots
+        if (old.source, old.pipeline) != (new.source, new.pipeline) and not change.restart_needed:
+            self.restart_pipeline()
+
+    def restart_pipeline(self) -> None:
+        """Stop the pipeline (queued work finishes), then start one on the configured source."""
+        self.pipeline.stop()
+        self.pipeline = Pipeline(
+            self.manager, self.bus, pipeline_options(self.config), create_source(self.config.source)
+        )
+        self.pipeline.start()
+        logger.info("pipeline restarted on source %s (%s)", self.config.source.name, self.config.source.kind)
+
     def stop(self) -> None:
         self.ready = False
         self.pipeline.stop()
+        self.jobs.close()
         self.manager.close()
         if self.writer is not None:
             self.writer.close()

@@ -17,7 +17,8 @@ from appliance.cli import main
 from appliance.errors import BadRequest
 from tests.conftest import ADMIN_PASSWORD, LiveServer, config_for, start_server
 
-OPEN = {("GET", "/api/v1/health"), ("GET", "/api/v1/setup"), ("POST", "/api/v1/setup")}
+OPEN = {("GET", "/api/v1/health"), ("GET", "/api/v1/setup"), ("POST", "/api/v1/setup"),
+        ("GET", "/api/openapi.json"), ("GET", "/v2/health/live"), ("GET", "/v2/health/ready")}
 
 
 def routes() -> list[tuple[str, str, str | None]]:
@@ -35,8 +36,12 @@ def test_every_route_declares_a_scope_and_only_the_known_ones_are_open() -> None
     assert {(m, p) for m, p, scope in table if scope is None} == OPEN
 
 
+SKIP_IN_MATRIX = {"/api/v1/debug/profile"}  # samples for seconds; covered in test_observability
+
+
 def call(client: httpx.Client, method: str, path: str) -> httpx.Response:
-    path = path.replace("{token_id}", "nope")
+    for name in ("{token_id}", "{job_id}", "{name}", "{model}", "{version}"):
+        path = path.replace(name, "1" if name == "{version}" else "nope")
     return client.request(method, path, content=b"{}", headers={"content-type": "application/json"})
 
 
@@ -52,8 +57,10 @@ def test_scope_matrix(live_server: LiveServer, data_dir: Path) -> None:
         wrong = call(live_server.client("eat_not-a-real-token"), method, path)
         assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
         for scope, token in tokens.items():
-            reply = call(live_server.client(token), method, path)
             allowed = order.index(scope) >= order.index(needed)
+            if allowed and path in SKIP_IN_MATRIX:
+                continue
+            reply = call(live_server.client(token), method, path)
             if allowed:
                 assert reply.status_code not in (401, 403), (method, path, scope, reply.text)
             else:

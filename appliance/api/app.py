@@ -17,9 +17,19 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from appliance import __version__
-from appliance.api import access, infer, results, status
+from appliance.api import (
+    access,
+    infer,
+    inspect,
+    kserve,
+    models,
+    observability,
+    openapi,
+    results,
+    settings,
+    status,
+)
 from appliance.api.errors import HANDLERS
-from appliance.auth.ratelimit import RateLimiter
 from appliance.services import Services
 
 logger = logging.getLogger(__name__)
@@ -45,11 +55,26 @@ API_ROUTES = [
     Route("/api/v1/results/latest", results.latest, methods=["GET"]),
     Route("/api/v1/results", results.listing, methods=["GET"]),
     Route("/api/v1/infer", infer.infer, methods=["POST"]),
+    Route("/api/v1/trigger", inspect.trigger, methods=["POST"]),
+    Route("/api/v1/jobs", inspect.create_job, methods=["POST"]),
+    Route("/api/v1/jobs/{job_id}", inspect.get_job, methods=["GET"]),
+    Route("/api/v1/models", models.list_models, methods=["GET"]),
+    Route("/api/v1/models", models.upload_model, methods=["POST"]),
+    Route("/api/v1/models/rollback", models.rollback_model, methods=["POST"]),
+    Route("/api/v1/models/{name}/activate", models.activate_model, methods=["POST"]),
+    Route("/api/v1/models/{name}/versions/{version}", models.delete_model, methods=["DELETE"]),
+    Route("/api/v1/config", settings.read_config, methods=["GET"]),
+    Route("/api/v1/config", settings.update_config, methods=["PATCH"]),
+    Route("/api/v1/restart", settings.restart, methods=["POST"]),
     Route("/api/v1/setup", access.setup_state, methods=["GET"]),
     Route("/api/v1/setup", access.setup, methods=["POST"]),
     Route("/api/v1/tokens", access.list_tokens, methods=["GET"]),
     Route("/api/v1/tokens", access.create_token, methods=["POST"]),
     Route("/api/v1/tokens/{token_id}", access.revoke_token, methods=["DELETE"]),
+    Route("/api/openapi.json", openapi.openapi, methods=["GET"]),
+    Route("/metrics", observability.metrics, methods=["GET"]),
+    Route("/api/v1/debug/profile", observability.profile, methods=["GET"]),
+    *kserve.routes(),
 ]
 
 
@@ -83,7 +108,8 @@ def create_app(services: Services, manage_lifecycle: bool = True) -> Starlette:
     )
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=[session])
     app.state.services = services
+    app.state.api_routes = API_ROUTES
     app.state.auth = services.auth
-    app.state.limiter = RateLimiter(auth.rate_per_s, auth.burst)
+    app.state.limiter = services.limiter
     app.state.templates = Jinja2Templates(directory=root / "templates")
     return app

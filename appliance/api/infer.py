@@ -15,6 +15,7 @@ from appliance.api.auth import requires
 from appliance.api.params import flag_param
 from appliance.api.status import services_of
 from appliance.errors import Busy, ImageRejected, PayloadTooLarge, UnsupportedMediaType
+from appliance.pipeline.cache import cache_key
 from appliance.sources.base import Frame
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "application/octet-stream")
@@ -54,6 +55,11 @@ async def infer(request: Request) -> Response:
         raise UnsupportedMediaType(f"content type {content_type or '(none)'!r}: send image/jpeg or image/png")
     store = flag_param(request.query_params, "store")
     data = await read_body(request, services.config.server.max_upload_bytes)
+    runtime = services.manager.current()
+    key = cache_key(runtime.manifest.ref, data) if runtime is not None and not store else None
+    cached = services.cache.get(key) if key else None
+    if cached is not None:
+        return JSONResponse({**cached, "cached": True})
     image = await run_in_threadpool(decode_image, data)
     timeout = services.config.server.infer_timeout_s
     frame = Frame(0, time.time(), "api", image=image)
@@ -62,4 +68,7 @@ async def infer(request: Request) -> Response:
         result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
     except TimeoutError as err:
         raise Busy(f"no result within {timeout} s") from err
-    return JSONResponse(result.to_json())
+    document = result.to_json()
+    if key and runtime is not None and result.model == runtime.manifest.name:
+        services.cache.put(key, document)
+    return JSONResponse(document)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from appliance import __version__
 from appliance.cli import bench as bench_cmd
@@ -49,7 +51,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             config, "server", host=args.host or config.server.host, port=args.port or config.server.port
         )
     configure_logging(config.log.level)
-    app = create_app(Services.build(config))
+    path = getattr(args, "config", None) or os.environ.get(CONFIG_ENV)
+    services = Services.build(config, Path(path) if path else None)
+    services.request_stop = lambda: os.kill(os.getpid(), signal.SIGTERM)  # uvicorn stops gracefully
+    app = create_app(services)
     uvicorn.run(
         app,
         host=config.server.host,
@@ -58,6 +63,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=False,
         timeout_graceful_shutdown=5,
     )
+    if services.restart_requested:
+        logger.info("restarting")
+        os.execv(sys.executable, [sys.executable, "-m", "appliance", *sys.argv[1:]])
     return 0
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from appliance.errors import ApplianceError, Busy, InferenceFailed
+from appliance.errors import ApplianceError, Busy, InferenceFailed, NoActiveModel
 from appliance.pipeline.metrics import StageMetrics
 from appliance.pipeline.results import Result, ResultBus, Timings
 from appliance.pipeline.runtime import ModelManager, ModelRuntime
@@ -36,6 +36,7 @@ class PipelineOptions:
     queue_size: int = 4
     workers: int = 1
     snapshot_every: int = 0
+    triggered: bool = False  # run source frames only when triggered
 
 
 @dataclass(eq=False)
@@ -76,6 +77,7 @@ class Pipeline:
         self._threads: list[threading.Thread] = []
         self._infer_running = options.workers
         self._published = FrameCounter()
+        self.image_watchers = 0  # live views watching: results then carry their frame
 
     def queue_depths(self) -> dict[str, int]:
         return {
@@ -97,7 +99,8 @@ class Pipeline:
         plan += [(f"infer-{i}", lambda i=i: self._infer_loop(i)) for i in range(self.options.workers)]
         if self.source is not None:
             self.source.start()
-            plan.append(("capture", self._capture_loop))
+            if not self.options.triggered:
+                plan.append(("capture", self._capture_loop))
         for name, target in plan:
             thread = threading.Thread(target=target, name=f"pipeline-{name}", daemon=True)
             thread.start()
@@ -156,7 +159,9 @@ class Pipeline:
                 job.runtime = self.manager.acquire()
                 try:
                     if job.runtime is None:
-                        raise Busy("no active model: add one with `appliance models add` and activate it")
+                        raise NoActiveModel(
+                            "no active model: add one with `appliance models add` and activate it"
+                        )
                     job.tensor, job.transform = job.runtime.preprocess(job.frame.image, job.frame.tensor)
                 except ApplianceError as err:
                     job.error = err
@@ -220,7 +225,8 @@ class Pipeline:
         pre, infer = job.times[0], job.times[1]
         total = time.perf_counter() - job.started
         post = total - pre - infer
-        keep_image = self.options.snapshot_every and job.seq % self.options.snapshot_every == 0
+        every = self.options.snapshot_every
+        keep_image = self.image_watchers > 0 or (every and job.seq % every == 0)
         manifest = runtime.manifest
         return Result(
             seq=job.seq,
@@ -257,6 +263,11 @@ class Pipeline:
                     job.future.set_exception(job.error or InferenceFailed("inference failed"))
             elif job.error is not None:
                 logger.debug("frame %d failed: %s", job.frame.frame_id, job.error)
+
+    @property
+    def capturing(self) -> bool:
+        """True when source frames flow by themselves (continuous mode)."""
+        return self.source is not None and not self.options.triggered
 
     @property
     def published(self) -> int:

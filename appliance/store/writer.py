@@ -58,6 +58,9 @@ class ResultWriter:
         self._queue.put(record, timeout=SUBMIT_WAIT_S)
         self._submitted += 1
 
+    def set_retention(self, policy: RetentionPolicy) -> None:
+        self._retention.policy = policy
+
     def pending(self) -> int:
         return self._queue.qsize()
 

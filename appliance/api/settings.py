@@ -1,0 +1,47 @@
+"""Configuration over HTTP: read it, change it with validation, restart when a change needs it."""
+
+from __future__ import annotations
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from appliance.api.access import json_body
+from appliance.api.auth import requires
+from appliance.api.status import services_of
+from appliance.errors import Busy
+from appliance.settings import to_dict
+
+
+@requires("admin")
+async def read_config(request: Request) -> Response:
+    services = services_of(request)
+    path = services.settings.path
+    return JSONResponse({"config": to_dict(services.config), "file": str(path) if path else None})
+
+
+@requires("admin")
+async def update_config(request: Request) -> Response:
+    """Body {section: {key: value}}; 400 lists every problem; nothing is applied unless all is valid."""
+    services = services_of(request)
+    change = services.settings.propose(await json_body(request))
+    services.apply(change)
+    return JSONResponse(
+        {
+            "changed": list(change.changed),
+            "restart_needed": list(change.restart_needed),
+            "config": to_dict(services.config),
+        }
+    )
+
+
+@requires("admin")
+async def restart(request: Request) -> Response:
+    """Stop the server after answering; `appliance serve` then starts again with the saved config."""
+    services = services_of(request)
+    if services.request_stop is None:
+        raise Busy("restart is only available when started by `appliance serve`")
+    services.restart_requested = True
+    return JSONResponse(
+        {"restarting": True}, status_code=202, background=BackgroundTask(services.request_stop)
+    )
