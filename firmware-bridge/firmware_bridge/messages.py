@@ -1,0 +1,285 @@
+"""Message dataclasses (frozen), one per wire message type, plus the enums they use.
+
+Every message carries its header sequence number in the keyword-only ``seq`` field. Application
+code normally leaves it at 0: :meth:`firmware_bridge.session.Session.send` assigns the real one.
+Field ranges are validated on construction, so an out-of-range value fails early with a clear
+``ValueError`` instead of at encode time.
+"""
+
+from dataclasses import dataclass, field
+from enum import IntEnum, IntFlag
+from typing import Any, ClassVar
+
+import numpy.typing as npt
+
+from firmware_bridge.protocol import FIRMWARE_STRING_MAX, MAX_PAYLOAD, MAX_RANK
+from firmware_bridge.tensor import DType, array_to_wire, expected_size, wire_to_array
+
+
+class MessageType(IntEnum):
+    """Header type codes."""
+
+    HELLO = 0x01
+    ACK = 0x02
+    NACK = 0x03
+    HEARTBEAT = 0x04
+    SENSOR_FRAME = 0x10
+    TRIGGER = 0x11
+    RESULT = 0x20
+    IO_SET = 0x21
+
+
+RELIABLE_TYPES: frozenset[MessageType] = frozenset(
+    {MessageType.TRIGGER, MessageType.RESULT, MessageType.IO_SET}
+)
+"""Types that must be acknowledged with ACK/NACK and are retried by the sender."""
+
+
+class ErrorCode(IntEnum):
+    """NACK error codes."""
+
+    UNKNOWN_TYPE = 0x01
+    MALFORMED = 0x02
+    UNSUPPORTED_VERSION = 0x03
+    BUSY = 0x04
+    INVALID_ARGUMENT = 0x05
+    NOT_READY = 0x06
+    INTERNAL = 0xFF
+
+
+RETRYABLE_ERRORS: frozenset[int] = frozenset({ErrorCode.BUSY, ErrorCode.NOT_READY})
+"""NACK codes after which the sender keeps retrying (the message may succeed later)."""
+
+
+class Verdict(IntEnum):
+    """RESULT pass/fail byte."""
+
+    PASS = 0
+    FAIL = 1
+
+
+class Capability(IntFlag):
+    """HELLO capabilities bitfield (u32); unknown bits must be ignored."""
+
+    SENSOR_FRAME = 1 << 0
+    TRIGGER = 1 << 1
+    RESULT = 1 << 2
+    IO_SET = 1 << 3
+    HEARTBEAT = 1 << 4
+
+
+class HelloFlag(IntFlag):
+    """HELLO flags byte."""
+
+    REPLY_REQUESTED = 1 << 0
+
+
+def _check(name: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
+
+def _u8(name: str, value: int) -> None:
+    _check(name, value, 0, 0xFF)
+
+
+def _u16(name: str, value: int) -> None:
+    _check(name, value, 0, 0xFFFF)
+
+
+def _u32(name: str, value: int) -> None:
+    _check(name, value, 0, 0xFFFF_FFFF)
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """Handshake: identity, supported protocol versions and capabilities of the sender."""
+
+    TYPE: ClassVar[MessageType] = MessageType.HELLO
+    flags: int
+    min_version: int
+    max_version: int
+    device_id: int
+    capabilities: int
+    max_payload: int
+    firmware: str
+    seq: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _u8("Hello.flags", self.flags)
+        _u8("Hello.min_version", self.min_version)
+        _u8("Hello.max_version", self.max_version)
+        if self.min_version > self.max_version:
+            raise ValueError(f"Hello.min_version {self.min_version} > max_version {self.max_version}")
+        _u32("Hello.device_id", self.device_id)
+        _u32("Hello.capabilities", self.capabilities)
+        _u16("Hello.max_payload", self.max_payload)
+        if len(self.firmware) > FIRMWARE_STRING_MAX or not all(" " <= ch <= "~" for ch in self.firmware):
+            raise ValueError(
+                f"Hello.firmware must be printable ASCII of at most {FIRMWARE_STRING_MAX} chars, "
+                f"got {self.firmware!r}"
+            )
+        _u16("Hello.seq", self.seq)
+
+    @property
+    def reply_requested(self) -> bool:
+        return bool(self.flags & HelloFlag.REPLY_REQUESTED)
+
+
+@dataclass(frozen=True, slots=True)
+class SensorFrame:
+    """A typed tensor from a sensor (e.g. an accelerometer window, float32 [128, 3])."""
+
+    TYPE: ClassVar[MessageType] = MessageType.SENSOR_FRAME
+    HEADER_SIZE: ClassVar[int] = 7
+    sensor_id: int
+    timestamp_ms: int
+    dtype: DType
+    shape: tuple[int, ...]
+    data: bytes
+    seq: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _u8("SensorFrame.sensor_id", self.sensor_id)
+        _u32("SensorFrame.timestamp_ms", self.timestamp_ms)
+        object.__setattr__(self, "dtype", DType(self.dtype))
+        object.__setattr__(self, "shape", tuple(self.shape))
+        object.__setattr__(self, "data", bytes(self.data))
+        if not 1 <= len(self.shape) <= MAX_RANK:
+            raise ValueError(f"SensorFrame rank must be 1..{MAX_RANK}, got shape {self.shape}")
+        for dim in self.shape:
+            _check("SensorFrame.shape dimension", dim, 1, 0xFFFF)
+        need = expected_size(self.dtype, self.shape)
+        if len(self.data) != need:
+            raise ValueError(
+                f"SensorFrame data has {len(self.data)} bytes; "
+                f"{self.dtype.name}{list(self.shape)} needs {need}"
+            )
+        size = self.HEADER_SIZE + 2 * len(self.shape) + need
+        if size > MAX_PAYLOAD:
+            raise ValueError(f"SensorFrame payload of {size} bytes exceeds MAX_PAYLOAD {MAX_PAYLOAD}")
+        _u16("SensorFrame.seq", self.seq)
+
+    @classmethod
+    def from_array(
+        cls, array: npt.NDArray[Any], *, sensor_id: int = 0, timestamp_ms: int = 0
+    ) -> "SensorFrame":
+        """Build a frame from a numpy array (u8/i8/i16/u16/i32/f32, rank 1..4)."""
+        dtype, shape, data = array_to_wire(array)
+        return cls(sensor_id=sensor_id, timestamp_ms=timestamp_ms, dtype=dtype, shape=shape, data=data)
+
+    def to_array(self) -> npt.NDArray[Any]:
+        """The tensor as a writable, native-endian numpy array of ``shape``."""
+        return wire_to_array(self.dtype, self.shape, self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """MCU -> host: a digital input (photo-eye) fired at ``timestamp_ms`` (MCU clock)."""
+
+    TYPE: ClassVar[MessageType] = MessageType.TRIGGER
+    input_id: int
+    timestamp_ms: int
+    seq: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _u8("Trigger.input_id", self.input_id)
+        _u32("Trigger.timestamp_ms", self.timestamp_ms)
+        _u16("Trigger.seq", self.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """Host -> MCU: an inference result. ``ref_seq`` is the seq of the TRIGGER/SENSOR_FRAME it answers."""
+
+    TYPE: ClassVar[MessageType] = MessageType.RESULT
+    result_id: int
+    ref_seq: int
+    label: int
+    score_permille: int
+    verdict: Verdict
+    seq: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _u32("Result.result_id", self.result_id)
+        _u16("Result.ref_seq", self.ref_seq)
+        _check("Result.label", self.label, -0x8000, 0x7FFF)
+        _check("Result.score_permille", self.score_permille, 0, 1000)
+        object.__setattr__(self, "verdict", Verdict(self.verdict))
+        _u16("Result.seq", self.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class IoSet:
+    """Host -> MCU: set a digital output; ``pulse_ms`` > 0 reverts it after that many ms."""
+
+    TYPE: ClassVar[MessageType] = MessageType.IO_SET
+    output_id: int
+    state: bool
+    pulse_ms: int = 0
+    seq: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _u8("IoSet.output_id", self.output_id)
+        if not isinstance(self.state, bool):
+            raise ValueError(f"IoSet.state must be a bool, got {self.state!r}")
+        _u16("IoSet.pulse_ms", self.pulse_ms)
+        _u16("IoSet.seq", self.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Positive acknowledgement of the reliable message ``(acked_type, acked_seq)``."""
+
+    TYPE: ClassVar[MessageType] = MessageType.ACK
+    acked_type: int
+    acked_seq: int
+    seq: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _u8("Ack.acked_type", self.acked_type)
+        _u16("Ack.acked_seq", self.acked_seq)
+        _u16("Ack.seq", self.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class Nack:
+    """Negative acknowledgement; ``code`` is an :class:`ErrorCode` value (unknown codes are kept)."""
+
+    TYPE: ClassVar[MessageType] = MessageType.NACK
+    acked_type: int
+    acked_seq: int
+    code: int
+    seq: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _u8("Nack.acked_type", self.acked_type)
+        _u16("Nack.acked_seq", self.acked_seq)
+        _u8("Nack.code", self.code)
+        _u16("Nack.seq", self.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Keep-alive with the sender's uptime and link counters."""
+
+    TYPE: ClassVar[MessageType] = MessageType.HEARTBEAT
+    uptime_ms: int
+    rx_frames: int
+    rx_errors: int
+    tx_frames: int
+    tx_retries: int
+    seq: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        for name in ("uptime_ms", "rx_frames", "rx_errors", "tx_frames", "tx_retries"):
+            _u32(f"Heartbeat.{name}", getattr(self, name))
+        _u16("Heartbeat.seq", self.seq)
+
+
+Message = Hello | SensorFrame | Trigger | Result | IoSet | Ack | Nack | Heartbeat
+
+MESSAGE_CLASSES: dict[MessageType, type[Message]] = {
+    cls.TYPE: cls for cls in (Hello, SensorFrame, Trigger, Result, IoSet, Ack, Nack, Heartbeat)
+}
+"""Registry: wire type code -> message class."""

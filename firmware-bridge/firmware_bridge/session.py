@@ -1,0 +1,418 @@
+"""Session layer over a :class:`~firmware_bridge.transport.Transport`.
+
+Handles the HELLO handshake, heartbeats, link-lost detection, ACK/NACK of reliable messages,
+retransmission (:class:`~firmware_bridge.delivery.Outbox`) and duplicate suppression. Both ends of
+the link run the same state machine (the simulator uses this class as the "device").
+
+Received SENSOR_FRAME, TRIGGER, RESULT and IO_SET messages go to ``on_message`` (called on the
+transport's reader thread; keep it short) or, without a callback, to a bounded queue read with
+:meth:`Session.receive`. HELLO, ACK, NACK and HEARTBEAT are consumed by the session; the peer's
+HELLO and last HEARTBEAT are in :meth:`Session.stats`.
+"""
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from types import TracebackType
+
+from firmware_bridge.codec import Decoder, Reject, encode
+from firmware_bridge.delivery import Delivery, DeliveryStatus, Outbox, OutboxPolicy
+from firmware_bridge.inbox import Inbox, MessageCallback
+from firmware_bridge.keepalive import Keepalive, KeepalivePolicy
+from firmware_bridge.messages import (
+    RELIABLE_TYPES,
+    Ack,
+    ErrorCode,
+    Heartbeat,
+    Hello,
+    HelloFlag,
+    IoSet,
+    Message,
+    MessageType,
+    Nack,
+    Result,
+    SensorFrame,
+    Trigger,
+)
+from firmware_bridge.protocol import DEFAULT_BAUDRATE, DELIMITER, SEQ_MODULO
+from firmware_bridge.session_config import SessionConfig
+from firmware_bridge.session_state import SessionState, StateListener, StateTracker
+from firmware_bridge.session_stats import SessionCounters, SessionStats
+from firmware_bridge.transport import LinkState, PortSpec, SerialTransport, Transport, TransportConfig
+
+logger = logging.getLogger(__name__)
+
+AcceptHook = Callable[[Message], int | None]
+"""Called for each new reliable message before it is delivered; return a NACK code to refuse it."""
+
+_U32 = 0xFFFF_FFFF
+_MAX_WAIT_S = 1.0
+
+
+class Session:
+    """Thread-safe protocol session. Use as a context manager or call :meth:`start`/:meth:`stop`."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        config: SessionConfig | None = None,
+        *,
+        on_message: MessageCallback | None = None,
+        accept: AcceptHook | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._transport = transport
+        self._config = config or SessionConfig()
+        self._accept = accept
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._dirty = False
+        self._states = StateTracker()
+        self._seq = secrets.randbelow(SEQ_MODULO)
+        cfg = self._config
+        policy = OutboxPolicy(cfg.outbox_size, cfg.ack_timeout_s, cfg.max_retries)
+        self._outboxes: dict[int, Outbox] = {t: Outbox(policy) for t in sorted(RELIABLE_TYPES)}
+        self._timers = Keepalive(
+            KeepalivePolicy(cfg.heartbeat_interval_s, cfg.hello_interval_s, cfg.link_timeout_s)
+        )
+        self._last_seen: dict[MessageType, int] = {}
+        self._counts = SessionCounters().as_dict()
+        self._peer: Hello | None = None
+        self._peer_heartbeat: Heartbeat | None = None
+        self._rx_lock = threading.Lock()
+        self._rejects: list[Reject] = []
+        self._decoder = Decoder(on_reject=self._rejects.append)
+        self._inbox = Inbox(cfg.rx_queue_size, on_message)
+        self._thread: threading.Thread | None = None
+        self._handlers: dict[MessageType, Callable[[Message, float], None]] = {
+            MessageType.HELLO: self._on_hello,
+            MessageType.ACK: self._on_ack,
+            MessageType.NACK: self._on_ack,
+            MessageType.HEARTBEAT: self._on_heartbeat,
+            MessageType.SENSOR_FRAME: self._on_unreliable,
+            MessageType.TRIGGER: self._on_reliable,
+            MessageType.RESULT: self._on_reliable,
+            MessageType.IO_SET: self._on_reliable,
+        }
+
+    @classmethod
+    def open(
+        cls,
+        port: PortSpec,
+        *,
+        baudrate: int = DEFAULT_BAUDRATE,
+        config: SessionConfig | None = None,
+        on_message: MessageCallback | None = None,
+    ) -> "Session":
+        """A session on a serial port path (or a callable returning it); call :meth:`start` next."""
+        return cls(SerialTransport(port, TransportConfig(baudrate=baudrate)), config, on_message=on_message)
+
+    # -- public API --------------------------------------------------------------------------
+
+    @property
+    def state(self) -> SessionState:
+        return self._states.state
+
+    @property
+    def peer(self) -> Hello | None:
+        """The peer's last HELLO (identity, versions, capabilities)."""
+        return self._peer
+
+    @property
+    def transport(self) -> Transport:
+        return self._transport
+
+    def add_state_listener(self, listener: StateListener) -> None:
+        """``listener(state)`` is called (from an internal thread) on every state change."""
+        self._states.add_listener(listener)
+
+    def start(self) -> None:
+        with self._lock:
+            if self._states.state is not SessionState.STOPPED:
+                raise RuntimeError("session already started")
+            self._timers.start(self._clock())
+            self._states.set(SessionState.CONNECTING)
+        self._states.announce()
+        self._thread = threading.Thread(target=self._run, name="fb-session", daemon=True)
+        self._thread.start()
+        self._transport.start(self._on_data, self._on_link)
+
+    def stop(self) -> None:
+        """Stop timers and the transport; pending reliable deliveries resolve as DROPPED."""
+        with self._lock:
+            if self._states.state is SessionState.STOPPED:
+                return
+            self._states.set(SessionState.STOPPED)
+            self._wake.notify_all()
+        self._transport.stop()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        with self._lock:
+            for outbox in self._outboxes.values():
+                outbox.drop_all()
+        self._states.announce()
+
+    def __enter__(self) -> "Session":
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the handshake completed (state READY) or ``timeout``; returns whether ready."""
+        return self._states.ready.wait(timeout)
+
+    def send(self, message: SensorFrame | Trigger | Result | IoSet | Heartbeat) -> Delivery:
+        """Send ``message`` with a fresh sequence number; thread-safe, never blocks on ACKs.
+
+        TRIGGER, RESULT and IO_SET are reliable: the returned :class:`Delivery` resolves when they
+        are ACKed/NACKed or timed out. Other types resolve as SENT or DROPPED immediately.
+        """
+        if isinstance(message, Hello | Ack | Nack):
+            raise ValueError(f"{message.TYPE.name} is managed by the session and cannot be sent directly")
+        with self._lock:
+            if self._states.state is SessionState.STOPPED:
+                delivery = Delivery(message)
+                delivery.resolve(DeliveryStatus.DROPPED)
+                return delivery
+            stamped = replace(message, seq=self._take_seq())
+            delivery = Delivery(stamped)
+            frame = encode(stamped)
+            outbox = self._outboxes.get(stamped.TYPE)
+            frames = [frame] if outbox is None else outbox.submit(delivery, frame, self._clock())
+            self._notify()
+        written = self._transmit(frames)
+        if outbox is None:
+            delivery.resolve(DeliveryStatus.SENT if written else DeliveryStatus.DROPPED)
+        return delivery
+
+    def receive(self, timeout: float | None = None) -> Message | None:
+        """Next received message from the queue, or ``None`` after ``timeout`` seconds."""
+        return self._inbox.receive(timeout)
+
+    def stats(self) -> SessionStats:
+        with self._lock:
+            counts = dict(self._counts)
+            for outbox in self._outboxes.values():
+                counts["retries"] += outbox.retries
+                counts["timeouts"] += outbox.timeouts
+                counts["outbox_dropped"] += outbox.dropped
+                counts["stray_acks"] += outbox.stray_acks
+            counts["delivered"] = self._inbox.delivered
+            counts["rx_dropped"] = self._inbox.dropped
+            return SessionStats(
+                state=self._states.state.value,
+                peer=self._peer,
+                peer_heartbeat=self._peer_heartbeat,
+                counters=SessionCounters(**counts),
+                decoder=self._decoder.stats,
+                transport=self._transport.stats(),
+            )
+
+    # -- receive path (transport reader thread) ------------------------------------------------
+
+    def _on_data(self, data: bytes) -> None:
+        with self._rx_lock:
+            messages = self._decoder.feed(data)
+            rejects = list(self._rejects)
+            self._rejects.clear()
+        if not messages and not rejects:
+            return
+        now = self._clock()
+        with self._lock:
+            self._timers.heard(now)
+            self._counts["rx_messages"] += len(messages)
+        for message in messages:
+            self._handlers[message.TYPE](message, now)
+        for reject in rejects:
+            self._reply(Nack(reject.type_code & 0xFF, reject.seq, reject.code))
+
+    def _on_link(self, state: LinkState) -> None:
+        if state is LinkState.CONNECTED:
+            with self._rx_lock:
+                self._decoder.reset()
+            self._transport.write(DELIMITER)
+        with self._lock:
+            if self._states.state is SessionState.STOPPED:
+                return
+            if state is LinkState.CONNECTED:
+                self._states.set(SessionState.CONNECTING)
+                self._timers.restart(self._clock())
+                self._notify()
+            elif state is LinkState.LOST and self._states.state is SessionState.READY:
+                self._lose_link()
+        self._states.announce()
+
+    def _on_hello(self, message: Message, now: float) -> None:
+        assert isinstance(message, Hello)
+        ours = self._config.identity
+        frames: list[bytes] = []
+        with self._lock:
+            self._peer = message
+            if message.reply_requested:
+                self._last_seen.clear()  # the peer started a new session
+            if max(ours.min_version, message.min_version) > min(ours.max_version, message.max_version):
+                self._counts["incompatible"] += 1
+                logger.error(
+                    "peer protocol versions %d..%d unsupported", message.min_version, message.max_version
+                )
+                frames.append(self._frame(Nack(message.TYPE, message.seq, ErrorCode.UNSUPPORTED_VERSION)))
+            else:
+                if message.reply_requested:
+                    frames.append(self._hello_frame(request=False))
+                if self._states.set(SessionState.READY):
+                    self._counts["handshakes"] += 1
+                    logger.info("handshake with device %#010x (%s)", message.device_id, message.firmware)
+            self._notify()
+        self._transmit(frames)
+        self._states.announce()
+
+    def _on_ack(self, message: Message, now: float) -> None:
+        assert isinstance(message, Ack | Nack)
+        with self._lock:
+            outbox = self._outboxes.get(message.acked_type)
+            if isinstance(message, Nack):
+                self._counts["nacks_rx"] += 1
+                logger.warning(
+                    "NACK type=%#04x seq=%d code=%d", message.acked_type, message.acked_seq, message.code
+                )
+            else:
+                self._counts["acks_rx"] += 1
+            if outbox is None:
+                self._counts["stray_acks"] += 1
+                return
+            if isinstance(message, Nack):
+                frames = outbox.on_nack(message.acked_seq, message.code, now)
+            else:
+                frames = outbox.on_ack(message.acked_seq, now)
+            self._notify()
+        self._transmit(frames)
+
+    def _on_heartbeat(self, message: Message, now: float) -> None:
+        assert isinstance(message, Heartbeat)
+        with self._lock:
+            self._peer_heartbeat = message
+
+    def _on_unreliable(self, message: Message, now: float) -> None:
+        self._inbox.deliver(message)
+
+    def _on_reliable(self, message: Message, now: float) -> None:
+        """Dedup, accept/refuse, deliver, then ACK: an ACK means the application has the message."""
+        with self._lock:
+            duplicate = self._last_seen.get(message.TYPE) == message.seq
+            if duplicate:
+                self._counts["duplicates"] += 1
+        if duplicate:
+            self._reply(Ack(message.TYPE, message.seq))
+            return
+        code = self._accept(message) if self._accept is not None else None
+        if code is None and not self._inbox.has_room():
+            code = ErrorCode.BUSY
+        if code is None and not self._inbox.deliver(message):
+            code = ErrorCode.INTERNAL
+        if code is not None:
+            self._reply(Nack(message.TYPE, message.seq, code))
+            return
+        with self._lock:
+            self._last_seen[message.TYPE] = message.seq
+        self._reply(Ack(message.TYPE, message.seq))
+
+    def _reply(self, message: Ack | Nack) -> None:
+        with self._lock:
+            if isinstance(message, Nack):
+                self._counts["nacks_tx"] += 1
+            frame = self._frame(message)
+        self._transmit([frame])
+
+    # -- timers (session thread) ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                if self._states.state is SessionState.STOPPED:
+                    return
+                frames = self._collect_due(self._clock())
+            self._transmit(frames)
+            self._states.announce()
+            with self._wake:
+                if self._stopped():
+                    return
+                if not self._dirty:
+                    self._wake.wait(self._seconds_until_due(self._clock()))
+                self._dirty = False
+
+    def _collect_due(self, now: float) -> list[bytes]:
+        link_up = self._transport.state is LinkState.CONNECTED
+        frames: list[bytes] = []
+        if self._timers.heartbeat_due(now) and link_up:
+            frames.append(self._frame(self._heartbeat(now)))
+        if self._states.state is SessionState.READY and self._timers.link_expired(now):
+            logger.warning("link lost: nothing received for %.1f s", self._timers.silence(now))
+            self._lose_link()
+            self._timers.restart(now)
+        if self._states.state is not SessionState.READY and self._timers.hello_due(now) and link_up:
+            frames.append(self._hello_frame(request=True))
+        for outbox in self._outboxes.values():
+            frames += outbox.due(now)
+        return frames
+
+    def _seconds_until_due(self, now: float) -> float:
+        deadlines = [self._timers.next_deadline(ready=self._states.state is SessionState.READY)]
+        deadlines += [d for d in (o.next_deadline() for o in self._outboxes.values()) if d is not None]
+        return min(_MAX_WAIT_S, max(0.0, min(deadlines) - now))
+
+    # -- helpers (callers hold self._lock unless stated) ----------------------------------------
+
+    def _stopped(self) -> bool:
+        return self._states.state is SessionState.STOPPED
+
+    def _lose_link(self) -> None:
+        self._counts["link_losses"] += 1
+        self._states.set(SessionState.LINK_LOST)
+
+    def _notify(self) -> None:
+        self._dirty = True
+        self._wake.notify_all()
+
+    def _take_seq(self) -> int:
+        seq = self._seq
+        self._seq = (seq + 1) % SEQ_MODULO
+        return seq
+
+    def _frame(self, message: Message) -> bytes:
+        return encode(replace(message, seq=self._take_seq()))
+
+    def _hello_frame(self, *, request: bool) -> bytes:
+        flags = HelloFlag.REPLY_REQUESTED if request else 0
+        return self._frame(self._config.identity.hello(int(flags)))
+
+    def _heartbeat(self, now: float) -> Heartbeat:
+        decoder = self._decoder.stats
+        return Heartbeat(
+            uptime_ms=self._timers.uptime_ms(now) & _U32,
+            rx_frames=decoder.frames_ok & _U32,
+            rx_errors=decoder.errors & _U32,
+            tx_frames=self._counts["tx_frames"] & _U32,
+            tx_retries=sum(o.retries for o in self._outboxes.values()) & _U32,
+        )
+
+    def _transmit(self, frames: list[bytes]) -> bool:
+        """Write frames (caller must NOT hold the lock); returns whether all were written."""
+        ok = True
+        for frame in frames:
+            written = self._transport.write(frame)
+            ok = ok and written
+            with self._lock:
+                self._counts["tx_frames" if written else "tx_failed"] += 1
+        return ok
+
+
+__all__ = ["AcceptHook", "Session", "SessionConfig", "SessionState", "StateListener"]
