@@ -7,7 +7,7 @@ DATA   := data
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3-venv gcc make
 
-.PHONY: run test lint typecheck pytest demo bench system-deps clean help
+.PHONY: run run-serial test lint typecheck pytest demo bench system-deps clean help
 
 help:
 	@echo "make run    - install into .venv, prepare the demo, serve http://127.0.0.1:8080"
@@ -38,6 +38,16 @@ demo: $(VENV)/.runtime
 
 run: demo
 	$(BIN)/appliance serve --config $(DATA)/config.toml
+
+# The serial demo: the firmware-bridge simulator on a virtual serial port (a pty) feeds accelerometer
+# windows and photo-eye triggers to the appliance, which classifies them and answers RESULT/IO_SET.
+SERIAL_DATA := data-serial
+run-serial: $(VENV)/.runtime
+	$(BIN)/appliance demo prepare --serial --data-dir $(SERIAL_DATA) --cache-dir $(CACHE)
+	$(BIN)/python -m firmware_bridge.simulator --create-pty --port $(SERIAL_DATA)/ttyFB0 --mode cycle \
+	  --rate 5 --trigger-every 3 --log-level WARNING & sim=$$!; \
+	trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/appliance serve --config $(SERIAL_DATA)/config.toml
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -109,6 +109,26 @@ class StoreConfig:
     retention_interval_s: float = setting(60.0, "How often retention runs.", min=0.1)
 
 
+SERIAL_RESULTS = ("triggers", "all", "none")
+REJECT_WHEN = ("fail", "pass", "never")
+BAUD_RATES = (115200, 230400, 460800, 921600)
+
+
+@dataclass(frozen=True)
+class SerialConfig:
+    port: str = setting("", "Serial port of the microcontroller (firmware-bridge protocol); empty: no link.")
+    baudrate: int = setting(115200, "UART speed: 115200, 230400, 460800 or 921600.", choices=BAUD_RATES)
+    trigger: bool = setting(True, "A TRIGGER from the microcontroller (photo-eye) runs an inspection.")
+    results: str = setting(
+        "triggers", "Send RESULT for: triggers (answers only), all results, or none.", choices=SERIAL_RESULTS
+    )
+    reject_output: int = setting(-1, "Output driven with IO_SET to reject a part; -1: none.", min=-1, max=255)
+    reject_when: str = setting(
+        "fail", "Pulse the reject output when a result is: fail, pass or never.", choices=REJECT_WHEN
+    )
+    reject_pulse_ms: int = setting(300, "Length of the reject pulse in milliseconds.", min=1, max=60_000)
+
+
 @dataclass(frozen=True)
 class InspectionConfig:
     pass_labels: tuple[str, ...] = setting((), "Top labels that pass; empty: any label passes.")
@@ -143,6 +163,7 @@ class Config:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     inspection: InspectionConfig = field(default_factory=InspectionConfig)
+    serial: SerialConfig = field(default_factory=SerialConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
@@ -271,6 +292,10 @@ def _cross_checks(config: Config, lines: _LineFinder) -> list[Problem]:
             Problem(
                 f"source.{key}", f"is required when source.kind = {src.kind!r}", lines.find("source", "kind")
             )
+        )
+    if src.kind == "serial" and not config.serial.port:
+        problems.append(
+            Problem("serial.port", "is required when source.kind = 'serial'", lines.find("source", "kind"))
         )
     if src.reconnect_max_s < src.reconnect_min_s:
         problems.append(

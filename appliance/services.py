@@ -22,7 +22,9 @@ from appliance.pipeline.recorder import Recorder
 from appliance.pipeline.results import ResultBus
 from appliance.pipeline.runtime import ModelManager, RuntimeOptions, validate_model
 from appliance.settings import Change, ConfigFile
+from appliance.serial_sink import SerialSink
 from appliance.sources.registry import create_source
+from appliance.sources.serial import SerialLink
 from appliance.store.reader import ResultReader
 from appliance.store.retention import RetentionPolicy
 from appliance.store.writer import ResultWriter, WriterOptions
@@ -75,6 +77,8 @@ class Services:
     jobs: JobStore
     cache: ResultCache
     direct: DirectRunner
+    link: SerialLink | None = None
+    sink: SerialSink | None = None
     recorder: Recorder | None = None
     started: float = field(default_factory=time.time)
     ready: bool = False
@@ -88,7 +92,8 @@ class Services:
         manager = ModelManager(registry, runtime_options(config))
         bus = ResultBus()
         writer = ResultWriter(data, writer_options(config)) if config.store.enabled else None
-        pipeline = Pipeline(manager, bus, pipeline_options(config), create_source(config.source))
+        link = SerialLink(config.serial) if config.serial.port else None
+        pipeline = Pipeline(manager, bus, pipeline_options(config), create_source(config.source, link))
         reader = ResultReader(writer.path if writer else data / "results.db")
         limiter = RateLimiter(config.auth.rate_per_s, config.auth.burst)
         return cls(
@@ -106,6 +111,7 @@ class Services:
             jobs=JobStore(config.server.job_ttl_s, config.server.max_jobs),
             cache=ResultCache(config.server.cache_entries),
             direct=DirectRunner(registry, config.backend.threads),
+            link=link,
         )
 
     def start(self) -> None:
@@ -116,6 +122,11 @@ class Services:
         self._initial_model()
         self.manager.start_watching()
         self.pipeline.start()
+        if self.link is not None:
+            self.link.start()
+            self.sink = SerialSink(self.link, self.inspector, lambda: self.pipeline)
+            self.sink.start()
+            self.bus.subscribe("serial", self.sink)
         self.ready = True
         logger.info("appliance ready in %.2f s", time.time() - self.started)
 
@@ -147,15 +158,18 @@ class Services:
     def restart_pipeline(self) -> None:
         """Stop the pipeline (queued work finishes), then start one on the configured source."""
         self.pipeline.stop()
-        self.pipeline = Pipeline(
-            self.manager, self.bus, pipeline_options(self.config), create_source(self.config.source)
-        )
+        source = create_source(self.config.source, self.link)
+        self.pipeline = Pipeline(self.manager, self.bus, pipeline_options(self.config), source)
         self.pipeline.start()
         logger.info("pipeline restarted on source %s (%s)", self.config.source.name, self.config.source.kind)
 
     def stop(self) -> None:
         self.ready = False
+        if self.sink is not None:
+            self.sink.stop()
         self.pipeline.stop()
+        if self.link is not None:
+            self.link.stop()
         self.jobs.close()
         self.manager.close()
         if self.writer is not None:

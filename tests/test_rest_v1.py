@@ -136,6 +136,7 @@ def test_models_over_http(live_server: LiveServer, model_files: dict[str, Path])
         "selfie",
         "stripes",
         "stripes_uint8",
+        "vibration",
     }
 
 

@@ -60,6 +60,11 @@ def status_document(services: Services) -> dict[str, Any]:
         "pipeline": pipeline,
         "drops": source.status().dropped if source is not None else 0,
         "store": store,
+        "serial": (
+            {**services.link.status(), "sink": services.sink.status() if services.sink else None}
+            if services.link is not None
+            else None
+        ),
         "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 

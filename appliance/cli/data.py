@@ -36,9 +36,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from appliance.demo.setup import prepare_demo
+    from appliance.demo.setup import prepare_demo, prepare_serial_demo
 
-    config_path = prepare_demo(Path(args.data_dir), Path(args.cache_dir))
+    prepare = prepare_serial_demo if args.serial else prepare_demo
+    config_path = prepare(Path(args.data_dir), Path(args.cache_dir))
     sys.stdout.write(f"demo ready: appliance serve --config {config_path}\n")
     return 0
 
@@ -60,4 +61,5 @@ def register(sub: argparse._SubParsersAction, common: Common) -> None:  # type: 
     prepare.add_argument(
         "--cache-dir", default="./.cache", help="where downloaded wheels and models are kept"
     )
+    prepare.add_argument("--serial", action="store_true", help="the serial demo (vibration classifier)")
     prepare.set_defaults(handler=cmd_demo)

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.demo import stripes
+from appliance.demo import stripes, vibration
 from appliance.demo.assets import fetch_mediapipe_models
 from appliance.demo.video import write_demo_video
 from appliance.models.manifest import InputSpec, Thresholds
@@ -61,6 +61,7 @@ class DemoModel:
 def demo_models(cache: Path) -> list[DemoModel]:
     mediapipe = fetch_mediapipe_models(cache)
     built = stripes.write_models(cache / "models")
+    shaker = vibration.write_model(cache / "models")["model"]
     labels = tuple(stripes.LABELS)
     face = mediapipe["face_detection_short_range.tflite"]
     selfie = mediapipe["selfie_segmentation.tflite"]
@@ -110,16 +111,68 @@ def demo_models(cache: Path) -> list[DemoModel]:
                 description="uint8 quantised stripes classifier",
             ),
         ),
+        DemoModel(
+            shaker,
+            AddRequest(
+                shaker,
+                "classify",
+                "vibration",
+                tuple(vibration.LABELS),
+                UNIT,
+                description="Accelerometer windows (128x3, in g): idle, normal, fault",
+            ),
+        ),
     ]
 
 
-def register_models(registry: Registry, models: list[DemoModel]) -> None:
+def register_models(registry: Registry, models: list[DemoModel], active: str = "face") -> None:
     for model in models:
         known = {m.sha256 for m in registry.versions(model.request.name)}
         if sha256_of(model.file) not in known:
             registry.add(model.request)
     if registry.active() is None:
-        registry.activate("face")
+        registry.activate(active)
+
+
+SERIAL_TEMPLATE = """\
+# edge-appliance serial demo (written by `appliance demo prepare --serial`; see docs/config.md)
+[server]
+host = "127.0.0.1"
+port = 8080
+
+[data]
+dir = "{data_dir}"
+
+[source]
+kind = "serial"
+name = "shaker"
+
+[serial]
+port = "{port}"
+results = "all"
+reject_output = 0
+reject_when = "fail"
+
+[model]
+name = "vibration"
+
+[inspection]
+pass_labels = ["idle", "normal"]
+
+[auth]
+anonymous_read = true
+"""
+
+
+def prepare_serial_demo(data_dir: Path, cache: Path) -> Path:
+    """The serial demo: the vibration classifier on windows from the firmware-bridge simulator."""
+    registry = open_registry(data_dir)
+    register_models(registry, demo_models(cache), active="vibration")
+    config = data_dir / "config.toml"
+    if not config.exists():
+        port = (data_dir / "ttyFB0").resolve()
+        config.write_text(SERIAL_TEMPLATE.format(data_dir=data_dir.resolve(), port=port), encoding="utf-8")
+    return config
 
 
 def prepare_demo(data_dir: Path, cache: Path) -> Path:

@@ -10,29 +10,38 @@ from appliance.errors import SourceError
 from appliance.sources.base import Source
 from appliance.sources.files import ImageFolderSource, VideoFileSource
 from appliance.sources.live import Backoff, LiveSource, PushSource, camera_opener, stream_opener
+from appliance.sources.serial import SerialLink, SerialSource
 
-SourceFactory = Callable[[SourceConfig], Source]
+SourceFactory = Callable[[SourceConfig, SerialLink | None], Source]
 
 
 def _backoff(cfg: SourceConfig) -> Backoff:
     return Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s)
 
 
+def _serial(cfg: SourceConfig, link: SerialLink | None) -> Source:
+    if link is None:
+        raise SourceError("source.kind = 'serial' needs serial.port")
+    return SerialSource(cfg.name, link)
+
+
 SOURCES: dict[str, SourceFactory] = {
-    "video": lambda c: VideoFileSource(Path(c.path), c.name, c.loop, c.rate),
-    "folder": lambda c: ImageFolderSource(Path(c.path), c.name, c.loop, c.rate),
-    "camera": lambda c: LiveSource(c.name, "camera", camera_opener(c.device, c.width, c.height), _backoff(c)),
-    "stream": lambda c: LiveSource(c.name, "stream", stream_opener(c.url), _backoff(c)),
-    "push": lambda c: PushSource(c.name),
-    # "serial": added by the firmware-bridge integration (SENSOR_FRAME tensors and TRIGGERs).
+    "video": lambda c, _: VideoFileSource(Path(c.path), c.name, c.loop, c.rate),
+    "folder": lambda c, _: ImageFolderSource(Path(c.path), c.name, c.loop, c.rate),
+    "camera": lambda c, _: LiveSource(
+        c.name, "camera", camera_opener(c.device, c.width, c.height), _backoff(c)
+    ),
+    "stream": lambda c, _: LiveSource(c.name, "stream", stream_opener(c.url), _backoff(c)),
+    "push": lambda c, _: PushSource(c.name),
+    "serial": _serial,  # SENSOR_FRAME tensors from a microcontroller (firmware-bridge)
 }
 
 
-def create_source(cfg: SourceConfig) -> Source | None:
+def create_source(cfg: SourceConfig, link: SerialLink | None = None) -> Source | None:
     """The configured source, or None for kind = "none" (inference only through the API)."""
     if cfg.kind == "none":
         return None
     factory = SOURCES.get(cfg.kind)
     if factory is None:
         raise SourceError(f"source kind {cfg.kind!r} is not available in this build")
-    return factory(cfg)
+    return factory(cfg, link)
