@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +70,15 @@ def astronaut_png(astronaut: np.ndarray) -> bytes:
 
 def config_for(data_dir: Path, extra: str = "") -> Config:
     return parse_config(f'[data]\ndir = "{data_dir}"\n[store]\nflush_interval_ms = 20\n{extra}')
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30.0) -> None:
+    """Poll until `predicate()` is true; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.02)
 
 
 def free_port() -> int:

@@ -22,7 +22,7 @@ from appliance.pipeline.runtime import ModelManager, RuntimeOptions
 from appliance.services import Services
 from appliance.sources.files import VideoFileSource
 from appliance.sources.live import Backoff, LiveSource
-from tests.conftest import config_for
+from tests.conftest import config_for, wait_for
 
 FRAMES = 40
 
@@ -30,14 +30,6 @@ FRAMES = 40
 @pytest.fixture(scope="module")
 def demo_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_demo_video(tmp_path_factory.mktemp("video") / "demo.mp4", frames=FRAMES)
-
-
-def wait_for(predicate: object, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.02)
 
 
 def run_video(data_dir: Path, video: Path, workers: int = 1) -> Services:

@@ -4,8 +4,7 @@ and unplug/replug without restarting the appliance. Real pty pairs, real models,
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,7 @@ from firmware_bridge.simulator import SensorMode, Simulator, SimulatorConfig
 from appliance.demo.video import write_demo_video
 from appliance.models.registry import Registry
 from appliance.services import Services
-from tests.conftest import config_for
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.02)
+from tests.conftest import config_for, wait_for
 
 
 @pytest.fixture
