@@ -64,5 +64,21 @@ test: lint typecheck pytest
 bench: $(VENV)/.dev
 	$(BIN)/appliance bench --cache-dir $(CACHE) --report docs/benchmarks.md
 
+# NPU host tools: rknn-toolkit2 pins numpy<=1.26 and pulls torch (~3.3 GB download), so it lives in its
+# own venv and is never part of .venv or `make test`. Converting .tflite sources also needs TensorFlow
+# 2.14 (make rknn-tools RKNN_TFLITE=1); ONNX sources need nothing more.
+RKNN_VENV    := .venv-rknn
+RKNN_PYTHON  ?= python3.11
+RKNN_TOOLKIT := rknn-toolkit2==2.5.0
+RKNN_EXTRA   := $(if $(RKNN_TFLITE),tensorflow-cpu==2.14.1)
+.PHONY: rknn-tools test-rknn
+$(RKNN_VENV)/bin/python:
+	$(RKNN_PYTHON) -m venv $(RKNN_VENV)
+	$(RKNN_VENV)/bin/python -m pip install -q --upgrade pip
+rknn-tools: | $(RKNN_VENV)/bin/python
+	$(RKNN_VENV)/bin/pip install -q $(RKNN_TOOLKIT) $(RKNN_EXTRA)
+test-rknn: rknn-tools $(VENV)/.dev
+	APPLIANCE_RKNN_VENV=$(CURDIR)/$(RKNN_VENV) $(BIN)/python -m pytest tests/test_rknn_toolkit.py -m toolkit -v
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

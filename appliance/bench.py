@@ -43,6 +43,14 @@ class BenchOptions:
     rows: int = 50_000
     threads: int = 2
     concurrency: tuple[int, ...] = (1, 4, 16)
+    backend: str = "litert"
+
+    def backend_toml(self) -> str:
+        """[backend] for the runs: the chosen backend first, LiteRT as fallback; per-core on the NPU."""
+        order = [self.backend] if self.backend == "litert" else [self.backend, "litert"]
+        policy = "per-core" if self.backend == "rknn" else "auto"
+        names = ", ".join(f'"{n}"' for n in order)
+        return f'[backend]\nthreads = {self.threads}\norder = [{names}]\ncore_policy = "{policy}"\n'
 
 
 @dataclass
@@ -87,16 +95,16 @@ def bench_raw(model: Path, options: BenchOptions) -> Measurement:
     return Measurement("raw invoke()", options.frames / elapsed, *percentiles(times))
 
 
-def _pipeline_config(data_dir: Path, video: Path, store: bool, threads: int) -> Config:
+def _pipeline_config(data_dir: Path, video: Path, store: bool, options: BenchOptions) -> Config:
     return parse_config(
         f'[data]\ndir = "{data_dir}"\n[source]\nkind = "video"\npath = "{video}"\nloop = true\n'
-        f"[backend]\nthreads = {threads}\n[store]\nenabled = {'true' if store else 'false'}\n"
+        f"{options.backend_toml()}[store]\nenabled = {'true' if store else 'false'}\n"
         f"[pipeline]\nqueue_size = 8\n"
     )
 
 
 def bench_pipeline(data_dir: Path, video: Path, options: BenchOptions, store: bool) -> Measurement:
-    services = Services.build(_pipeline_config(data_dir, video, store, options.threads))
+    services = Services.build(_pipeline_config(data_dir, video, store, options))
     services.start()
     try:
         warm = 50
@@ -108,10 +116,13 @@ def bench_pipeline(data_dir: Path, video: Path, options: BenchOptions, store: bo
         elapsed = time.perf_counter() - start
         done = services.pipeline.published - start_count
         infer = services.pipeline.metrics["infer"].snapshot()
+        backend = services.bus.latest.backend if services.bus.latest else "?"
     finally:
         services.stop()
     name = "pipeline video→SQLite" if store else "pipeline, logging off"
-    return Measurement(name, done / elapsed, infer.p50_ms, infer.p99_ms, "p50/p99: inference stage")
+    return Measurement(
+        name, done / elapsed, infer.p50_ms, infer.p99_ms, f"p50/p99: inference stage; {backend}"
+    )
 
 
 def bench_store(data_dir: Path, rows: int) -> Measurement:
@@ -150,14 +161,14 @@ def bench_store(data_dir: Path, rows: int) -> Measurement:
 class ServerProcess:
     """`appliance serve` in a subprocess, with its time to ready and RSS."""
 
-    def __init__(self, data_dir: Path, port: int, threads: int) -> None:
+    def __init__(self, data_dir: Path, port: int, options: BenchOptions) -> None:
         from appliance.auth.store import AuthStore
 
         self.url = f"http://127.0.0.1:{port}"
         self.token = AuthStore(data_dir).create_token("bench", "operate")
         config = data_dir / "bench-server.toml"
         config.write_text(
-            f'[server]\nport = {port}\n[data]\ndir = "{data_dir}"\n[backend]\nthreads = {threads}\n'
+            f'[server]\nport = {port}\n[data]\ndir = "{data_dir}"\n{options.backend_toml()}'
             '[log]\nlevel = "WARNING"\n[auth]\nrate_per_s = 0\n'
         )
         self._log = (data_dir / "bench-server.log").open("w")
@@ -199,6 +210,7 @@ def bench_rest(server: ServerProcess, image: bytes, requests: int, concurrency: 
     import httpx
 
     times: list[float] = []
+    backends: set[str] = set()
     lock = threading.Lock()
     per_worker = max(1, requests // concurrency)
 
@@ -211,13 +223,15 @@ def bench_rest(server: ServerProcess, image: bytes, requests: int, concurrency: 
                 reply.raise_for_status()
                 with lock:
                     times.append(time.perf_counter() - t0)
+                    backends.add(str(reply.json().get("backend")))
 
     start = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         for future in [pool.submit(worker) for _ in range(concurrency)]:
             future.result()
     elapsed = time.perf_counter() - start
-    return Measurement(f"REST infer, concurrency {concurrency}", len(times) / elapsed, *percentiles(times))
+    name = f"REST infer, concurrency {concurrency}"
+    return Measurement(name, len(times) / elapsed, *percentiles(times), ", ".join(sorted(backends)))
 
 
 def bench_image() -> bytes:
@@ -255,7 +269,7 @@ def run_bench(cache: Path, options: BenchOptions) -> Report:
         report.measurements.append(bench_pipeline(data, video, options, store=True))
         report.measurements.append(bench_pipeline(data, video, options, store=False))
         report.measurements.append(bench_store(data, options.rows))
-        server = ServerProcess(data, free_port(), options.threads)
+        server = ServerProcess(data, free_port(), options)
         try:
             image = bench_image()
             for concurrency in options.concurrency:
@@ -263,7 +277,9 @@ def run_bench(cache: Path, options: BenchOptions) -> Report:
             report.facts.update(ready_s=round(server.ready_s, 3), rss_mb=round(server.rss_mb(), 1))
         finally:
             server.stop()
-    report.facts.update(threads=options.threads, cpus=os.cpu_count(), python=sys.version.split()[0])
+    report.facts.update(
+        threads=options.threads, cpus=os.cpu_count(), python=sys.version.split()[0], backend=options.backend
+    )
     return report
 
 

@@ -27,6 +27,8 @@ SOURCE_KINDS = ("none", "video", "folder", "camera", "stream", "push", "serial")
 SNAPSHOT_MODES = ("off", "all", "detections")
 SOURCE_MODES = ("continuous", "triggered")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+CORE_POLICIES = ("auto", "per-core", "core0", "core1", "core2", "core0_1", "core0_1_2")
+DELEGATES = ("none", "teflon")
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,33 @@ class BackendConfig:
     order: tuple[str, ...] = setting(("litert",), "Backends to try, most preferred first (litert, rknn).")
     threads: int = setting(2, "CPU threads per LiteRT interpreter (num_threads).", min=1, max=64)
     workers: int = setting(1, "Inference contexts run in parallel, one thread each.", min=1, max=16)
+    core_policy: str = setting(
+        "auto",
+        "NPU cores for rknn: auto, per-core (one context per core), or a fixed mask core0 ... core0_1_2.",
+        choices=CORE_POLICIES,
+    )
+    delegate: str = setting(
+        "none",
+        "LiteRT external delegate: none, or teflon (Mesa libteflon.so for the mainline rocket driver).",
+        choices=DELEGATES,
+    )
+    retry_s: float = setting(
+        5.0, "First wait before a failed NPU context is retried; doubles each time.", min=0.1
+    )
+    retry_max_s: float = setting(300.0, "Longest wait between retries of a failed NPU context.", min=0.1)
+    rknn_venv: str = setting(".venv-rknn", "Virtualenv with rknn-toolkit2 for `appliance models convert`.")
+    verify_min_cosine: float = setting(
+        0.98,
+        "A converted model fails when an output's cosine similarity to LiteRT is lower.",
+        min=0.0,
+        max=1.0,
+    )
+    verify_min_same_label: float = setting(
+        0.9, "A converted classifier fails when fewer samples keep LiteRT's top-1 class.", min=0.0, max=1.0
+    )
+    verify_min_boxes: float = setting(
+        0.9, "A converted detector fails when fewer LiteRT boxes are matched (IoU >= 0.5).", min=0.0, max=1.0
+    )
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from appliance.auth.ratelimit import RateLimiter
 from appliance.auth.store import AuthStore
+from appliance.backends.registry import configure_backends, planned_workers
 from appliance.config import Config
 from appliance.errors import ApplianceError
 from appliance.models.registry import Registry
@@ -21,8 +22,8 @@ from appliance.pipeline.pipeline import Pipeline, PipelineOptions
 from appliance.pipeline.recorder import Recorder
 from appliance.pipeline.results import ResultBus
 from appliance.pipeline.runtime import ModelManager, RuntimeOptions, validate_model
-from appliance.settings import Change, ConfigFile
 from appliance.serial_sink import SerialSink
+from appliance.settings import Change, ConfigFile
 from appliance.sources.registry import create_source
 from appliance.sources.serial import SerialLink
 from appliance.store.reader import ResultReader
@@ -51,13 +52,15 @@ def writer_options(config: Config) -> WriterOptions:
 def pipeline_options(config: Config) -> PipelineOptions:
     snapshot_every = config.pipeline.snapshot_every or (1 if config.store.snapshots != "off" else 0)
     triggered = config.source.mode == "triggered"
-    return PipelineOptions(config.pipeline.queue_size, config.backend.workers, snapshot_every, triggered)
+    workers = planned_workers(config.backend)  # one worker per context, whatever backend runs the model
+    return PipelineOptions(config.pipeline.queue_size, workers, snapshot_every, triggered)
 
 
 def runtime_options(config: Config) -> RuntimeOptions:
     b, p = config.backend, config.pipeline
+    workers = planned_workers(b)
     return RuntimeOptions(
-        order=b.order, threads=b.threads, workers=b.workers, ring=2 * p.queue_size + b.workers + 2
+        order=b.order, threads=b.threads, workers=workers, ring=2 * p.queue_size + workers + 2
     )
 
 
@@ -87,6 +90,7 @@ class Services:
 
     @classmethod
     def build(cls, config: Config, path: Path | None = None) -> Services:
+        configure_backends(config.backend)
         data = config.data_dir
         registry = open_registry(data)
         manager = ModelManager(registry, runtime_options(config))

@@ -17,8 +17,14 @@ from appliance.cli import main
 from appliance.errors import BadRequest
 from tests.conftest import ADMIN_PASSWORD, LiveServer, config_for, start_server
 
-OPEN = {("GET", "/api/v1/health"), ("GET", "/api/v1/setup"), ("POST", "/api/v1/setup"),
-        ("GET", "/api/openapi.json"), ("GET", "/v2/health/live"), ("GET", "/v2/health/ready")}
+OPEN = {
+    ("GET", "/api/v1/health"),
+    ("GET", "/api/v1/setup"),
+    ("POST", "/api/v1/setup"),
+    ("GET", "/api/openapi.json"),
+    ("GET", "/v2/health/live"),
+    ("GET", "/v2/health/ready"),
+}
 
 
 def routes() -> list[tuple[str, str, str | None]]:

@@ -12,7 +12,7 @@ import pytest
 
 from appliance.api.app import API_ROUTES
 from appliance.demo.video import write_demo_video
-from tests.conftest import LiveServer, config_for, start_server
+from tests.conftest import ADMIN_PASSWORD, LiveServer, config_for, start_server
 
 FLAT_FIELDS = {
     "seq",
@@ -143,7 +143,8 @@ def test_models_over_http(live_server: LiveServer, model_files: dict[str, Path])
 def test_config_read_and_validated_update(live_server: LiveServer, tmp_path: Path) -> None:
     api = live_server.client()
     config = api.get("/api/v1/config").json()["config"]
-    assert config["server"]["host"] == "127.0.0.1" and "password" not in str(config)
+    assert config["server"]["host"] == "127.0.0.1"
+    assert ADMIN_PASSWORD not in str(config) and live_server.token not in str(config)
     bad = api.patch("/api/v1/config", json={"store": {"max_rows": -1}, "server": {"port": "http"}})
     assert bad.status_code == 400
     assert {p["key"] for p in bad.json()["problems"]} == {"store.max_rows", "server.port"}

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from appliance import __version__
 from appliance.api.auth import open_route, requires
+from appliance.platform import cached_report
 from appliance.services import Services
 
 
@@ -65,6 +66,7 @@ def status_document(services: Services) -> dict[str, Any]:
             if services.link is not None
             else None
         ),
+        "platform": cached_report().to_json(),
         "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 

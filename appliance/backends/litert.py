@@ -1,7 +1,13 @@
-"""CPU backend: LiteRT (`ai_edge_litert`, XNNPACK), falling back to the frozen `tflite_runtime`."""
+"""CPU backend: LiteRT (`ai_edge_litert`, XNNPACK), falling back to the frozen `tflite_runtime`.
+
+With `delegate = "teflon"` each interpreter also gets Mesa's Teflon external delegate (`libteflon.so`,
+for the mainline `rocket` NPU driver); when the library is missing or cannot take the model, the
+interpreter runs on the CPU and the reason is logged once per process.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,8 +17,19 @@ import numpy as np
 
 from appliance.backends.base import BackendOptions, Context, TensorSpec
 from appliance.errors import BackendUnavailable, InferenceFailed, ModelRejected
+from appliance.platform import TEFLON, TEFLON_FIX, find_library
 
 logger = logging.getLogger(__name__)
+
+DELEGATE_LIBRARIES = {"teflon": (TEFLON, TEFLON_FIX)}
+DELEGATE_SYMBOLS = ("tflite_plugin_create_delegate", "tflite_plugin_destroy_delegate")
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        logger.warning("%s", message)
 
 
 def interpreter_class() -> tuple[type[Any], str]:
@@ -81,9 +98,64 @@ class LiteRTContext:
         self._interpreter = None
 
 
+def delegate_library_problem(path: Path) -> str | None:
+    """Checked before LiteRT sees the library: its Delegate object breaks in __del__ on a bad one."""
+    try:
+        shared = ctypes.CDLL(str(path))
+        for symbol in DELEGATE_SYMBOLS:
+            getattr(shared, symbol)
+    except (OSError, AttributeError) as err:
+        return f"cannot load {path} as a TFLite external delegate: {err}"
+    return None
+
+
+def load_external_delegate(name: str, root: Path) -> tuple[Any | None, str]:
+    """(delegate, "") when the named delegate's library loads, else (None, why and what to install)."""
+    library, fix = DELEGATE_LIBRARIES[name]
+    path = find_library(library, root)
+    if path is None:
+        return None, f"{library} not found: {fix}"
+    problem = delegate_library_problem(path)
+    if problem is not None:
+        return None, problem
+    try:
+        from ai_edge_litert.interpreter import load_delegate
+
+        return load_delegate(str(path)), ""
+    except (ImportError, ValueError, RuntimeError, OSError) as err:
+        return None, f"cannot load {path}: {err}"
+
+
+def _interpreter(cls: type[Any], model: Path, threads: int, delegates: list[Any]) -> Any:
+    extra = {"experimental_delegates": delegates} if delegates else {}
+    try:
+        interpreter = cls(model_path=str(model), num_threads=threads, **extra)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as err:
+        raise ModelRejected(f"LiteRT cannot load the model: {err}") from err
+    return interpreter
+
+
+def read_specs(model: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """Input and output tensors of a .tflite file (the rknn backend reads its float twin with this)."""
+    cls, _ = interpreter_class()
+    try:
+        interpreter = cls(model_path=str(model))
+    except (ValueError, RuntimeError) as err:
+        raise ModelRejected(f"LiteRT cannot read {model.name}: {err}") from err
+    inputs = tuple(_spec(d) for d in interpreter.get_input_details())
+    return inputs, tuple(_spec(d) for d in interpreter.get_output_details())
+
+
 class LiteRTBackend:
     name = "litert"
     model_suffix = ".tflite"
+
+    def __init__(self, delegate: str = "none", root: Path = Path("/")) -> None:
+        if delegate != "none" and delegate not in DELEGATE_LIBRARIES:
+            raise BackendUnavailable(f"unknown LiteRT delegate {delegate!r}")
+        self.delegate = delegate
+        self._root = root
 
     def probe(self) -> str | None:
         try:
@@ -94,12 +166,17 @@ class LiteRTBackend:
 
     def open(self, model: Path, options: BackendOptions) -> list[Context]:
         cls, package = interpreter_class()
-        contexts: list[Context] = []
-        for _ in range(options.contexts):
-            try:
-                interpreter = cls(model_path=str(model), num_threads=options.threads)
-                interpreter.allocate_tensors()
-            except (ValueError, RuntimeError) as err:
-                raise ModelRejected(f"LiteRT cannot load the model: {err}") from err
-            contexts.append(LiteRTContext(interpreter, "litert" if package == "ai_edge_litert" else package))
-        return contexts
+        label = "litert" if package == "ai_edge_litert" else package
+        return [self._context(cls, model, options.threads, label) for _ in range(options.contexts)]
+
+    def _context(self, cls: type[Any], model: Path, threads: int, label: str) -> Context:
+        if self.delegate != "none":
+            delegate, why = load_external_delegate(self.delegate, self._root)
+            if delegate is not None:
+                try:
+                    interpreter = _interpreter(cls, model, threads, [delegate])
+                    return LiteRTContext(interpreter, f"{label}:{self.delegate}")
+                except ModelRejected as err:
+                    why = f"it cannot run {model.name}: {err}"
+            _warn_once(f"LiteRT runs without the {self.delegate} delegate: {why}")
+        return LiteRTContext(_interpreter(cls, model, threads, []), label)

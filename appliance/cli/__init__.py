@@ -14,6 +14,7 @@ from appliance import __version__
 from appliance.cli import bench as bench_cmd
 from appliance.cli import data as data_cmd
 from appliance.cli import models as models_cmd
+from appliance.cli import npu as npu_cmd
 from appliance.cli import tokens as tokens_cmd
 from appliance.config import Config, ConfigError, load_config, replace_section
 from appliance.errors import ApplianceError
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=cmd_check_config)
 
     models_cmd.register(sub, add_common)
+    npu_cmd.register(sub, add_common)
     data_cmd.register(sub, add_common)
     bench_cmd.register(sub, add_common)
     tokens_cmd.register(sub, add_common)

@@ -22,6 +22,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         rows=args.rows,
         threads=args.threads,
         concurrency=concurrency,
+        backend=args.backend,
     )
     report = run_bench(Path(args.cache_dir), options)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -45,6 +46,12 @@ def register(sub: argparse._SubParsersAction, common: Common) -> None:  # type: 
     bench.add_argument("--requests", type=int, default=400, help="REST requests per concurrency level")
     bench.add_argument("--rows", type=int, default=50_000, help="rows for the store run")
     bench.add_argument("--threads", type=int, default=2, help="LiteRT threads")
+    bench.add_argument(
+        "--backend",
+        default="litert",
+        choices=("litert", "rknn"),
+        help="backend to measure (rknn: per-core contexts, LiteRT as fallback)",
+    )
     bench.add_argument("--concurrency", default="1,4,16", help="REST concurrency levels")
     bench.add_argument("--cache-dir", default="./.cache", help="where the demo models are cached")
     bench.add_argument("--report", help="write a markdown report here (e.g. docs/benchmarks.md)")

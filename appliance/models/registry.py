@@ -81,6 +81,17 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
+def check_activatable(manifest: Manifest) -> None:
+    """A version whose conversion check failed is kept for inspection but never activated."""
+    report = manifest.report
+    if report is not None and report.get("passed") is False:
+        problems = "; ".join(report.get("problems", []))
+        raise Conflict(
+            f"model {manifest.ref} failed its conversion check ({problems}); "
+            "convert it again or lower the thresholds"
+        )
+
+
 class Registry:
     def __init__(self, root: Path, validator: Validator) -> None:
         self.root = root
@@ -200,6 +211,7 @@ class Registry:
     def activate(self, name: str, version: int | None = None) -> Manifest:
         with self._locked():
             manifest = self.get(name, version)
+            check_activatable(manifest)
             state = self._state()
             current = state.get("active")
             if current and list(current) != [manifest.name, manifest.version]:

@@ -7,6 +7,7 @@ from types import TracebackType
 
 import numpy as np
 
+from appliance.backends.registry import configure_backends
 from appliance.config import Config
 from appliance.models.manifest import Manifest
 from appliance.models.registry import Registry
@@ -16,6 +17,7 @@ from appliance.pipeline.runtime import ModelRuntime, RuntimeOptions
 
 class OneShot:
     def __init__(self, registry: Registry, manifest: Manifest, config: Config) -> None:
+        configure_backends(config.backend)
         options = RuntimeOptions(
             order=config.backend.order, threads=config.backend.threads, workers=1, ring=1
         )

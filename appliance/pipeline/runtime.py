@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 
 from appliance.backends.base import BackendOptions, Context
+from appliance.backends.failover import context_status
 from appliance.backends.registry import Selection, open_with_fallback
 from appliance.errors import ApplianceError, BadRequest, ModelRejected
 from appliance.models.manifest import Manifest
-from appliance.models.registry import Registry
+from appliance.models.registry import Registry, check_activatable
 from appliance.processing.image import Preprocessor
 from appliance.processing.inference import Inference, Transform
 from appliance.processing.tasks import Postprocessor, make_postprocessor
@@ -125,6 +126,7 @@ class ModelRuntime:
             "task": self.manifest.task,
             "backend": self.backend,
             "contexts": [c.label for c in self.contexts],
+            "context_health": context_status(self.contexts),
             "fallbacks": [{"backend": b, "reason": r} for b, r in self.selection.fallbacks],
         }
 
@@ -193,6 +195,7 @@ class ModelManager:
     def activate(self, name: str, version: int | None = None) -> Manifest:
         """Load first, then record as active: a model that cannot load never becomes active."""
         manifest = self.registry.get(name, version)
+        check_activatable(manifest)
         self._install(manifest)
         self.registry.activate(manifest.name, manifest.version)
         self._seen_state = self.registry.state_version()

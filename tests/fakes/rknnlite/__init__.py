@@ -1,0 +1,1 @@
+"""Fake rknn-toolkit-lite2 for tests (see tests/fakes/README.md); never shipped."""

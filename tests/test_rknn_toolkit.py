@@ -1,0 +1,148 @@
+"""Opt-in (`make test-rknn`): the REAL rknn-toolkit2 simulator converts an ONNX model the project
+builds (the stripes classifier, written with the `onnx` package's helpers inside the toolkit venv)
+to fp16 and int8 .rknn, and the verification report against LiteRT must pass.
+
+Skipped unless APPLIANCE_RKNN_VENV names a venv made by `make rknn-tools` (~3 GB, numpy <= 1.26).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from appliance.cli import main
+from appliance.demo import stripes
+from appliance.models.registry import Registry
+
+VENV = os.environ.get("APPLIANCE_RKNN_VENV", "")
+
+# Opt-in: deselected from `make test` by the `toolkit` marker; `make test-rknn` selects it.
+pytestmark = pytest.mark.toolkit
+
+
+@pytest.fixture(autouse=True)
+def _toolkit_venv() -> None:
+    if not VENV or not (Path(VENV) / "bin" / "python").exists():
+        pytest.fail("needs the rknn-toolkit2 venv: run `make test-rknn` (it runs `make rknn-tools` first)")
+
+
+# Runs in the toolkit venv: the stripes graph (conv VALID -> relu -> mean -> dense -> softmax) in ONNX.
+BUILD_ONNX = """
+import sys
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+weights = np.load(sys.argv[1])
+filters = weights["filters"].transpose(0, 3, 1, 2)  # TFLite OHWI -> ONNX OIHW
+size, channels = int(weights["size"]), filters.shape[1]
+inits = [
+    numpy_helper.from_array(filters.astype(np.float32), "filters"),
+    numpy_helper.from_array(np.zeros(filters.shape[0], np.float32), "filters_bias"),
+    numpy_helper.from_array(weights["dense"].astype(np.float32), "dense"),
+    numpy_helper.from_array(weights["bias"].astype(np.float32), "dense_bias"),
+]
+nodes = [
+    helper.make_node("Conv", ["image", "filters", "filters_bias"], ["gradient"], kernel_shape=[3, 3]),
+    helper.make_node("Relu", ["gradient"], ["energy"]),
+    helper.make_node("ReduceMean", ["energy"], ["pooled"], axes=[2, 3], keepdims=0),
+    helper.make_node("Gemm", ["pooled", "dense", "dense_bias"], ["logits"], transB=1),
+    helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+]
+graph = helper.make_graph(
+    nodes, "stripes",
+    [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, channels, size, size])],
+    [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, weights["dense"].shape[0]])],
+    inits,
+)
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
+model.ir_version = 7
+onnx.checker.check_model(model)
+onnx.save(model, sys.argv[2])
+"""
+
+
+def build_onnx(folder: Path) -> Path:
+    weights, bias = stripes.head_weights()
+    npz = folder / "weights.npz"
+    np.savez(npz, filters=stripes.gradient_filters(), dense=weights, bias=bias, size=stripes.INPUT_SIZE)
+    target = folder / "stripes.onnx"
+    subprocess.run([str(Path(VENV) / "bin" / "python"), "-c", BUILD_ONNX, str(npz), str(target)], check=True)
+    return target
+
+
+def calibration(folder: Path, count: int = 60) -> Path:
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(count):
+        rgb = stripes.make_sample(stripes.LABELS[i % len(stripes.LABELS)], rng)
+        cv2.imwrite(str(folder / f"{i:03d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_real_simulator_matches_litert(
+    tmp_path: Path, data_dir: Path, registry: Registry, int8: bool
+) -> None:
+    source = build_onnx(tmp_path)
+    calib = calibration(tmp_path / "calib")
+    extra = ["--int8"] if int8 else []
+    code = main(
+        [
+            "models",
+            "convert",
+            str(source),
+            "--model",
+            "stripes",
+            "--calib",
+            str(calib),
+            "--samples",
+            "30",
+            "--venv",
+            VENV,
+            "--data-dir",
+            str(data_dir),
+            *extra,
+        ]
+    )
+    report = registry.get("stripes").report or {}
+    assert code == 0, report.get("problems")
+    assert report["dtype"] == ("int8" if int8 else "fp16") and report["passed"] is True
+    assert report["toolkit"] != "unknown"
+    assert report["outputs"][0]["cosine"] > (0.99 if int8 else 0.9999)
+    assert report["same_label"] >= (0.9 if int8 else 1.0)
+
+
+def test_real_simulator_from_tflite(tmp_path: Path, data_dir: Path, registry: Registry) -> None:
+    """The .tflite route needs TensorFlow <= 2.14 in the toolkit venv (make rknn-tools RKNN_TFLITE=1)."""
+    probe = subprocess.run([str(Path(VENV) / "bin" / "python"), "-c", "import tensorflow"], check=False)
+    if probe.returncode != 0:
+        pytest.skip("the toolkit venv has no tensorflow: make rknn-tools RKNN_TFLITE=1")
+    twin = registry.files_of(registry.get("stripes"))[".tflite"]
+    calib = calibration(tmp_path / "calib")
+    code = main(
+        [
+            "models",
+            "convert",
+            str(twin),
+            "--model",
+            "stripes",
+            "--int8",
+            "--calib",
+            str(calib),
+            "--samples",
+            "30",
+            "--venv",
+            VENV,
+            "--data-dir",
+            str(data_dir),
+        ]
+    )
+    report = registry.get("stripes").report or {}
+    assert code == 0, report.get("problems")
+    assert report["outputs"][0]["cosine"] > 0.99 and report["same_label"] >= 0.9
