@@ -59,69 +59,49 @@ class DemoModel:
 
 
 def demo_models(cache: Path) -> list[DemoModel]:
+    """The demo models: two from the mediapipe wheel, three the project builds itself."""
     mediapipe = fetch_mediapipe_models(cache)
     built = stripes.write_models(cache / "models")
     shaker = vibration.write_model(cache / "models")["model"]
-    labels = tuple(stripes.LABELS)
-    face = mediapipe["face_detection_short_range.tflite"]
-    selfie = mediapipe["selfie_segmentation.tflite"]
-    return [
-        DemoModel(
-            face,
-            AddRequest(
-                face,
-                "detect",
-                "face",
-                ("face",),
-                SIGNED_UNIT,
-                Thresholds(score=0.5),
-                description="BlazeFace short range (MediaPipe 0.10.21)",
-            ),
+    stripe_labels, face = tuple(stripes.LABELS), mediapipe["face_detection_short_range.tflite"]
+    table: list[tuple[Path, str, str, tuple[str, ...], InputSpec, str]] = [
+        (face, "detect", "face", ("face",), SIGNED_UNIT, "BlazeFace short range (MediaPipe 0.10.21)"),
+        (
+            mediapipe["selfie_segmentation.tflite"],
+            "segment",
+            "selfie",
+            ("person",),
+            UNIT,
+            "Selfie segmentation (MediaPipe 0.10.21)",
         ),
-        DemoModel(
-            selfie,
-            AddRequest(
-                selfie,
-                "segment",
-                "selfie",
-                ("person",),
-                UNIT,
-                description="Selfie segmentation (MediaPipe 0.10.21)",
-            ),
-        ),
-        DemoModel(
+        (
             built["model"],
-            AddRequest(
-                built["model"],
-                "classify",
-                "stripes",
-                labels,
-                UNIT,
-                description="Stripe direction classifier built by the project",
-            ),
+            "classify",
+            "stripes",
+            stripe_labels,
+            UNIT,
+            "Stripe direction classifier built here",
         ),
-        DemoModel(
+        (
             built["model_uint8"],
-            AddRequest(
-                built["model_uint8"],
-                "classify",
-                "stripes_uint8",
-                labels,
-                UNIT,
-                description="uint8 quantised stripes classifier",
-            ),
+            "classify",
+            "stripes_uint8",
+            stripe_labels,
+            UNIT,
+            "uint8 quantised stripes classifier",
         ),
-        DemoModel(
+        (
             shaker,
-            AddRequest(
-                shaker,
-                "classify",
-                "vibration",
-                tuple(vibration.LABELS),
-                UNIT,
-                description="Accelerometer windows (128x3, in g): idle, normal, fault",
-            ),
+            "classify",
+            "vibration",
+            tuple(vibration.LABELS),
+            UNIT,
+            "Accelerometer windows (128x3, in g): idle, normal, fault",
         ),
+    ]
+    return [
+        DemoModel(file, AddRequest(file, task, name, labels, spec, Thresholds(), description=text))
+        for file, task, name, labels, spec, text in table
     ]
 
 
