@@ -39,6 +39,9 @@ class ServerConfig:
         16 * 1024 * 1024, "Largest accepted request body in bytes; larger ones get 413.", min=1024
     )
     infer_timeout_s: float = setting(10.0, "How long an inference request waits for its result.", min=0.1)
+    secure_cookies: bool = setting(
+        False, "Mark the login cookie Secure: set it when the UI is reached over HTTPS (TLS proxy)."
+    )
     job_ttl_s: float = setting(300.0, "How long a finished async job's result is kept.", min=1.0)
     max_jobs: int = setting(1000, "Most async jobs kept at once; more are refused with 503.", min=1)
     cache_entries: int = setting(

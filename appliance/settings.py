@@ -21,6 +21,8 @@ from appliance.config import Config, ConfigError, Problem, parse_config, section
 
 # Sections whose keys take effect without a restart (the services re-read them).
 LIVE_SECTIONS = frozenset({"source", "store", "auth", "log", "inspection", "pipeline", "plc", "model"})
+# Keys of live sections that still need a restart (read once when the HTTP app is built).
+RESTART_KEYS = frozenset({"auth.session_hours"})
 # Keys that are never shown or written back through the API (none yet; secrets live in auth.json).
 HIDDEN_KEYS: frozenset[str] = frozenset()
 
@@ -98,7 +100,9 @@ class ConfigFile:
             for k, v in keys.items()
             if to_dict(self.config)[s][k] != v
         )
-        restart = tuple(key for key in changed if key.split(".")[0] not in LIVE_SECTIONS)
+        restart = tuple(
+            key for key in changed if key.split(".")[0] not in LIVE_SECTIONS or key in RESTART_KEYS
+        )
         return Change(new, changed, restart)
 
     def commit(self, change: Change) -> None:

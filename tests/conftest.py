@@ -118,7 +118,9 @@ class LiveServer:
 def start_server(config: Config) -> LiveServer:
     services = Services.build(config)
     port = free_port()
-    uv_config = uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning")
+    uv_config = uvicorn.Config(
+        create_app(services), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
+    )
     server = uvicorn.Server(uv_config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -10,13 +10,10 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from appliance import __version__
 from appliance.api import (
     access,
     infer,
@@ -28,6 +25,7 @@ from appliance.api import (
     results,
     settings,
     status,
+    ui,
 )
 from appliance.api.errors import HANDLERS
 from appliance.services import Services
@@ -41,12 +39,6 @@ PACKAGED_WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 def web_dir() -> Path:
     """web/ beside the package in a checkout, or the copy installed inside the package."""
     return WEB_DIR if (WEB_DIR / "templates").is_dir() else PACKAGED_WEB_DIR
-
-
-async def index(request: Request) -> Response:
-    templates: Jinja2Templates = request.app.state.templates
-    document = status.status_document(status.services_of(request))
-    return templates.TemplateResponse(request, "index.html", {"status": document, "version": __version__})
 
 
 API_ROUTES = [
@@ -94,7 +86,7 @@ def create_app(services: Services, manage_lifecycle: bool = True) -> Starlette:
     root = web_dir()
     routes = [
         *API_ROUTES,
-        Route("/", index, methods=["GET"]),
+        *ui.routes(),
         Mount("/static", StaticFiles(directory=root / "static"), name="static"),
     ]
     auth = services.config.auth
@@ -104,7 +96,7 @@ def create_app(services: Services, manage_lifecycle: bool = True) -> Starlette:
         session_cookie="appliance_session",
         max_age=int(auth.session_hours * 3600),
         same_site="strict",
-        https_only=False,
+        https_only=services.config.server.secure_cookies,
     )
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=[session])
     app.state.services = services

@@ -11,12 +11,16 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from appliance.api import csrf
 from appliance.auth.store import AuthStore, scope_allows
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+EMPTY: csrf.Form = ImmutableMultiDict()
 
 
 @dataclass(frozen=True)
@@ -46,21 +50,30 @@ def _deny(status: int, message: str, headers: dict[str, str] | None = None) -> R
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+def identify(request: Request, scope: str) -> Response | Principal:
+    """Who is asking (token, session or anonymous reader), or the 401 answer."""
+    principal = authenticate(request)
+    if principal is not None:
+        return principal
+    if request.headers.get("authorization"):
+        return _deny(401, "invalid or revoked token", {"WWW-Authenticate": "Bearer"})
+    if scope == "read" and request.app.state.services.config.auth.anonymous_read:
+        return Principal("anonymous", "read", "anonymous", f"ip:{_client_ip(request)}")
+    store: AuthStore = request.app.state.auth
+    if not store.has_password:
+        return _deny(401, "set the admin password first: open the web UI or POST /api/v1/setup")
+    return _deny(401, f"this needs a token with scope '{scope}'", {"WWW-Authenticate": "Bearer"})
+
+
 def check(request: Request, scope: str) -> Response | Principal:
     """The principal allowed to do `scope`, or the response refusing it (401, 403, 429)."""
-    store: AuthStore = request.app.state.auth
-    principal = authenticate(request)
-    if principal is None and request.headers.get("authorization"):
-        return _deny(401, "invalid or revoked token", {"WWW-Authenticate": "Bearer"})
-    if principal is None:
-        if scope == "read" and request.app.state.services.config.auth.anonymous_read:
-            principal = Principal("anonymous", "read", "anonymous", f"ip:{_client_ip(request)}")
-        elif not store.has_password:
-            return _deny(401, "set the admin password first: open the web UI or POST /api/v1/setup")
-        else:
-            return _deny(401, f"this needs a token with scope '{scope}'", {"WWW-Authenticate": "Bearer"})
+    principal = identify(request, scope)
+    if isinstance(principal, Response):
+        return principal
     if not scope_allows(principal.scope, scope):
         return _deny(403, f"token scope '{principal.scope}' does not allow '{scope}'")
+    if principal.kind == "session" and request.method not in SAFE_METHODS and not csrf.valid(request, EMPTY):
+        return _deny(403, "browser session without a CSRF token: send the X-CSRF-Token header")
     wait = request.app.state.limiter.take(principal.key)
     if wait > 0:
         return _deny(429, "too many requests", {"Retry-After": str(math.ceil(wait))})

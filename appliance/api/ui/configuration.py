@@ -1,0 +1,84 @@
+"""The Configuration page: edit the settings with server-side validation, apply, restart when needed."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from appliance.api.status import services_of
+from appliance.api.ui.fields import form_sections, updates_from
+from appliance.api.ui.guard import page
+from appliance.api.ui.state import ui_state
+from appliance.api.ui.views import flash, redirect, render
+from appliance.config import ConfigError
+from appliance.services import Services
+from appliance.settings import Change
+
+logger = logging.getLogger(__name__)
+
+
+def _context(request: Request, services: Services) -> dict[str, Any]:
+    path = services.settings.path
+    return {
+        "sections": form_sections(services.config),
+        "file": str(path) if path else None,
+        "restart_pending": ui_state(request).restart_pending,
+        "can_restart": services.request_stop is not None,
+        "errors": {},
+        "submitted": {},
+    }
+
+
+@page
+async def edit(request: Request) -> Response:
+    return render(request, "config.html", _context(request, services_of(request)))
+
+
+def _apply(services: Services, change: Change) -> None:
+    services.apply(change)  # may restart the pipeline: joins its threads
+
+
+@page
+async def save(request: Request) -> Response:
+    services = services_of(request)
+    form = request.state.form
+    try:
+        change = services.settings.propose(updates_from(form))
+    except ConfigError as err:
+        errors: dict[str, str] = {}
+        for problem in err.problems:
+            errors.setdefault(problem.key, problem.message)
+        context = {**_context(request, services), "errors": errors, "submitted": dict(form.items())}
+        return render(request, "config.html", context, status=400)
+    if not change.changed:
+        flash(request, "Nothing changed.")
+        return redirect("/config")
+    await run_in_threadpool(_apply, services, change)
+    logger.info("configuration changed from the web UI: %s", ", ".join(change.changed))
+    state = ui_state(request)
+    state.restart_pending = tuple(sorted({*state.restart_pending, *change.restart_needed}))
+    live = [key for key in change.changed if key not in change.restart_needed]
+    if live:
+        flash(request, "Saved and applied: " + ", ".join(live) + ".")
+    if change.restart_needed:
+        flash(request, "Saved. These take effect after a restart: " + ", ".join(change.restart_needed) + ".")
+    return redirect("/config")
+
+
+@page
+async def restart(request: Request) -> Response:
+    """Answer first, then stop the server; `appliance serve` starts again with the saved config."""
+    services = services_of(request)
+    if services.request_stop is None:
+        flash(request, "Restart is only available when the appliance runs under `appliance serve`.", "error")
+        return redirect("/config")
+    services.restart_requested = True
+    logger.info("restart requested from the web UI")
+    response = render(request, "restarting.html", status=202)
+    response.background = BackgroundTask(services.request_stop)
+    return response

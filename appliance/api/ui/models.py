@@ -1,0 +1,154 @@
+"""Models: versions with manifests and reports, upload (XHR, with progress), test on an image,
+activate, roll back, delete inactive versions."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from appliance.api.infer import decode_image, read_body
+from appliance.api.models import MAX_MODEL_BYTES, add_request
+from appliance.api.status import services_of
+from appliance.api.ui.guard import page, xhr
+from appliance.api.ui.overlays import caption_of, draw, jpeg
+from appliance.api.ui.views import flash, redirect, render
+from appliance.errors import ApplianceError, BadRequest, PayloadTooLarge
+from appliance.models.manifest import DECODERS, TASKS, Manifest
+from appliance.models.registry import SUFFIXES
+from appliance.pipeline.oneshot import OneShot
+from appliance.services import Services
+
+logger = logging.getLogger(__name__)
+
+MAX_TEST_IMAGE_BYTES = 16 * 1024 * 1024
+
+
+def _groups(services: Services) -> list[dict[str, Any]]:
+    """One entry per model name: its versions, newest first, each with its manifest as JSON text."""
+    active = services.registry.active()
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for manifest in services.registry.list():
+        groups.setdefault(manifest.name, []).append(
+            {
+                "m": manifest,
+                "active": active is not None and active.ref == manifest.ref,
+                "manifest_json": json.dumps(manifest.to_json(), indent=2),
+                "report_json": json.dumps(manifest.report, indent=2) if manifest.report else None,
+            }
+        )
+    return [{"name": name, "versions": versions[::-1]} for name, versions in groups.items()]
+
+
+@page
+async def listing(request: Request) -> Response:
+    services = services_of(request)
+    runtime = services.manager.current()
+    context = {
+        "groups": await run_in_threadpool(_groups, services),
+        "running": runtime.status() if runtime else None,
+        "model_error": services.manager.last_error,
+        "tasks": TASKS,
+        "decoders": DECODERS,
+        "suffixes": [s.lstrip(".") for s in SUFFIXES],
+        "max_mb": MAX_MODEL_BYTES // (1024 * 1024),
+    }
+    return render(request, "models.html", context)
+
+
+async def _save_body(request: Request, folder: Path, filename: str) -> Path:
+    path = folder / filename
+    size = 0
+    with path.open("wb") as fh:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_MODEL_BYTES:
+                raise PayloadTooLarge(f"the model is over the {MAX_MODEL_BYTES // 2**20} MB limit")
+            fh.write(chunk)
+    if size == 0:
+        raise BadRequest("the file is empty")
+    return path
+
+
+@xhr
+async def upload(request: Request) -> Response:
+    """The model file is the raw body; its options are query parameters (as for POST /api/v1/models)."""
+    services = services_of(request)
+    filename = Path(request.query_params.get("filename") or "upload.tflite").name
+    if Path(filename).suffix.lower() not in SUFFIXES:
+        raise BadRequest(f"{filename}: model files must end in {' or '.join(SUFFIXES)}")
+    with tempfile.TemporaryDirectory(dir=services.registry.root, prefix=".upload-") as tmp:
+        path = await _save_body(request, Path(tmp), filename)
+        manifest = await run_in_threadpool(services.registry.add, add_request(request.query_params, path))
+    logger.info("model %s uploaded from the web UI", manifest.ref)
+    return JSONResponse({"ref": manifest.ref, "name": manifest.name, "version": manifest.version}, 201)
+
+
+def _parse_ref(services: Services, ref: str) -> Manifest:
+    name, _, version = ref.partition(":")
+    if not version.isdigit():
+        raise BadRequest(f"choose a model version (got {ref!r})")
+    return services.registry.get(name, int(version))
+
+
+def _run_test(services: Services, manifest: Manifest, image: np.ndarray) -> dict[str, Any]:
+    with OneShot(services.registry, manifest, services.config) as oneshot:
+        result = oneshot.run(image, source="web-test")
+    summary = result.to_json()
+    caption = caption_of(result.label, result.score, result.count, (manifest.ref, result.backend))
+    drawn = jpeg(draw(image, summary["detections"], caption), 85)
+    return {
+        "result": summary,
+        "image": "data:image/jpeg;base64," + base64.b64encode(drawn).decode("ascii"),
+    }
+
+
+@xhr
+async def test_image(request: Request) -> Response:
+    """Run one model on the uploaded image (the raw body); answer the result and the image drawn."""
+    services = services_of(request)
+    manifest = _parse_ref(services, request.query_params.get("model", ""))
+    image = decode_image(await read_body(request, MAX_TEST_IMAGE_BYTES))
+    answer = await run_in_threadpool(_run_test, services, manifest, image)
+    return JSONResponse(answer)
+
+
+async def _act(request: Request, done: str, action: Any, *args: Any) -> Response:
+    try:
+        manifest = await run_in_threadpool(action, *args)
+    except ApplianceError as err:
+        flash(request, str(err), "error")
+    else:
+        flash(request, done.format(ref=getattr(manifest, "ref", "")))
+    return redirect("/models")
+
+
+def _version(request: Request) -> tuple[str, int]:
+    return request.path_params["name"], int(request.path_params["version"])
+
+
+@page
+async def activate(request: Request) -> Response:
+    manager = services_of(request).manager
+    return await _act(request, "Model {ref} is now active and running.", manager.activate, *_version(request))
+
+
+@page
+async def rollback(request: Request) -> Response:
+    manager = services_of(request).manager
+    return await _act(request, "Rolled back: model {ref} is active again.", manager.rollback)
+
+
+@page
+async def delete(request: Request) -> Response:
+    name, version = _version(request)
+    registry = services_of(request).registry
+    return await _act(request, f"Model {name}:{version} deleted.", registry.delete, name, version)

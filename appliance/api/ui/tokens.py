@@ -1,0 +1,83 @@
+"""Access: API tokens (create — shown once —, list, revoke) and the admin password."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from appliance.api.ui.guard import page
+from appliance.api.ui.views import flash, redirect, render
+from appliance.auth.passwords import MIN_LENGTH
+from appliance.auth.store import SCOPES, AuthStore
+from appliance.errors import ApplianceError
+
+logger = logging.getLogger(__name__)
+SCOPE_HELP = {
+    "read": "status and results",
+    "operate": "also inference, triggers and jobs (PLCs, line software)",
+    "admin": "also models, configuration and tokens",
+}
+
+
+def _auth(request: Request) -> AuthStore:
+    store: AuthStore = request.app.state.auth
+    return store
+
+
+def _page(request: Request, status: int = 200, **extra: Any) -> Response:
+    found = sorted(_auth(request).tokens(), key=lambda t: t.created, reverse=True)
+    tokens = [(t, time.strftime("%Y-%m-%d %H:%M", time.gmtime(t.created))) for t in found]
+    context = {"tokens": tokens, "scopes": SCOPES, "scope_help": SCOPE_HELP, "min_length": MIN_LENGTH}
+    return render(request, "tokens.html", {**context, **extra}, status)
+
+
+@page
+async def listing(request: Request) -> Response:
+    return _page(request)
+
+
+@page
+async def create(request: Request) -> Response:
+    form = request.state.form
+    name, scope = form.get("name", "").strip()[:64], form.get("scope", "read")
+    if not name:
+        return _page(request, 400, token_error="Give the token a name (who or what uses it).")
+    try:
+        token = _auth(request).create_token(name, scope)
+    except ApplianceError as err:
+        return _page(request, 400, token_error=str(err))
+    logger.info("API token %r (%s) created from the web UI", name, scope)
+    return _page(request, 201, new_token=token, new_name=name)
+
+
+@page
+async def revoke(request: Request) -> Response:
+    token_id = request.path_params["token_id"]
+    try:
+        _auth(request).revoke(token_id)
+    except ApplianceError as err:
+        flash(request, str(err), "error")
+    else:
+        logger.info("API token %s revoked from the web UI", token_id)
+        flash(request, "Token revoked: clients using it are refused from now on.")
+    return redirect("/tokens")
+
+
+@page
+async def change_password(request: Request) -> Response:
+    form = request.state.form
+    new = form.get("new", "")
+    if new != form.get("confirm", ""):
+        return _page(request, 400, password_error="The two new passwords differ.")
+    try:
+        await run_in_threadpool(_auth(request).change_password, form.get("current", ""), new)
+    except ApplianceError as err:
+        return _page(request, 400, password_error=str(err).capitalize() + ".")
+    logger.info("admin password changed from the web UI")
+    flash(request, "Password changed.")
+    return redirect("/tokens")

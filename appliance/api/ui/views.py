@@ -1,0 +1,91 @@
+"""Rendering pages: the shared template context, flash messages, security headers, error pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from appliance import __version__
+from appliance.api import csrf
+
+NAV = (
+    ("/", "Dashboard"),
+    ("/live", "Live view"),
+    ("/results", "Results"),
+    ("/models", "Models"),
+    ("/config", "Configuration"),
+    ("/tokens", "Access"),
+    ("/system", "System"),
+)
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+SECURITY_HEADERS = {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",
+    "cache-control": "no-store",
+}
+FLASH_KEY = "flash"
+MAX_FLASHES = 5
+
+
+def logged_in(request: Request) -> bool:
+    return request.session.get("user") == "admin"
+
+
+def flash(request: Request, text: str, kind: str = "ok") -> None:
+    """A message shown once on the next page (kind: ok or error)."""
+    queued = list(request.session.get(FLASH_KEY, []))[-(MAX_FLASHES - 1) :]
+    request.session[FLASH_KEY] = [*queued, {"text": text, "kind": kind}]
+
+
+def _active(path: str) -> str:
+    matches = [href for href, _ in NAV if href != "/" and (path == href or path.startswith(href + "/"))]
+    return matches[0] if matches else "/"
+
+
+def render(request: Request, name: str, context: dict[str, Any] | None = None, status: int = 200) -> Response:
+    """A full page from `name` (which extends base.html)."""
+    templates: Jinja2Templates = request.app.state.templates
+    base = {
+        "version": __version__,
+        "csrf": csrf.token(request),
+        "user": logged_in(request),
+        "nav": NAV,
+        "active": _active(request.url.path),
+        "flashes": request.session.pop(FLASH_KEY, []),
+    }
+    return templates.TemplateResponse(
+        request, name, {**base, **(context or {})}, status_code=status, headers=SECURITY_HEADERS
+    )
+
+
+def fragment(request: Request, name: str, context: dict[str, Any]) -> Response:
+    """A partial (`_name.html`) for a page that refreshes part of itself."""
+    templates: Jinja2Templates = request.app.state.templates
+    return templates.TemplateResponse(request, name, context, headers=SECURITY_HEADERS)
+
+
+def error_page(request: Request, status: int, message: str) -> Response:
+    return render(request, "error.html", {"status": status, "message": message}, status=status)
+
+
+def json_error(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=status, headers={"cache-control": "no-store"})
+
+
+def redirect(url: str) -> Response:
+    return RedirectResponse(url, status_code=303, headers={"cache-control": "no-store"})
+
+
+def safe_next(target: str | None) -> str:
+    """A local path to go to after login; anything else (other hosts, //x, \\x) goes to /."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/"
+    return target
