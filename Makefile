@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CACHE  := .cache
 DATA   := data
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := python3-venv gcc make chromium
+APT_PACKAGES := python3-venv gcc make chromium mosquitto
 
 .PHONY: run run-serial test lint typecheck pytest demo bench system-deps clean help
 

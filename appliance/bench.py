@@ -234,6 +234,15 @@ def bench_rest(server: ServerProcess, image: bytes, requests: int, concurrency: 
     return Measurement(name, len(times) / elapsed, *percentiles(times), ", ".join(sorted(backends)))
 
 
+def bench_modbus(data_dir: Path, video: Path, options: BenchOptions) -> Measurement:
+    """PLC round trip: write the trigger coil, poll until result valid, read the registers."""
+    from appliance.plc.bench import bench_modbus_trigger
+
+    trip = bench_modbus_trigger(data_dir, video, triggers=200, threads=options.threads)
+    note = f"{trip.count} sequential triggers, {trip.errors} errors; per second = 1000 / p50"
+    return Measurement("Modbus trigger round trip", 1000.0 / trip.p50_ms, trip.p50_ms, trip.p99_ms, note)
+
+
 def bench_image() -> bytes:
     import cv2
 
@@ -277,6 +286,7 @@ def run_bench(cache: Path, options: BenchOptions) -> Report:
             report.facts.update(ready_s=round(server.ready_s, 3), rss_mb=round(server.rss_mb(), 1))
         finally:
             server.stop()
+        report.measurements.append(bench_modbus(data, video, options))
     report.facts.update(
         threads=options.threads, cpus=os.cpu_count(), python=sys.version.split()[0], backend=options.backend
     )

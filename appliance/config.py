@@ -171,6 +171,51 @@ class InspectionConfig:
 
 
 @dataclass(frozen=True)
+class PlcConfig:
+    modbus_enabled: bool = setting(
+        False, "Run the Modbus TCP server with the vision-sensor handshake (docs/plc.md)."
+    )
+    modbus_host: str = setting("0.0.0.0", "Address the Modbus TCP server listens on.")
+    modbus_port: int = setting(
+        5020, "Modbus TCP port; the standard 502 needs root or CAP_NET_BIND_SERVICE.", min=1, max=65535
+    )
+    modbus_unit_id: int = setting(0, "Modbus unit id answered; 0 answers every unit id.", min=0, max=255)
+    model_slots: tuple[str, ...] = setting(
+        (),
+        "Models a PLC selects by number (holding register 0): slot 1 is the first name; 0 keeps the model.",
+    )
+    mqtt_enabled: bool = setting(False, "Publish results and status to an MQTT broker.")
+    mqtt_host: str = setting("127.0.0.1", "MQTT broker host name or address.")
+    mqtt_port: int = setting(1883, "MQTT broker TCP port.", min=1, max=65535)
+    mqtt_username: str = setting("", "MQTT user name; empty: connect without credentials.")
+    mqtt_password_file: str = setting(
+        "", "File whose first line is the MQTT password (the secret stays out of this file)."
+    )
+    mqtt_topic_prefix: str = setting(
+        "", "Topics are <prefix>/result and <prefix>/status; empty: appliance/<source.name>."
+    )
+    mqtt_qos: int = setting(0, "MQTT quality of service for results: 0, 1 or 2.", min=0, max=2)
+    mqtt_keepalive_s: int = setting(30, "Seconds between MQTT keep-alive pings.", min=5, max=3600)
+    mqtt_reconnect_max_s: int = setting(
+        30, "Longest wait between MQTT reconnect attempts (starts at 1 s, doubles).", min=1, max=3600
+    )
+    mqtt_queue_size: int = setting(
+        1000, "Results held while the broker is away; the oldest are dropped (and counted).", min=1
+    )
+    webhook_urls: tuple[str, ...] = setting((), "URLs that get each result as a JSON POST.")
+    webhook_timeout_s: float = setting(5.0, "How long one webhook POST may take.", min=0.1)
+    webhook_retries: int = setting(
+        3, "Retries of a failed webhook POST before it is counted as failed.", min=0
+    )
+    webhook_backoff_s: float = setting(
+        0.5, "Wait before the first webhook retry; doubles each retry.", min=0.0
+    )
+    webhook_queue_size: int = setting(
+        100, "Results waiting for webhooks; when full the oldest is dropped (and counted).", min=1
+    )
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     anonymous_read: bool = setting(False, "Allow read-only API calls (status, results) without a token.")
     rate_per_s: float = setting(
@@ -196,6 +241,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     inspection: InspectionConfig = field(default_factory=InspectionConfig)
     serial: SerialConfig = field(default_factory=SerialConfig)
+    plc: PlcConfig = field(default_factory=PlcConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     log: LogConfig = field(default_factory=LogConfig)
 

@@ -39,6 +39,10 @@ class NoActiveModel(Busy):
     """No model is active yet: nothing can run."""
 
 
+class TriggerTimeout(Busy):
+    """A trigger that got no result within inspection.trigger_timeout_s."""
+
+
 class ModelRejected(BadRequest):
     """A model file or manifest that cannot be used for the requested task."""
 
@@ -70,7 +74,10 @@ class InferenceFailed(ApplianceError):
 
 
 # Numeric codes for PLCs (REST trigger answers, Modbus input register 7). Stable: documented in docs/plc.md.
+ERROR_TIMEOUT = 5
+ERROR_INTERNAL = 9
 ERROR_CODES: dict[type[ApplianceError], int] = {
+    TriggerTimeout: ERROR_TIMEOUT,
     NoActiveModel: 3,
     Busy: 1,
     SourceError: 2,
@@ -78,8 +85,6 @@ ERROR_CODES: dict[type[ApplianceError], int] = {
     ModelRejected: 4,
     BackendUnavailable: 4,
 }
-ERROR_TIMEOUT = 5
-ERROR_INTERNAL = 9
 
 
 def error_code(err: BaseException) -> int:

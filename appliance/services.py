@@ -22,6 +22,7 @@ from appliance.pipeline.pipeline import Pipeline, PipelineOptions
 from appliance.pipeline.recorder import Recorder
 from appliance.pipeline.results import ResultBus
 from appliance.pipeline.runtime import ModelManager, RuntimeOptions, validate_model
+from appliance.plc.outputs import Output, start_outputs, stop_outputs
 from appliance.serial_sink import SerialSink
 from appliance.settings import Change, ConfigFile
 from appliance.sources.registry import create_source
@@ -80,6 +81,7 @@ class Services:
     jobs: JobStore
     cache: ResultCache
     direct: DirectRunner
+    outputs: list[Output] = field(default_factory=list)
     link: SerialLink | None = None
     sink: SerialSink | None = None
     recorder: Recorder | None = None
@@ -126,6 +128,7 @@ class Services:
         self._initial_model()
         self.manager.start_watching()
         self.pipeline.start()
+        self.outputs = start_outputs(self)
         if self.link is not None:
             self.link.start()
             self.sink = SerialSink(self.link, self.inspector, lambda: self.pipeline)
@@ -156,6 +159,9 @@ class Services:
             self.writer.set_retention(writer_options(new).retention)
             if self.recorder is not None:
                 self.recorder.snapshots = new.store.snapshots
+        if old.plc != new.plc:
+            stop_outputs(self.outputs)
+            self.outputs = start_outputs(self)
         if (old.source, old.pipeline) != (new.source, new.pipeline) and not change.restart_needed:
             self.restart_pipeline()
 
@@ -169,6 +175,8 @@ class Services:
 
     def stop(self) -> None:
         self.ready = False
+        stop_outputs(self.outputs)  # first: a trigger already running can still finish
+        self.outputs = []
         if self.sink is not None:
             self.sink.stop()
         self.pipeline.stop()

@@ -43,7 +43,7 @@ NUMPY_TO_V2 = {v: k for k, v in DATATYPES.items()}
 def _manifest(request: Request) -> Manifest:
     params = request.path_params
     version = params.get("version")
-    if version is not None and not str(version).isdigit():
+    if version is not None and not (str(version).isascii() and str(version).isdigit()):
         raise NotFound(f"model version {version!r} is not a number")
     return services_of(request).registry.get(params["model"], int(version) if version else None)
 

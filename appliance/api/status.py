@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from appliance import __version__
 from appliance.api.auth import open_route, requires
 from appliance.platform import cached_report
+from appliance.plc.outputs import outputs_status
 from appliance.services import Services
 
 
@@ -67,6 +68,7 @@ def status_document(services: Services) -> dict[str, Any]:
             else None
         ),
         "platform": cached_report().to_json(),
+        "plc": outputs_status(services.outputs),
         "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 

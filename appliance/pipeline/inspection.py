@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from appliance.config import InspectionConfig
-from appliance.errors import Busy, NoSource, SourceError
+from appliance.errors import NoSource, SourceError, TriggerTimeout
 from appliance.pipeline.pipeline import Pipeline
 from appliance.pipeline.results import Result, ResultBus
 from appliance.sources.base import Frame
@@ -72,7 +72,7 @@ class Inspector:
         try:
             result = future.result(timeout=timeout)
         except TimeoutError as err:
-            raise Busy(f"no result within {timeout} s") from err
+            raise TriggerTimeout(f"no result within {timeout} s") from err
         return TriggerOutcome(result, passes(result, self.rule))
 
     def _start(self, pipeline: Pipeline, image: np.ndarray | None, timeout: float) -> Future[Result]:

@@ -1,0 +1,172 @@
+"""Webhooks against a small HTTP server on 127.0.0.1 started by the test; the outbox's bounds."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appliance.config import ConfigError, PlcConfig
+from appliance.pipeline.results import ResultBus
+from appliance.plc.outbox import Outbox
+from appliance.plc.outputs import outputs_status, start_outputs, stop_outputs
+from appliance.plc.payloads import Feed
+from appliance.plc.webhooks import WebhookOptions, WebhookOutput
+from appliance.services import Services
+from tests.conftest import config_for
+from tests.test_plc_handshake import make_result
+from tests.test_plc_modbus import triggered_video
+
+WAIT_S = 10.0
+
+
+@dataclass
+class Receiver:
+    """Records POSTed JSON; answers 500 to the first `failures` requests; can hold requests."""
+
+    failures: int = 0
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    requests: int = 0
+    hold: threading.Event = field(default_factory=threading.Event)
+    holding: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.hold.set()
+
+
+def serve(receiver: Receiver) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            receiver.requests += 1
+            receiver.holding.set()
+            receiver.hold.wait(WAIT_S)
+            failing = receiver.requests <= receiver.failures
+            if not failing:
+                assert self.headers["Content-Type"] == "application/json"
+                receiver.bodies.append(json.loads(body))
+            self.send_response(500 if failing else 204)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    state = Receiver()
+    server = serve(state)
+    yield state, f"http://127.0.0.1:{server.server_address[1]}/hook"
+    state.hold.set()
+    server.shutdown()
+    server.server_close()
+
+
+def wait_until(condition: Any) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_real_results_are_posted(receiver: tuple[Receiver, str], data_dir: Path, tmp_path: Path) -> None:
+    state, url = receiver
+    services = Services.build(config_for(data_dir, triggered_video(tmp_path)))
+    services.start()
+    outputs = start_outputs(services, PlcConfig(webhook_urls=(url,)))
+    try:
+        outcome = services.inspector.trigger(services.pipeline)
+        wait_until(lambda: state.bodies)
+        assert state.bodies[0]["seq"] == outcome.result.seq and state.bodies[0]["ok"] == outcome.ok
+        assert state.bodies[0]["model"] == "face" and state.bodies[0]["source"] == "main"
+        wait_until(lambda: outputs_status(outputs)["webhooks"]["sent"] == 1)
+    finally:
+        stop_outputs(outputs)
+        services.stop()
+
+
+def hook(url: str, **options: Any) -> tuple[WebhookOutput, ResultBus]:
+    bus = ResultBus()
+    output = WebhookOutput(WebhookOptions((url,), **options), Feed(bus, lambda r: r.count > 0))
+    output.start()
+    return output, bus
+
+
+def test_failures_are_retried_with_backoff(receiver: tuple[Receiver, str]) -> None:
+    state, url = receiver
+    state.failures = 2
+    output, bus = hook(url, retries=3, backoff_s=0.05)
+    try:
+        started = time.monotonic()
+        bus.publish(make_result(seq=1))
+        wait_until(lambda: output.status()["sent"] == 1)
+        assert time.monotonic() - started >= 0.05 + 0.1  # waited, doubling
+        assert state.requests == 3 and [b["seq"] for b in state.bodies] == [1]
+        status = output.status()
+        assert status["retries"] == 2 and status["errors"] == 0 and status["connected"] is True
+    finally:
+        output.stop()
+
+
+def test_a_post_that_keeps_failing_is_counted(receiver: tuple[Receiver, str]) -> None:
+    state, url = receiver
+    state.failures = 100
+    output, bus = hook(url, retries=1, backoff_s=0.0)
+    try:
+        bus.publish(make_result(seq=1))
+        wait_until(lambda: output.status()["errors"] == 1)
+        status = output.status()
+        assert state.requests == 2 and status["sent"] == 0 and status["connected"] is False
+        assert "500" in status["last_error"]
+    finally:
+        output.stop()
+
+
+def test_a_full_queue_drops_the_oldest(receiver: tuple[Receiver, str]) -> None:
+    state, url = receiver
+    state.hold.clear()  # the receiver holds the first POST: the outbox fills up
+    output, bus = hook(url, queue_size=2)
+    try:
+        bus.publish(make_result(seq=1))
+        assert state.holding.wait(WAIT_S)
+        for seq in range(2, 6):
+            bus.publish(make_result(seq=seq))  # returns at once although delivery is stuck
+        assert output.status()["dropped"] == 2 and output.status()["pending"] == 2
+        state.hold.set()
+        wait_until(lambda: len(state.bodies) == 3)
+        assert [b["seq"] for b in state.bodies] == [1, 4, 5]
+    finally:
+        output.stop()
+
+
+def test_only_http_urls_are_accepted() -> None:
+    with pytest.raises(ConfigError, match=r"plc\.webhook_urls"):
+        WebhookOptions.from_config(PlcConfig(webhook_urls=("file:///etc/passwd",)))
+
+
+def test_outbox_counts_handler_failures() -> None:
+    handled: list[int] = []
+
+    def handle(item: int) -> None:
+        if item == 2:
+            raise ValueError("boom")
+        handled.append(item)
+
+    outbox: Outbox[int] = Outbox("test", 10, handle)
+    outbox.start()
+    for item in (1, 2, 3):
+        outbox.put(item)
+    wait_until(lambda: handled == [1, 3])
+    outbox.stop()
+    assert outbox.failed == 1 and outbox.dropped == 0
