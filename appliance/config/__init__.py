@@ -1,0 +1,274 @@
+"""Configuration: one TOML file, a default for every key, validated once at startup.
+
+Every section is a frozen dataclass; every field carries a one-line description in its metadata, which
+docs/config.md repeats (a test checks that). Problems are collected, not raised one by one, so
+`appliance check-config` can report all of them with the key and the line of the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar, get_type_hints
+
+from appliance.config.sections import (
+    BAUD_RATES,
+    CORE_POLICIES,
+    DELEGATES,
+    LOG_LEVELS,
+    REJECT_WHEN,
+    SERIAL_RESULTS,
+    SNAPSHOT_MODES,
+    SOURCE_KINDS,
+    SOURCE_MODES,
+    AuthConfig,
+    BackendConfig,
+    Config,
+    DataConfig,
+    InspectionConfig,
+    LogConfig,
+    ModelConfig,
+    PipelineConfig,
+    PlcConfig,
+    SerialConfig,
+    ServerConfig,
+    SourceConfig,
+    StoreConfig,
+    setting,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{self.key}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Every problem found in one configuration file."""
+
+    status = 400
+
+    def __init__(self, problems: list[Problem], path: str = "") -> None:
+        self.problems = problems
+        self.path = path
+        prefix = f"{path}: " if path else ""
+        super().__init__("\n".join(prefix + str(p) for p in problems))
+
+
+def sections() -> dict[str, type[Any]]:
+    """Section name -> dataclass type, in file order."""
+    hints = get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
+
+
+def documented_keys() -> list[tuple[str, str, Any]]:
+    """(section.key, description, default) for every key: the source of docs/config.md."""
+    rows: list[tuple[str, str, Any]] = []
+    for name, cls in sections().items():
+        rows.extend((f"{name}.{f.name}", f.metadata["doc"], f.default) for f in dataclasses.fields(cls))
+    return rows
+
+
+class _LineFinder:
+    """Finds the line of `[section]` or `key = ...` in TOML text (tomllib keeps no positions)."""
+
+    def __init__(self, text: str) -> None:
+        self._lines = text.splitlines()
+
+    def find(self, section: str, key: str | None = None) -> int | None:
+        current = ""
+        for number, raw in enumerate(self._lines, start=1):
+            line = raw.strip()
+            header = re.match(r"^\[\s*([^\]]+?)\s*\]", line)
+            if header:
+                current = header.group(1).strip().strip('"')
+                if key is None and current == section:
+                    return number
+                continue
+            if key is not None and current == section and re.match(rf'^"?{re.escape(key)}"?\s*=', line):
+                return number
+        return None
+
+
+def _coerce(value: Any, kind: Any, meta: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """Check one value against its declared type and rules: (value, problem or None)."""
+    if kind is bool:
+        return (value, None) if isinstance(value, bool) else (value, "must be true or false")
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return value, "must be a whole number"
+    elif kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return value, "must be a number"
+        value = float(value)
+    elif kind is str:
+        if not isinstance(value, str):
+            return value, "must be a string"
+    elif kind == tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return value, "must be a list of strings"
+        value = tuple(value)
+    return value, _check_rules(value, meta)
+
+
+def _check_rules(value: Any, meta: Mapping[str, Any]) -> str | None:
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        return f"must be one of {', '.join(map(str, choices))} (got {value!r})"
+    if "min" in meta and value < meta["min"]:
+        return f"must be at least {meta['min']} (got {value!r})"
+    if "max" in meta and value > meta["max"]:
+        return f"must be at most {meta['max']} (got {value!r})"
+    return None
+
+
+def _build_section(name: str, cls: type[T], raw: Any, lines: _LineFinder) -> tuple[T, list[Problem]]:
+    problems: list[Problem] = []
+    if not isinstance(raw, dict):
+        return cls(), [Problem(name, "must be a table ([" + name + "])", lines.find(name))]
+    hints = get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            hint = f"; known keys: {', '.join(known)}"
+            problems.append(Problem(f"{name}.{key}", "unknown key" + hint, lines.find(name, key)))
+            continue
+        coerced, problem = _coerce(value, hints[key], known[key].metadata)
+        if problem:
+            problems.append(Problem(f"{name}.{key}", problem, lines.find(name, key)))
+        else:
+            values[key] = coerced
+    return cls(**values), problems
+
+
+def _cross_checks(config: Config, lines: _LineFinder) -> list[Problem]:
+    problems: list[Problem] = []
+    src = config.source
+    needs = {"video": "path", "folder": "path", "stream": "url"}
+    if src.kind in needs and not getattr(src, needs[src.kind]):
+        key = needs[src.kind]
+        problems.append(
+            Problem(
+                f"source.{key}", f"is required when source.kind = {src.kind!r}", lines.find("source", "kind")
+            )
+        )
+    if src.kind == "serial" and not config.serial.port:
+        problems.append(
+            Problem("serial.port", "is required when source.kind = 'serial'", lines.find("source", "kind"))
+        )
+    if src.reconnect_max_s < src.reconnect_min_s:
+        problems.append(
+            Problem(
+                "source.reconnect_max_s",
+                "must not be smaller than source.reconnect_min_s",
+                lines.find("source", "reconnect_max_s"),
+            )
+        )
+    from appliance.backends.registry import BACKENDS  # config imports no module at import time
+
+    for name in config.backend.order:
+        if name not in BACKENDS:
+            problems.append(
+                Problem(
+                    "backend.order",
+                    f"unknown backend {name!r}; known: {', '.join(BACKENDS)}",
+                    lines.find("backend", "order"),
+                )
+            )
+    if not config.backend.order:
+        problems.append(
+            Problem("backend.order", "must name at least one backend", lines.find("backend", "order"))
+        )
+    return problems
+
+
+def parse_config(text: str, path: str = "") -> Config:
+    """Parse TOML text into a Config, or raise ConfigError listing every problem."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        where = re.search(r"at line (\d+)", str(err))  # Python 3.11/3.12 keep the line only in the text
+        line = int(where.group(1)) if where else getattr(err, "lineno", None)
+        raise ConfigError([Problem("(file)", f"not valid TOML: {err}", line)], path) from err
+    lines = _LineFinder(text)
+    problems: list[Problem] = []
+    built: dict[str, Any] = {}
+    known = sections()
+    for name, value in raw.items():
+        if name not in known:
+            problems.append(Problem(name, f"unknown section; known: {', '.join(known)}", lines.find(name)))
+            continue
+        built[name], found = _build_section(name, known[name], value, lines)
+        problems.extend(found)
+    config = Config(**built)
+    problems.extend(_cross_checks(config, lines))
+    if problems:
+        raise ConfigError(problems, path)
+    return config
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate a config file; None gives the defaults."""
+    if path is None:
+        return Config()
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError([Problem("(file)", f"cannot read: {err.strerror}")], str(file)) from err
+    except UnicodeDecodeError as err:
+        raise ConfigError([Problem("(file)", "is not UTF-8 text")], str(file)) from err
+    return parse_config(text, str(file))
+
+
+def replace_section(config: Config, name: str, **changes: Any) -> Config:
+    """A copy of config with some keys of one section changed (tests and the API use it)."""
+    section = dataclasses.replace(getattr(config, name), **changes)
+    return dataclasses.replace(config, **{name: section})
+
+
+__all__ = [
+    "BAUD_RATES",
+    "CORE_POLICIES",
+    "DELEGATES",
+    "LOG_LEVELS",
+    "REJECT_WHEN",
+    "SERIAL_RESULTS",
+    "SNAPSHOT_MODES",
+    "SOURCE_KINDS",
+    "SOURCE_MODES",
+    "AuthConfig",
+    "BackendConfig",
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "InspectionConfig",
+    "LogConfig",
+    "ModelConfig",
+    "PipelineConfig",
+    "PlcConfig",
+    "Problem",
+    "SerialConfig",
+    "ServerConfig",
+    "SourceConfig",
+    "StoreConfig",
+    "documented_keys",
+    "load_config",
+    "parse_config",
+    "replace_section",
+    "sections",
+    "setting",
+]
