@@ -168,7 +168,7 @@ class ServerProcess:
         self.token = AuthStore(data_dir).create_token("bench", "operate")
         config = data_dir / "bench-server.toml"
         config.write_text(
-            f'[server]\nport = {port}\n[data]\ndir = "{data_dir}"\n{options.backend_toml()}'
+            f'[server]\nport = {port}\ncache_entries = 0\n[data]\ndir = "{data_dir}"\n{options.backend_toml()}'
             '[log]\nlevel = "WARNING"\n[auth]\nrate_per_s = 0\n'
         )
         self._log = (data_dir / "bench-server.log").open("w")
@@ -338,14 +338,9 @@ def to_json(report: Report) -> str:
     )
 
 
-def to_markdown(report: Report, when: str) -> str:
-    facts = report.facts
+def _section(report: Report) -> list[str]:
     lines = [
-        "# Benchmarks",
-        "",
-        f"Written by `appliance bench` on {when}: model `{report.model}`, LiteRT with {facts.get('threads')} "
-        f"thread(s), {facts.get('cpus')} CPU cores, Python {facts.get('python')}. Absolute numbers on a "
-        "shared 2-core build machine are noisy; the ratios were measured in one run and are what to compare.",
+        f"## Model `{report.model}`",
         "",
         "| measurement | per second | p50 ms | p99 ms | note |",
         "|---|---:|---:|---:|---|",
@@ -356,7 +351,25 @@ def to_markdown(report: Report, when: str) -> str:
             f"{m.p99_ms if m.p99_ms is not None else ''} | {m.note} |"
         )
     lines += ["", "| ratio / figure | value | against the target |", "|---|---:|---|"]
-    for name, value in summary(report).items():
-        lines.append(f"| {name} | {value} | {verdict(name, value)} |")
-    lines += ["", "Run it yourself: `make bench` (or `appliance bench --report docs/benchmarks.md`).", ""]
+    lines += [f"| {name} | {value} | {verdict(name, value)} |" for name, value in summary(report).items()]
+    return [*lines, ""]
+
+
+def to_markdown(reports: list[Report], when: str, notes: str = "") -> str:
+    facts = reports[0].facts
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `appliance bench` on {when}: backend `{facts.get('backend')}`, LiteRT with "
+        f"{facts.get('threads')} thread(s), {facts.get('cpus')} CPU cores, Python {facts.get('python')}. "
+        "Absolute numbers on a shared 2-core build machine are noisy; the ratios were measured in one run "
+        "and are what to compare. The REST runs use a server with the result cache off, so every request "
+        "is inferred.",
+        "",
+    ]
+    for report in reports:
+        lines += _section(report)
+    if notes:
+        lines += ["## Reading these numbers", "", notes.strip(), ""]
+    lines += ["Run it yourself: `make bench` (or `appliance bench --model face,selfie --report FILE`).", ""]
     return "\n".join(lines)
