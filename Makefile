@@ -80,5 +80,27 @@ rknn-tools: | $(RKNN_VENV)/bin/python
 test-rknn: rknn-tools $(VENV)/.dev
 	APPLIANCE_RKNN_VENV=$(CURDIR)/$(RKNN_VENV) $(BIN)/python -m pytest tests/test_rknn_toolkit.py -m toolkit -v
 
+# The device image (docs/flash.md, images/README.md). Downloads are cached in IMAGE_CACHE between runs.
+IMAGE_APT   := mmdebstrap qemu-user-static qemu-system-arm qemu-efi-aarch64 fdisk e2fsprogs dosfstools mtools \
+               xz-utils python3-venv git shellcheck
+IMAGE_CACHE ?= /var/cache/edge-appliance
+BOARD       ?= qemu-virt
+.PHONY: image image-test image-deps
+
+image-deps:
+	@missing=""; for p in $(IMAGE_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $$missing; fi
+
+image: image-deps
+	$(SUDO) ./build_image.sh --board $(BOARD) --cache $(IMAGE_CACHE)
+
+# Builds the qemu-virt image, boots it under qemu-system-aarch64, sets the admin password over HTTP,
+# runs an inference over REST, checks it was stored, powers it off.
+image-test: image-deps $(VENV)/.dev
+	$(SUDO) env IMAGE_TEST=1 APPLIANCE_IMAGE_CACHE=$(IMAGE_CACHE) $(BIN)/python -m pytest -m image \
+	  tests/e2e/test_image_boot.py -rA
+	@cat build/image-test/timings.json
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

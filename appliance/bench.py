@@ -168,8 +168,8 @@ class ServerProcess:
         self.token = AuthStore(data_dir).create_token("bench", "operate")
         config = data_dir / "bench-server.toml"
         config.write_text(
-            f'[server]\nport = {port}\ncache_entries = 0\n[data]\ndir = "{data_dir}"\n{options.backend_toml()}'
-            '[log]\nlevel = "WARNING"\n[auth]\nrate_per_s = 0\n'
+            f'[server]\nport = {port}\ncache_entries = 0\n[data]\ndir = "{data_dir}"\n'
+            f'{options.backend_toml()}[log]\nlevel = "WARNING"\n[auth]\nrate_per_s = 0\n'
         )
         self._log = (data_dir / "bench-server.log").open("w")
         started = time.perf_counter()

@@ -30,6 +30,7 @@ from appliance.sources.serial import SerialLink
 from appliance.store.reader import ResultReader
 from appliance.store.retention import RetentionPolicy
 from appliance.store.writer import ResultWriter, WriterOptions
+from appliance.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +86,14 @@ class Services:
     link: SerialLink | None = None
     sink: SerialSink | None = None
     recorder: Recorder | None = None
+    watchdog: Watchdog = field(init=False)
     started: float = field(default_factory=time.time)
     ready: bool = False
     restart_requested: bool = False  # `appliance serve` re-executes itself after the server stops
     request_stop: Callable[[], None] | None = None  # set by whoever runs the HTTP server
+
+    def __post_init__(self) -> None:
+        self.watchdog = Watchdog(self.healthy)
 
     @classmethod
     def build(cls, config: Config, path: Path | None = None) -> Services:
@@ -135,7 +140,13 @@ class Services:
             self.sink.start()
             self.bus.subscribe("serial", self.sink)
         self.ready = True
+        self.watchdog.start()
         logger.info("appliance ready in %.2f s", time.time() - self.started)
+
+    def healthy(self) -> bool:
+        """What the systemd watchdog checks: serving, pipeline stages and the writer alive."""
+        writer_ok = self.writer is None or self.writer.alive()
+        return self.ready and self.pipeline.alive() and writer_ok
 
     def _initial_model(self) -> None:
         if self.registry.active() is None and self.config.model.name:
@@ -175,6 +186,7 @@ class Services:
 
     def stop(self) -> None:
         self.ready = False
+        self.watchdog.stop()
         stop_outputs(self.outputs)  # first: a trigger already running can still finish
         self.outputs = []
         if self.sink is not None:

@@ -16,6 +16,7 @@ from appliance.cli import data as data_cmd
 from appliance.cli import models as models_cmd
 from appliance.cli import npu as npu_cmd
 from appliance.cli import tokens as tokens_cmd
+from appliance.cli import update as update_cmd
 from appliance.config import Config, ConfigError, load_config, replace_section
 from appliance.errors import ApplianceError
 
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     npu_cmd.register(sub, add_common)
     data_cmd.register(sub, add_common)
     bench_cmd.register(sub, add_common)
+    update_cmd.register(sub, add_common)
     tokens_cmd.register(sub, add_common)
     return parser
 

@@ -264,6 +264,10 @@ class Pipeline:
             elif job.error is not None:
                 logger.debug("frame %d failed: %s", job.frame.frame_id, job.error)
 
+    def alive(self) -> bool:
+        """Every stage thread still running (the capture thread may end with a finite source)."""
+        return all(t.is_alive() for t in self._threads if t.name != "pipeline-capture")
+
     @property
     def capturing(self) -> bool:
         """True when source frames flow by themselves (continuous mode)."""

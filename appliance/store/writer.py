@@ -58,6 +58,9 @@ class ResultWriter:
         self._queue.put(record, timeout=SUBMIT_WAIT_S)
         self._submitted += 1
 
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def set_retention(self, policy: RetentionPolicy) -> None:
         self._retention.policy = policy
 

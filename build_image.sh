@@ -1,0 +1,306 @@
+#!/usr/bin/env bash
+# Build the flashable arm64 image of edge-appliance (Debian bookworm, Python 3.11).
+# Layout, stages and caching: images/README.md. Flashing and first boot: docs/flash.md.
+set -Eeuo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+IMAGES=$REPO/images
+# shellcheck source=images/lib/common.sh
+source "$IMAGES/lib/common.sh"
+# shellcheck source=images/lib/binfmt.sh
+source "$IMAGES/lib/binfmt.sh"
+# shellcheck source=images/lib/rootfs.sh
+source "$IMAGES/lib/rootfs.sh"
+# shellcheck source=images/lib/disk.sh
+source "$IMAGES/lib/disk.sh"
+
+BOARD=qemu-virt
+OUT=$REPO/build/image
+VENDOR_DIR=""
+CACHE=${APPLIANCE_IMAGE_CACHE:-/var/cache/edge-appliance}
+SSH_KEY=""
+KEEP_RAW=no
+XZ_LEVEL=${XZ_LEVEL:-6}
+# host tools -> Debian package, for the apt-get line printed when some are missing
+declare -A TOOL_PACKAGES=(
+    [mmdebstrap]=mmdebstrap [sfdisk]=fdisk [mkfs.ext4]=e2fsprogs [mkfs.vfat]=dosfstools
+    [mcopy]=mtools [xz]=xz-utils [unshare]=util-linux [dpkg-query]=dpkg [python3]=python3
+    [git]=git [tar]=tar
+)
+
+usage() {
+    cat <<'EOF'
+usage: ./build_image.sh [--board qemu-virt|rock5b] [--out DIR] [--vendor-dir DIR] [--cache DIR]
+                        [--ssh-key FILE] [--keep-raw]
+
+  --board       qemu-virt (generic arm64 UEFI, Debian kernel; default) or rock5b (Radxa ROCK 5B)
+  --out         where the image, its .sha256, manifest and update bundle go (default: build/image)
+  --vendor-dir  rock5b: Image, rk3588-rock-5b.dtb, librknnrt.so, u-boot (see docs/flash.md)
+  --cache       downloads and the Debian rootfs tarball, kept between builds
+                (default: $APPLIANCE_IMAGE_CACHE or /var/cache/edge-appliance)
+  --ssh-key     enable SSH for root with this public key file (keys only; off by default)
+  --keep-raw    also keep the uncompressed .img (used by make image-test)
+
+Needs root (mmdebstrap, chroot, binfmt) on Debian/Ubuntu with:
+  apt-get install mmdebstrap qemu-user-static fdisk e2fsprogs dosfstools mtools xz-utils python3-venv git
+EOF
+}
+
+parse_args() {
+    while (($#)); do
+        case $1 in
+            --board) BOARD=${2:?--board needs a value}; shift 2 ;;
+            --out) OUT=${2:?--out needs a directory}; shift 2 ;;
+            --vendor-dir) VENDOR_DIR=${2:?--vendor-dir needs a directory}; shift 2 ;;
+            --cache) CACHE=${2:?--cache needs a directory}; shift 2 ;;
+            --ssh-key) SSH_KEY=${2:?--ssh-key needs a file}; shift 2 ;;
+            --keep-raw) KEEP_RAW=yes; shift ;;
+            -h | --help) usage; exit 0 ;;
+            *) usage >&2; die "unknown argument: $1" ;;
+        esac
+    done
+}
+
+load_board() {
+    local profile=$IMAGES/boards/$BOARD.sh
+    [[ -f $profile ]] || die "unknown board '$BOARD'; boards: $(find "$IMAGES/boards" -name '*.sh' -printf '%f\n' | sed 's/\.sh$//' | sort | paste -sd' ')"
+    # shellcheck source=images/boards/qemu-virt.sh
+    source "$profile"
+    [[ -z $VENDOR_DIR ]] || VENDOR_DIR=$(cd "$VENDOR_DIR" 2>/dev/null && pwd) || die "--vendor-dir: no such directory"
+    board_check_vendor "$VENDOR_DIR"
+    [[ -z $SSH_KEY || -s $SSH_KEY ]] || die "--ssh-key $SSH_KEY: no such file"
+    log "board $BOARD: $BOARD_DESCRIPTION"
+}
+
+check_host() {
+    ((EUID == 0)) || die "run as root (mmdebstrap, chroot and binfmt_misc need it): sudo ./build_image.sh ..."
+    local tool missing=()
+    for tool in "${!TOOL_PACKAGES[@]}"; do
+        command -v "$tool" >/dev/null || missing+=("${TOOL_PACKAGES[$tool]}")
+    done
+    if ! _host_is_arm64 && [[ ! -x /usr/libexec/qemu-binfmt/aarch64-binfmt-P && ! -x /usr/bin/qemu-aarch64-static ]]; then
+        missing+=(qemu-user-static)
+    fi
+    python3 -c 'import ensurepip, tomllib' 2>/dev/null || missing+=(python3-venv)
+    if ((${#missing[@]})); then
+        die "missing host tools; install them with:
+  apt-get install -y $(printf '%s\n' "${missing[@]}" | sort -u | paste -sd' ')"
+    fi
+    mkdir -p "$CACHE" "$OUT"
+    exec 9>"$CACHE/.lock"
+    flock -n 9 || die "another build is using the cache $CACHE"
+    WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/appliance-image.XXXXXX")
+    on_exit rm -rf --one-file-system "$WORK"
+    APPLIANCE_VERSION=$(python3 -c 'import tomllib,sys; print(tomllib.load(open(sys.argv[1],"rb"))["project"]["version"])' "$REPO/pyproject.toml")
+    log "edge-appliance $APPLIANCE_VERSION, work dir $WORK, cache $CACHE"
+}
+
+# The lock against the pyproject.toml of the source copy that is built (not a file that may change)
+check_lock() {
+    python3 "$IMAGES/tools/wheels.py" check --board "$BOARD" --pyproject "$WORK/src/pyproject.toml" ||
+        die "the wheel lock does not match pyproject.toml"
+}
+
+# The source as the working tree has it (tracked and new files, nothing .gitignore'd).
+copy_source() {
+    mkdir -p "$WORK/src"
+    if git -C "$REPO" rev-parse --git-dir >/dev/null 2>&1; then
+        GIT_COMMIT=$(git -C "$REPO" rev-parse HEAD)
+        GIT_DIRTY=$([[ -z $(git -C "$REPO" status --porcelain) ]] && echo false || echo true)
+        SOURCE_DATE_EPOCH=$(git -C "$REPO" log -1 --format=%ct)
+        # shellcheck disable=SC2016  # the inner script is for sh
+        (cd "$REPO" && git ls-files -z --cached --others --exclude-standard |
+            xargs -0 -r sh -c 'for f; do if [ -e "$f" ]; then printf "%s\0" "$f"; fi; done' sh |
+            tar --null -T - -cf -) | tar -C "$WORK/src" -xf -
+    else
+        GIT_COMMIT=unknown GIT_DIRTY=true SOURCE_DATE_EPOCH=0
+        tar -C "$REPO" --exclude=.venv --exclude=.cache --exclude=build --exclude=data -cf - . |
+            tar -C "$WORK/src" -xf -
+    fi
+    export SOURCE_DATE_EPOCH
+    log "source: commit $GIT_COMMIT (uncommitted changes: $GIT_DIRTY)"
+}
+
+host_python() {
+    HOSTPY=$CACHE/host-venv/bin/python
+    [[ -x $HOSTPY ]] || python3 -m venv "$CACHE/host-venv" || die "python3 -m venv failed (apt-get install python3-venv)"
+    export PIP_CACHE_DIR=$CACHE/pip PIP_DISABLE_PIP_VERSION_CHECK=1
+}
+
+stage_wheels() {
+    stage "arm64 wheels, the appliance wheel and the demo model"
+    host_python
+    local wheels=$CACHE/wheels-aarch64
+    python3 "$IMAGES/tools/wheels.py" fetch --board "$BOARD" --python "$HOSTPY" --dest "$wheels" \
+        --pyproject "$WORK/src/pyproject.toml" \
+        >"$WORK/wheels.txt" || die "arm64 wheels: see the message above"
+    mkdir -p "$WORK/stage/wheels" "$WORK/stage/models"
+    xargs -I{} cp "$wheels/{}" "$WORK/stage/wheels/" <"$WORK/wheels.txt"
+    log "$(wc -l <"$WORK/wheels.txt") locked wheels from $wheels"
+    "$HOSTPY" -m pip wheel -q --no-deps -w "$WORK/stage/wheels" "$WORK/src" >"$WORK/pip-wheel.log" 2>&1 ||
+        { tail -n 20 "$WORK/pip-wheel.log" >&2; die "building the appliance wheel failed"; }
+    APPLIANCE_WHEEL=$(find "$WORK/stage/wheels" -name 'edge_appliance-*.whl' -printf '%f\n')
+    log "built $APPLIANCE_WHEEL"
+    cp -r "$WORK/src/web" "$WORK/stage/web"
+    "$HOSTPY" - "$WORK/src" "$CACHE/demo" "$WORK/stage/models" <<'PY' || die "fetching the demo face model failed"
+import shutil, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from appliance.demo.assets import fetch_mediapipe_models
+face = fetch_mediapipe_models(Path(sys.argv[2]))["face_detection_short_range.tflite"]
+shutil.copy(face, Path(sys.argv[3]) / face.name)
+PY
+}
+
+stage_rootfs() {
+    stage "Debian $DEBIAN_SUITE $DEBIAN_ARCH rootfs (mmdebstrap, cached)"
+    binfmt_ensure
+    rootfs_tarball
+}
+
+write_config() {
+    local rootfs=$1 backends=$BOARD_BACKENDS
+    if [[ $backends == *rknn* ]] && ! grep -q '"rknn"' "$WORK/src/appliance/backends/registry.py"; then
+        warn "this appliance version has no rknn backend yet: the image uses LiteRT (CPU) only"
+        backends='"litert"'
+    fi
+    mkdir -p "$rootfs/etc/appliance"
+    cat >"$rootfs/etc/appliance/config.toml" <<EOF
+# /etc/appliance/config.toml: written by build_image.sh for board $BOARD; every key: docs/config.md
+# Check after editing: appliance check-config /etc/appliance/config.toml
+[server]
+host = "0.0.0.0"
+port = 8080
+
+[data]
+dir = "/var/lib/appliance"
+
+[source]
+kind = "none"
+
+[model]
+name = "face"
+
+[backend]
+order = [$backends]
+EOF
+}
+
+# systemd features that depend on the appliance version or on the board
+write_units() {
+    local rootfs=$1
+    if grep -rqs NOTIFY_SOCKET "$WORK/src/appliance"; then
+        mkdir -p "$rootfs/etc/systemd/system/appliance.service.d"
+        printf '[Service]\nType=notify\nNotifyAccess=main\nWatchdogSec=30\n' \
+            >"$rootfs/etc/systemd/system/appliance.service.d/10-watchdog.conf"
+        log "service watchdog on (the appliance sends sd_notify)"
+    else
+        warn "the appliance does not send sd_notify yet: service watchdog off (Type=exec)"
+    fi
+    if [[ -n $BOARD_RUNTIME_WATCHDOG ]]; then
+        mkdir -p "$rootfs/etc/systemd/system.conf.d"
+        printf '[Manager]\nRuntimeWatchdogSec=%s\nRebootWatchdogSec=2min\n' "$BOARD_RUNTIME_WATCHDOG" \
+            >"$rootfs/etc/systemd/system.conf.d/10-watchdog.conf"
+    fi
+}
+
+stage_tree() {
+    stage "rootfs tree: extract, overlay, configuration"
+    ROOTFS=$WORK/rootfs
+    mkdir -p "$ROOTFS"
+    tar -C "$ROOTFS" --numeric-owner --xattrs --xattrs-include='*' -xpf "$ROOTFS_TARBALL"
+    tar -C "$IMAGES/rootfs" --owner=0 --group=0 -cf - . | tar -C "$ROOTFS" --no-same-owner -xf -
+    disk_fstab >"$ROOTFS/etc/fstab"
+    mkdir -p "$ROOTFS/boot/firmware" "$ROOTFS/var/lib/appliance"
+    write_config "$ROOTFS"
+    write_units "$ROOTFS"
+    SSH_ENABLED=no
+    if [[ -n $SSH_KEY ]]; then
+        install -D -m 0600 "$SSH_KEY" "$ROOTFS/root/.ssh/authorized_keys"
+        SSH_ENABLED=yes
+    fi
+    mkdir -p "$ROOTFS/tmp/build"
+    cp -r "$WORK/stage/." "$ROOTFS/tmp/build/"
+    cp "$IMAGES/tools/configure-rootfs.sh" "$ROOTFS/tmp/build/"
+}
+
+stage_chroot() {
+    stage "install the appliance in the image (chroot, emulated)"
+    local extra=""
+    ((${#BOARD_WHEEL_EXTRAS[@]} == 0)) || extra="${BOARD_WHEEL_EXTRAS[*]}"
+    chroot_run "$ROOTFS" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C.UTF-8 \
+        APPLIANCE_VERSION="$APPLIANCE_VERSION" VENV_NAME="$APPLIANCE_VERSION" SSH_ENABLED="$SSH_ENABLED" \
+        EXTRA_REQUIREMENTS="$extra" /bin/bash /tmp/build/configure-rootfs.sh ||
+        die "configuring the rootfs in the chroot failed (output above)"
+    chroot_run "$ROOTFS" /opt/appliance/current/bin/appliance check-config /etc/appliance/config.toml >/dev/null ||
+        die "the image's /etc/appliance/config.toml is invalid"
+    rm -rf "$ROOTFS/tmp/build"
+    DATA_OWNER=$(stat -c %u:%g "$ROOTFS/var/lib/appliance")
+    DATA_TREE=$WORK/data
+    mv "$ROOTFS/var/lib/appliance" "$DATA_TREE"
+    mkdir -m 0750 "$ROOTFS/var/lib/appliance"
+}
+
+stage_boot() {
+    stage "boot files ($BOARD)"
+    BOOT_TREE=$WORK/boot
+    mkdir -p "$BOOT_TREE"
+    board_boot_files "$ROOTFS" "$BOOT_TREE"
+    rootfs_dpkg_list "$ROOTFS" >"$WORK/dpkg.txt"
+}
+
+stage_image() {
+    stage "disk image (GPT: boot, rootfs, data)"
+    NAME=appliance-$APPLIANCE_VERSION-$BOARD
+    DISK=$WORK/disk.img
+    disk_build "$DISK" "$BOOT_TREE" "$ROOTFS" "$DATA_TREE" "$DATA_OWNER"
+    board_write_bootloader "$DISK"
+}
+
+# Outputs appear under their final names only when complete.
+stage_outputs() {
+    stage "compress, checksum, manifest, update bundle"
+    local image=$OUT/$NAME.img.xz
+    python3 "$IMAGES/tools/manifest.py" --board "$BOARD" --version "$APPLIANCE_VERSION" \
+        --git-commit "$GIT_COMMIT" --git-dirty "$GIT_DIRTY" --dpkg "$WORK/dpkg.txt" \
+        --lock "$IMAGES/wheels/$BOARD.lock" --wheel "$WORK/stage/wheels/$APPLIANCE_WHEEL" \
+        --models "$DATA_TREE/models" --rootfs-key "$(rootfs_key)" --layout "$DISK_LAYOUT" \
+        ${VENDOR_DIR:+--vendor "$VENDOR_DIR"} >"$WORK/manifest.json"
+    python3 "$IMAGES/tools/bundle.py" --version "$APPLIANCE_VERSION" --wheels "$WORK/stage/wheels" \
+        --web "$WORK/stage/web" --requirement "edge-appliance==$APPLIANCE_VERSION" \
+        ${BOARD_WHEEL_EXTRAS[@]+"${BOARD_WHEEL_EXTRAS[@]/#/--requirement=}"} \
+        --out "$WORK/bundle.tar" >/dev/null
+    on_exit rm -f "$image.partial"
+    run_child xz -T0 "-$XZ_LEVEL" --stdout "$DISK" >"$image.partial" || die "xz failed"
+    mv "$image.partial" "$image"
+    mv "$WORK/manifest.json" "$OUT/$NAME.manifest.json"
+    mv "$WORK/bundle.tar" "$OUT/$NAME.bundle.tar"
+    (cd "$OUT" && sha256sum "$NAME.img.xz" >"$NAME.img.xz.sha256" && sha256sum "$NAME.bundle.tar" >"$NAME.bundle.tar.sha256")
+    local raw_size
+    raw_size=$(du -h --apparent-size "$DISK" | cut -f1)
+    if [[ $KEEP_RAW == yes ]]; then mv "$DISK" "$OUT/$NAME.img"; fi
+    stage_done
+    log "$(du -h "$image" | cut -f1) $image (raw $raw_size), with .sha256"
+    log "$OUT/$NAME.manifest.json"
+    log "$OUT/$NAME.bundle.tar: offline update (appliance update)"
+}
+
+main() {
+    parse_args "$@"
+    install_traps
+    stage "check host and inputs"
+    load_board
+    check_host
+    copy_source
+    check_lock
+    stage_rootfs
+    stage_wheels
+    stage_tree
+    stage_chroot
+    stage_boot
+    stage_image
+    stage_outputs
+    printf '==> built %s in %s\n' "$NAME.img.xz" "$(_elapsed $(($(date +%s) - BUILD_START)))" >&2
+}
+
+main "$@"; exit  # one line: bash stops reading this file here, so editing it mid-build is safe
