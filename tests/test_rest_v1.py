@@ -28,6 +28,7 @@ FLAT_FIELDS = {
     "ts",
     "error_code",
     "detections",
+    "source",
 }
 
 

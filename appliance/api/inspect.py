@@ -13,28 +13,12 @@ from appliance.api.auth import requires
 from appliance.api.infer import IMAGE_TYPES, decode_image, read_body
 from appliance.api.status import services_of
 from appliance.errors import ApplianceError, UnsupportedMediaType, error_code
-from appliance.pipeline.inspection import TriggerOutcome
+from appliance.pipeline.inspection import TriggerOutcome, flat_result
 from appliance.services import Services
 
 
 def flat(outcome: TriggerOutcome) -> dict[str, Any]:
-    """The PLC-facing answer: fixed field names, numbers where a PLC wants numbers."""
-    r = outcome.result
-    return {
-        "seq": r.seq,
-        "ok": outcome.ok,
-        "label": r.label or "",
-        "label_id": -1 if r.label_id is None else r.label_id,
-        "score": round(r.score or 0.0, 4),
-        "count": r.count,
-        "latency_ms": round(r.timings.total_ms, 3),
-        "model": r.model,
-        "model_version": r.model_version,
-        "backend": r.backend,
-        "ts": round(r.ts, 3),
-        "error_code": 0,
-        "detections": [d.to_json() for d in r.detections],
-    }
+    return flat_result(outcome.result, outcome.ok)
 
 
 async def optional_image(request: Request, services: Services) -> np.ndarray | None:

@@ -15,8 +15,9 @@ from appliance.api.auth import requires
 from appliance.api.params import float_param, int_param
 from appliance.api.status import services_of
 from appliance.errors import BadRequest, PayloadTooLarge
-from appliance.models.manifest import DecoderSpec, InputSpec, Thresholds
+from appliance.models.manifest import DecoderSpec, InputSpec, Manifest, Thresholds
 from appliance.models.registry import SUFFIXES, AddRequest
+from appliance.services import Services
 
 MAX_MODEL_BYTES = 200 * 1024 * 1024
 
@@ -71,25 +72,31 @@ async def list_models(request: Request) -> Response:
     return JSONResponse({"models": items, "active": active.ref if active else None})
 
 
+async def receive_model(request: Request, services: Services, filename: str) -> Manifest:
+    """Stream the body (the model file) to a staging folder, at most MAX_MODEL_BYTES, and add it to
+    the registry with the options in the query string. Shared by the API and the web UI."""
+    with tempfile.TemporaryDirectory(dir=services.registry.root, prefix=".upload-") as tmp:
+        path = Path(tmp) / Path(filename).name
+        size = 0
+        with path.open("wb") as fh:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_MODEL_BYTES:
+                    raise PayloadTooLarge(f"the model is over the {MAX_MODEL_BYTES // 2**20} MB limit")
+                fh.write(chunk)
+        if size == 0:
+            raise BadRequest("empty body: send the model file as the request body")
+        return await run_in_threadpool(services.registry.add, add_request(request.query_params, path))
+
+
 @requires("admin")
 async def upload_model(request: Request) -> Response:
     services = services_of(request)
     suffix = "." + (request.query_params.get("format") or "tflite").lstrip(".")
     if suffix not in SUFFIXES:
         raise BadRequest(f"format: one of {', '.join(s.lstrip('.') for s in SUFFIXES)}")
-    with tempfile.TemporaryDirectory(dir=services.registry.root, prefix=".upload-") as tmp:
-        name = request.query_params.get("name") or "upload"
-        path = Path(tmp) / f"{Path(name).name or 'upload'}{suffix}"
-        size = 0
-        with path.open("wb") as fh:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_MODEL_BYTES:
-                    raise PayloadTooLarge(f"model over the {MAX_MODEL_BYTES} byte limit")
-                fh.write(chunk)
-        if size == 0:
-            raise BadRequest("empty body: send the model file as the request body")
-        manifest = await run_in_threadpool(services.registry.add, add_request(request.query_params, path))
+    name = Path(request.query_params.get("name") or "upload").name or "upload"
+    manifest = await receive_model(request, services, f"{name}{suffix}")
     return JSONResponse(manifest.to_json(), status_code=201)
 
 

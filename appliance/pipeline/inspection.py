@@ -11,6 +11,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,27 @@ def passes(result: Result, rule: InspectionConfig) -> bool:
     if not rule.min_count <= result.count <= rule.max_count:
         return False
     return (result.score or 0.0) >= rule.min_score
+
+
+def flat_result(result: Result, ok: bool) -> dict[str, Any]:
+    """The PLC-facing form of a result (REST trigger, MQTT, webhooks): flat, fixed names, numbers."""
+    r = result
+    return {
+        "seq": r.seq,
+        "ok": ok,
+        "label": r.label or "",
+        "label_id": -1 if r.label_id is None else r.label_id,
+        "score": round(r.score or 0.0, 4),
+        "count": r.count,
+        "latency_ms": round(r.timings.total_ms, 3),
+        "model": r.model,
+        "model_version": r.model_version,
+        "backend": r.backend,
+        "ts": round(r.ts, 3),
+        "source": r.source,
+        "error_code": 0,
+        "detections": [d.to_json() for d in r.detections],
+    }
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from appliance.pipeline.inspection import flat_result
 from appliance.pipeline.results import Result, ResultBus
 
 
@@ -37,22 +38,7 @@ class Judged:
 
 
 def result_payload(judged: Judged) -> dict[str, Any]:
-    r = judged.result
-    return {
-        "seq": r.seq,
-        "ok": judged.ok,
-        "label": r.label or "",
-        "label_id": -1 if r.label_id is None else r.label_id,
-        "score": round(r.score or 0.0, 4),
-        "count": r.count,
-        "latency_ms": round(r.timings.total_ms, 3),
-        "model": r.model,
-        "model_version": r.model_version,
-        "backend": r.backend,
-        "ts": round(r.ts, 3),
-        "source": r.source,
-        "detections": [d.to_json() for d in r.detections],
-    }
+    return flat_result(judged.result, judged.ok)
 
 
 def encode(judged: Judged) -> bytes:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from appliance.api.infer import decode_image, read_body
-from appliance.api.models import MAX_MODEL_BYTES, add_request
+from appliance.api.models import MAX_MODEL_BYTES, receive_model
 from appliance.api.status import services_of
 from appliance.api.ui.guard import page, xhr
 from appliance.api.ui.overlays import caption_of, draw, jpeg
 from appliance.api.ui.views import flash, redirect, render
-from appliance.errors import ApplianceError, BadRequest, PayloadTooLarge
+from appliance.errors import ApplianceError, BadRequest
 from appliance.models.manifest import DECODERS, TASKS, Manifest
 from appliance.models.registry import SUFFIXES
 from appliance.pipeline.oneshot import OneShot
@@ -64,20 +63,6 @@ async def listing(request: Request) -> Response:
     return render(request, "models.html", context)
 
 
-async def _save_body(request: Request, folder: Path, filename: str) -> Path:
-    path = folder / filename
-    size = 0
-    with path.open("wb") as fh:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_MODEL_BYTES:
-                raise PayloadTooLarge(f"the model is over the {MAX_MODEL_BYTES // 2**20} MB limit")
-            fh.write(chunk)
-    if size == 0:
-        raise BadRequest("the file is empty")
-    return path
-
-
 @xhr
 async def upload(request: Request) -> Response:
     """The model file is the raw body; its options are query parameters (as for POST /api/v1/models)."""
@@ -85,9 +70,7 @@ async def upload(request: Request) -> Response:
     filename = Path(request.query_params.get("filename") or "upload.tflite").name
     if Path(filename).suffix.lower() not in SUFFIXES:
         raise BadRequest(f"{filename}: model files must end in {' or '.join(SUFFIXES)}")
-    with tempfile.TemporaryDirectory(dir=services.registry.root, prefix=".upload-") as tmp:
-        path = await _save_body(request, Path(tmp), filename)
-        manifest = await run_in_threadpool(services.registry.add, add_request(request.query_params, path))
+    manifest = await receive_model(request, services, filename)
     logger.info("model %s uploaded from the web UI", manifest.ref)
     return JSONResponse({"ref": manifest.ref, "name": manifest.name, "version": manifest.version}, 201)
 
