@@ -62,7 +62,11 @@ pytest: system-deps $(VENV)/.dev
 test: lint typecheck pytest
 
 bench: $(VENV)/.dev
-	$(BIN)/appliance bench --cache-dir $(CACHE) --report docs/benchmarks.md
+	@dpkg -s wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q wrk; }
+	$(BIN)/appliance bench --model face,selfie --cache-dir $(CACHE) --notes docs/benchmarks-notes.md \
+	  --report docs/benchmarks.md
+	$(BIN)/appliance bench --model face,selfie --threads 1 --workers 2 --concurrency 4 --cache-dir $(CACHE) \
+	  --report docs/benchmarks.md --append
 
 # NPU host tools: rknn-toolkit2 pins numpy<=1.26 and pulls torch (~3.3 GB download), so it lives in its
 # own venv and is never part of .venv or `make test`. Converting .tflite sources also needs TensorFlow

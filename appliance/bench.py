@@ -14,9 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,13 +42,17 @@ class BenchOptions:
     threads: int = 2
     concurrency: tuple[int, ...] = (1, 4, 16)
     backend: str = "litert"
+    workers: int = 1
 
     def backend_toml(self) -> str:
         """[backend] for the runs: the chosen backend first, LiteRT as fallback; per-core on the NPU."""
         order = [self.backend] if self.backend == "litert" else [self.backend, "litert"]
         policy = "per-core" if self.backend == "rknn" else "auto"
         names = ", ".join(f'"{n}"' for n in order)
-        return f'[backend]\nthreads = {self.threads}\norder = [{names}]\ncore_policy = "{policy}"\n'
+        return (
+            f"[backend]\nthreads = {self.threads}\nworkers = {self.workers}\norder = [{names}]\n"
+            f'core_policy = "{policy}"\n'
+        )
 
 
 @dataclass
@@ -207,31 +209,17 @@ class ServerProcess:
 
 
 def bench_rest(server: ServerProcess, image: bytes, requests: int, concurrency: int) -> Measurement:
-    import httpx
+    from appliance.loadgen import Target, rest_load
 
-    times: list[float] = []
-    backends: set[str] = set()
-    lock = threading.Lock()
-    per_worker = max(1, requests // concurrency)
-
-    def worker() -> None:
-        headers = {"authorization": f"Bearer {server.token}", "content-type": "image/jpeg"}
-        with httpx.Client(timeout=30, headers=headers) as client:
-            for _ in range(per_worker):
-                t0 = time.perf_counter()
-                reply = client.post(f"{server.url}/api/v1/infer", content=image)
-                reply.raise_for_status()
-                with lock:
-                    times.append(time.perf_counter() - t0)
-                    backends.add(str(reply.json().get("backend")))
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        for future in [pool.submit(worker) for _ in range(concurrency)]:
-            future.result()
-    elapsed = time.perf_counter() - start
-    name = f"REST infer, concurrency {concurrency}"
-    return Measurement(name, len(times) / elapsed, *percentiles(times), ", ".join(sorted(backends)))
+    target = Target(f"{server.url}/api/v1/infer", server.token, image)
+    load = rest_load(target, concurrency, requests)
+    return Measurement(
+        f"REST infer, concurrency {concurrency}",
+        load.per_s,
+        load.p50_ms,
+        load.p99_ms,
+        f"load from {load.tool}",
+    )
 
 
 def bench_modbus(data_dir: Path, video: Path, options: BenchOptions) -> Measurement:
@@ -288,7 +276,11 @@ def run_bench(cache: Path, options: BenchOptions) -> Report:
             server.stop()
         report.measurements.append(bench_modbus(data, video, options))
     report.facts.update(
-        threads=options.threads, cpus=os.cpu_count(), python=sys.version.split()[0], backend=options.backend
+        workers=options.workers,
+        threads=options.threads,
+        cpus=os.cpu_count(),
+        python=sys.version.split()[0],
+        backend=options.backend,
     )
     return report
 
@@ -339,8 +331,9 @@ def to_json(report: Report) -> str:
 
 
 def _section(report: Report) -> list[str]:
+    f = report.facts
     lines = [
-        f"## Model `{report.model}`",
+        f"## Model `{report.model}`: {f.get('workers')} interpreter(s) x {f.get('threads')} thread(s)",
         "",
         "| measurement | per second | p50 ms | p99 ms | note |",
         "|---|---:|---:|---:|---|",
@@ -355,13 +348,19 @@ def _section(report: Report) -> list[str]:
     return [*lines, ""]
 
 
+def sections_markdown(reports: list[Report]) -> str:
+    """Only the per-model sections (for appending another configuration to a report)."""
+    return "\n".join(line for report in reports for line in _section(report))
+
+
 def to_markdown(reports: list[Report], when: str, notes: str = "") -> str:
     facts = reports[0].facts
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `appliance bench` on {when}: backend `{facts.get('backend')}`, LiteRT with "
-        f"{facts.get('threads')} thread(s), {facts.get('cpus')} CPU cores, Python {facts.get('python')}. "
+        f"Written by `appliance bench` on {when}: backend `{facts.get('backend')}`, "
+        f"{facts.get('cpus')} CPU cores, Python {facts.get('python')}. The raw loop runs one interpreter "
+        "with the same threads per interpreter as the pipeline. "
         "Absolute numbers on a shared 2-core build machine are noisy; the ratios were measured in one run "
         "and are what to compare. The REST runs use a server with the result cache off, so every request "
         "is inferred.",

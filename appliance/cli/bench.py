@@ -12,7 +12,15 @@ Common = Callable[[argparse.ArgumentParser], None]
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from appliance.bench import BenchOptions, run_bench, summary, to_json, to_markdown, verdict
+    from appliance.bench import (
+        BenchOptions,
+        run_bench,
+        sections_markdown,
+        summary,
+        to_json,
+        to_markdown,
+        verdict,
+    )
 
     concurrency = tuple(int(c) for c in args.concurrency.split(","))
     reports = []
@@ -25,6 +33,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             threads=args.threads,
             concurrency=concurrency,
             backend=args.backend,
+            workers=args.workers,
         )
         report = run_bench(Path(args.cache_dir), options)
         reports.append(report)
@@ -37,7 +46,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             sys.stdout.write(f"  {m.name:<32} {m.per_s:>12,.1f}/s{p}\n")
         for name, value in summary(report).items():
             sys.stdout.write(f"  {name:<32} {value!s:>12}  {verdict(name, value)}\n")
-    if args.report:
+    if args.report and args.append:
+        with Path(args.report).open("a", encoding="utf-8") as fh:
+            fh.write("\n" + sections_markdown(reports))
+    elif args.report:
         notes = Path(args.notes).read_text(encoding="utf-8") if args.notes else ""
         when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         Path(args.report).write_text(to_markdown(reports, when, notes), encoding="utf-8")
@@ -55,7 +67,8 @@ def register(sub: argparse._SubParsersAction, common: Common) -> None:  # type: 
     bench.add_argument("--frames", type=int, default=2000, help="frames for raw and pipeline runs")
     bench.add_argument("--requests", type=int, default=400, help="REST requests per concurrency level")
     bench.add_argument("--rows", type=int, default=50_000, help="rows for the store run")
-    bench.add_argument("--threads", type=int, default=2, help="LiteRT threads")
+    bench.add_argument("--threads", type=int, default=2, help="LiteRT threads per interpreter")
+    bench.add_argument("--workers", type=int, default=1, help="interpreters run in parallel by the pipeline")
     bench.add_argument(
         "--backend",
         default="litert",
@@ -66,4 +79,5 @@ def register(sub: argparse._SubParsersAction, common: Common) -> None:  # type: 
     bench.add_argument("--cache-dir", default="./.cache", help="where the demo models are cached")
     bench.add_argument("--report", help="write a markdown report here (e.g. docs/benchmarks.md)")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench.add_argument("--append", action="store_true", help="append the model sections to --report")
     bench.set_defaults(handler=cmd_bench)

@@ -46,13 +46,17 @@ class Geometry:
 
 
 class _Buffers:
-    def __init__(self, geo: Geometry, spec: TensorSpec) -> None:
+    """Scratch space for one preprocessing call, plus the output tensor that travels to inference.
+
+    Only the tensor must outlive the call, so only tensors are kept in the ring; the scratch arrays
+    belong to the calling thread (one per thread, reused)."""
+
+    def __init__(self, geo: Geometry, tensor: np.ndarray) -> None:
         hw = (geo.height, geo.width)
         self.resized = np.zeros((*hw, 3), np.uint8)
         self.colour = np.zeros((*hw, 3), np.uint8)
         self.values = np.zeros((*hw, geo.channels), np.float32)
-        shape = (1, geo.channels, *hw) if geo.nchw else (1, *hw, geo.channels)
-        self.tensor = np.zeros(shape, np.dtype(spec.dtype))
+        self.tensor = tensor
 
 
 class Preprocessor:
@@ -74,14 +78,23 @@ class Preprocessor:
         self._mean_scalar, self._inv_scalar = np.float32(mean[0]), np.float32(inv_std[0])
         self._mean_4 = (*mean, *[0.0] * (4 - channels))
         self._inv_4 = (*inv_std, *[0.0] * (4 - channels))
-        self._ring = [_Buffers(self.geometry, spec) for _ in range(max(ring, 1))]
+        geo = self.geometry
+        shape = (
+            (1, geo.channels, geo.height, geo.width) if geo.nchw else (1, geo.height, geo.width, geo.channels)
+        )
+        self._ring = [np.zeros(shape, np.dtype(spec.dtype)) for _ in range(max(ring, 1))]
         self._next = 0
         self._lock = threading.Lock()
+        self._scratch = threading.local()
 
     def _take(self) -> _Buffers:
         with self._lock:
-            buffers = self._ring[self._next]
+            tensor = self._ring[self._next]
             self._next = (self._next + 1) % len(self._ring)
+        buffers: _Buffers | None = getattr(self._scratch, "buffers", None)
+        if buffers is None:
+            buffers = self._scratch.buffers = _Buffers(self.geometry, tensor)
+        buffers.tensor = tensor
         return buffers
 
     def _resize(self, image: np.ndarray, buf: _Buffers) -> Transform:
