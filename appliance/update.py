@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import io
 import json
 import logging
@@ -32,12 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from appliance.errors import ApplianceError, BadRequest
+from appliance.models.registry import sha256_of
 
 logger = logging.getLogger(__name__)
 
 BUNDLE_FORMAT = 1
 BUNDLE_INDEX = "bundle.json"
-HASH_CHUNK = 1 << 20
 PIP_TAIL = 1500  # characters of pip's output quoted in an error
 
 HealthCheck = Callable[[], bool]
@@ -113,14 +112,6 @@ class UpdateResult:
     version: str
     venv: Path
     previous: Path | None
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # -- bundles ---------------------------------------------------------------------------------------
