@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, config_for, start_server, wait_for
 
 
 def test_health_status_and_page(live_server: LiveServer) -> None:
@@ -100,3 +101,26 @@ def test_bad_requests_get_clear_errors_and_change_nothing(
     assert ok.status_code == 200 and ok.json()["count"] == 1  # the pipeline and model survived
     status = live_server.client().get(f"{live_server.url}/api/v1/status").json()
     assert status["model"]["name"] == "face"
+
+
+def test_frames_pushed_through_the_api_are_run(data_dir: Path, astronaut_png: bytes) -> None:
+    server = start_server(config_for(data_dir, '[source]\nkind = "push"\nname = "gateway"\n'))
+    try:
+        api = server.client(server.setup())
+        for _ in range(3):
+            reply = api.post("/api/v1/frames", content=astronaut_png, headers={"content-type": "image/png"})
+            assert reply.status_code == 202 and reply.json()["frame_id"] >= 1
+        wait_for(lambda: server.services.bus.latest is not None)
+        latest = server.services.bus.latest
+        assert latest is not None and latest.source == "gateway" and latest.count == 1
+        bad = api.post("/api/v1/frames", content=b"nope", headers={"content-type": "image/png"})
+        assert bad.status_code == 400
+    finally:
+        server.stop()
+
+
+def test_push_needs_the_push_source(live_server: LiveServer, astronaut_png: bytes) -> None:
+    reply = live_server.client().post(
+        "/api/v1/frames", content=astronaut_png, headers={"content-type": "image/png"}
+    )
+    assert reply.status_code == 409

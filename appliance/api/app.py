@@ -47,6 +47,7 @@ API_ROUTES = [
     Route("/api/v1/results/latest", results.latest, methods=["GET"]),
     Route("/api/v1/results", results.listing, methods=["GET"]),
     Route("/api/v1/infer", infer.infer, methods=["POST"]),
+    Route("/api/v1/frames", infer.push_frame, methods=["POST"]),
     Route("/api/v1/trigger", inspect.trigger, methods=["POST"]),
     Route("/api/v1/jobs", inspect.create_job, methods=["POST"]),
     Route("/api/v1/jobs/{job_id}", inspect.get_job, methods=["GET"]),

@@ -14,9 +14,10 @@ from starlette.responses import JSONResponse, Response
 from appliance.api.auth import requires
 from appliance.api.params import flag_param
 from appliance.api.status import services_of
-from appliance.errors import Busy, ImageRejected, PayloadTooLarge, UnsupportedMediaType
+from appliance.errors import Busy, Conflict, ImageRejected, PayloadTooLarge, UnsupportedMediaType
 from appliance.pipeline.cache import cache_key
 from appliance.sources.base import Frame
+from appliance.sources.live import PushSource
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "application/octet-stream")
 MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
@@ -72,3 +73,18 @@ async def infer(request: Request) -> Response:
     if key and runtime is not None and result.model == runtime.manifest.name:
         services.cache.put(key, document)
     return JSONResponse(document)
+
+
+@requires("operate")
+async def push_frame(request: Request) -> Response:
+    """A frame for the `push` source (source.kind = "push"): the newest pushed frame is the one run."""
+    services = services_of(request)
+    source = services.pipeline.source
+    if not isinstance(source, PushSource):
+        raise Conflict("frames can be pushed only when source.kind = 'push'")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in IMAGE_TYPES:
+        raise UnsupportedMediaType(f"content type {content_type or '(none)'!r}: send image/jpeg or image/png")
+    data = await read_body(request, services.config.server.max_upload_bytes)
+    image = await run_in_threadpool(decode_image, data)
+    return JSONResponse({"frame_id": source.push(image=image)}, status_code=202)

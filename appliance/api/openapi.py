@@ -55,6 +55,10 @@ DETAILS: dict[tuple[str, str], dict[str, Any]] = {
         "parameters": [_query("store", "string", enum=["0", "1"])],
         "requestBody": {**IMAGE_BODY, "required": True},
     },
+    ("POST", "/api/v1/frames"): {
+        "summary": "Push a frame to the push source (newest frame wins)",
+        "requestBody": {**IMAGE_BODY, "required": True},
+    },
     ("POST", "/api/v1/trigger"): {
         "summary": "Inspect now (next frame or posted image); flat JSON for PLCs",
         "requestBody": OPTIONAL_IMAGE_BODY,
