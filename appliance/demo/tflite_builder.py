@@ -11,7 +11,6 @@ are written as version 1, which LiteRT / TFLite runtimes accept for every builti
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 from dataclasses import dataclass
@@ -22,7 +21,19 @@ import numpy as np
 import numpy.typing as npt
 from ai_edge_litert import schema_py_generated as schema
 
+from appliance.demo.tflite_types import (
+    Activation,
+    ConvParams,
+    DenseParams,
+    DType,
+    Padding,
+    Quantization,
+    Tensor,
+)
+
 logger = logging.getLogger(__name__)
+
+_SOFTMAX_ZERO_POINT: Final = {DType.UINT8: 0, DType.INT8: -128}
 
 
 SCHEMA_VERSION: Final = 3
@@ -34,84 +45,6 @@ DEPRECATED_CODE_LIMIT: Final = 127  # builtin codes below this also go into depr
 SIGNATURE_KEY: Final = "serving_default"
 SUBGRAPH_NAME: Final = "main"
 SOFTMAX_SCALE: Final = 1.0 / 256.0  # the only output scale the quantised SOFTMAX kernels accept
-
-
-class DType(enum.Enum):
-    """Tensor element types the builder supports."""
-
-    FLOAT32 = "float32"
-    UINT8 = "uint8"
-    INT8 = "int8"
-    INT32 = "int32"
-
-    @property
-    def numpy_dtype(self) -> np.dtype[Any]:
-        return np.dtype(self.value).newbyteorder("<")
-
-    @property
-    def tflite_type(self) -> int:
-        return int(getattr(schema.TensorType, self.name))
-
-    @property
-    def is_quantized(self) -> bool:
-        return self in (DType.UINT8, DType.INT8)
-
-
-_SOFTMAX_ZERO_POINT: Final = {DType.UINT8: 0, DType.INT8: -128}
-
-
-class Padding(enum.Enum):
-    SAME = "SAME"
-    VALID = "VALID"
-
-
-class Activation(enum.Enum):
-    """Fused activation of CONV_2D and FULLY_CONNECTED."""
-
-    NONE = "NONE"
-    RELU = "RELU"
-    RELU6 = "RELU6"
-
-
-@dataclass(frozen=True)
-class Quantization:
-    """Per-tensor affine quantisation: real = scale * (q - zero_point)."""
-
-    scale: float
-    zero_point: int = 0
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.scale) and self.scale > 0.0):
-            raise ValueError(f"quantization scale must be finite and > 0, got {self.scale}")
-
-
-@dataclass(frozen=True)
-class Tensor:
-    """A handle to a tensor of the graph being built."""
-
-    index: int
-    name: str
-    shape: tuple[int, ...]
-    dtype: DType
-    quantization: Quantization | None = None
-
-
-@dataclass(frozen=True)
-class ConvParams:
-    """Options of CONV_2D: stride (height, width), padding, fused activation, quantised output's range."""
-
-    stride: tuple[int, int] = (1, 1)
-    padding: Padding = Padding.SAME
-    activation: Activation = Activation.NONE
-    quantization: Quantization | None = None
-
-
-@dataclass(frozen=True)
-class DenseParams:
-    """Options of FULLY_CONNECTED: fused activation and the quantised output's range."""
-
-    activation: Activation = Activation.NONE
-    quantization: Quantization | None = None
 
 
 @dataclass(frozen=True)
@@ -477,3 +410,15 @@ class GraphBuilder:
         data = bytes(builder.Output())
         logger.debug("built a %d-byte model with %d operators", len(data), len(self._ops))
         return data
+
+
+__all__ = [
+    "Activation",
+    "ConvParams",
+    "DType",
+    "DenseParams",
+    "GraphBuilder",
+    "Padding",
+    "Quantization",
+    "Tensor",
+]
