@@ -39,7 +39,7 @@ def status_document(services: Services) -> dict[str, Any]:
     store: dict[str, Any] = {"enabled": writer is not None}
     if writer is not None:
         store.update(
-            rows=services.reader.count(),
+            rows=writer.rows,
             pending=writer.pending(),
             written=writer.rows_written,
             errors=writer.errors,

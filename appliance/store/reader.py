@@ -76,13 +76,6 @@ class ResultReader:
         items = [from_row(dict(r)) for r in rows[:limit]]
         return items, (items[-1]["id"] if len(rows) > limit else None)
 
-    def count(self) -> int:
-        conn = self._connect()
-        try:
-            return int(conn.execute("SELECT COUNT(*) FROM results").fetchone()[0])
-        finally:
-            conn.close()
-
     def iter_rows(self, query: Query) -> Iterator[dict[str, Any]]:
         """Every matching row, oldest first, in chunks (for export)."""
         where, params = query.where()
