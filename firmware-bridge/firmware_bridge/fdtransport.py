@@ -7,14 +7,20 @@ import select
 import threading
 import time
 
-from firmware_bridge.transport import DataCallback, LinkMonitor, LinkState, StateCallback, TransportStats
+from firmware_bridge.transport import (
+    DataCallback,
+    LinkMonitor,
+    LinkState,
+    MonitoredTransport,
+    StateCallback,
+)
 
 logger = logging.getLogger(__name__)
 
 _READ_SIZE = 4096
 
 
-class FdTransport:
+class FdTransport(MonitoredTransport):
     """Reads and writes a raw fd in a thread. The fd is *not* owned: the caller closes it after :meth:`stop`.
 
     A pty master reports ``EIO`` while no process has the slave open; that is treated as "peer
@@ -29,13 +35,6 @@ class FdTransport:
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-
-    @property
-    def state(self) -> LinkState:
-        return self._monitor.state
-
-    def stats(self) -> TransportStats:
-        return self._monitor.snapshot()
 
     def start(self, on_data: DataCallback, on_state: StateCallback) -> None:
         if self._thread is not None:

@@ -9,12 +9,18 @@ import queue
 import threading
 from collections.abc import Callable
 
-from firmware_bridge.transport import DataCallback, LinkMonitor, LinkState, StateCallback, TransportStats
+from firmware_bridge.transport import (
+    DataCallback,
+    LinkMonitor,
+    LinkState,
+    MonitoredTransport,
+    StateCallback,
+)
 
 DropFilter = Callable[[bytes], bool]
 
 
-class LoopbackTransport:
+class LoopbackTransport(MonitoredTransport):
     def __init__(self, name: str = "loopback") -> None:
         self._monitor = LinkMonitor(name)
         self._inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
@@ -29,13 +35,6 @@ class LoopbackTransport:
         a, b = cls("loopback-a"), cls("loopback-b")
         a._peer, b._peer = b, a
         return a, b
-
-    @property
-    def state(self) -> LinkState:
-        return self._monitor.state
-
-    def stats(self) -> TransportStats:
-        return self._monitor.snapshot()
 
     def start(self, on_data: DataCallback, on_state: StateCallback) -> None:
         if self._thread is not None:

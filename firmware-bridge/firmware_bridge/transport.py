@@ -182,7 +182,20 @@ class TransportConfig:
             raise ValueError("read_timeout_s and write_timeout_s must be > 0")
 
 
-class SerialTransport:
+class MonitoredTransport:
+    """State and statistics of a transport, both kept by its LinkMonitor (shared by every transport)."""
+
+    _monitor: LinkMonitor
+
+    @property
+    def state(self) -> LinkState:
+        return self._monitor.state
+
+    def stats(self) -> TransportStats:
+        return self._monitor.snapshot()
+
+
+class SerialTransport(MonitoredTransport):
     """pyserial transport that survives unplug/replug.
 
     ``port`` is a device path (``/dev/ttyUSB0``, a symlink such as ``/dev/serial/by-id/...``) or a
@@ -205,13 +218,6 @@ class SerialTransport:
     @property
     def config(self) -> TransportConfig:
         return self._config
-
-    @property
-    def state(self) -> LinkState:
-        return self._monitor.state
-
-    def stats(self) -> TransportStats:
-        return self._monitor.snapshot()
 
     def start(self, on_data: DataCallback, on_state: StateCallback) -> None:
         if self._thread is not None:
