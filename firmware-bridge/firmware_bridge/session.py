@@ -135,7 +135,7 @@ class Session:
             if self._states.state is not SessionState.STOPPED:
                 raise RuntimeError("session already started")
             self._timers.start(self._clock())
-            self._states.set(SessionState.CONNECTING)
+            self._states.set(SessionState.CONNECTING, starting=True)
         self._states.announce()
         self._thread = threading.Thread(target=self._run, name="fb-session", daemon=True)
         self._thread.start()

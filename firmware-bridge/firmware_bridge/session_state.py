@@ -42,9 +42,10 @@ class StateTracker:
         with self._lock:
             self._listeners.append(listener)
 
-    def set(self, state: SessionState) -> bool:
-        """Change state; returns whether it changed."""
-        if state is self._state:
+    def set(self, state: SessionState, *, starting: bool = False) -> bool:
+        """Change state; returns whether it changed. Only `start` (starting=True) leaves STOPPED, so a
+        message still in flight while the session stops cannot bring it back to READY."""
+        if state is self._state or (self._state is SessionState.STOPPED and not starting):
             return False
         self._state = state
         if state is SessionState.READY:
