@@ -48,6 +48,7 @@ def writer_options(config: Config) -> WriterOptions:
         snapshot_quality=s.snapshot_quality,
         retention_interval_s=s.retention_interval_s,
         retention=RetentionPolicy(s.max_age_days, s.max_rows, s.max_bytes),
+        min_free_bytes=s.min_free_bytes,
     )
 
 

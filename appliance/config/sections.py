@@ -130,7 +130,15 @@ class StoreConfig:
     max_bytes: int = setting(
         2 * 1024**3, "Cap on database plus snapshot bytes; oldest results go first; 0 no limit.", min=0
     )
-    retention_interval_s: float = setting(60.0, "How often retention runs.", min=0.1)
+    retention_interval_s: float = setting(
+        60.0, "How often retention runs (it also runs as soon as max_bytes is exceeded).", min=0.1
+    )
+    min_free_bytes: int = setting(
+        256 * 1024**2,
+        "Free-space reserve on the data disk, checked every batch: under it the oldest snapshots, "
+        "then rows, go; 0 no check.",
+        min=0,
+    )
 
 
 SERIAL_RESULTS = ("triggers", "all", "none")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -11,6 +13,8 @@ import sqlite_utils
 
 DB_NAME = "results.db"
 BUSY_TIMEOUT_MS = 5000
+FILE_MODE = 0o640  # results.db; SQLite gives -wal and -shm the mode of the database file
+DIR_MODE = 0o750
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -56,12 +60,31 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     else:
+        _own(path)
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if not readonly:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")  # commits are batched, so an fsync each is cheap
+        conn.execute("PRAGMA temp_store = MEMORY")  # no temp files on a data disk that may be full
+        for suffix in ("-wal", "-shm"):  # from an older install that created them world-readable
+            with contextlib.suppress(FileNotFoundError, PermissionError):
+                os.chmod(f"{path}{suffix}", FILE_MODE)
     return conn
+
+
+def _own(path: Path) -> None:
+    """Create the database file 0640 (or bring an existing one to 0640) before SQLite opens it."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))
+    with contextlib.suppress(PermissionError):  # not ours to change (the process does not own it)
+        os.chmod(path, FILE_MODE)
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is open; a failed rollback (SQLite may have done it) is not news."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
@@ -98,7 +121,7 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 def open_database(data_dir: Path) -> tuple[Path, sqlite3.Connection]:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     path = data_dir / DB_NAME
     conn = connect(path)
     migrate(conn)

@@ -1,18 +1,26 @@
-"""Retention: keep results under a maximum age, row count, and disk bytes (database plus snapshots)."""
+"""Retention: keep results under a maximum age, row count and disk bytes, and give space back.
+
+Every delete unlinks the snapshot files first and then deletes the rows in small transactions, so
+a delete frees space before its commit needs any (a commit on a full disk fails, see space.py).
+Under the free-space reserve the writer calls `unlink_oldest` (files only, no commit) and, when no
+snapshot is left, `evict_oldest` inside its own insert transaction (the table stops growing).
+"""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sqlite3
 import time
 from dataclasses import dataclass
-from pathlib import Path
+
+from appliance.store.database import rollback
+from appliance.store.snapshots import SnapshotFiles
 
 logger = logging.getLogger(__name__)
 
 MAX_ROUNDS = 50
 DAY_S = 86_400.0
+CHUNK = 500  # rows per delete transaction: a small WAL append, even on a nearly full disk
 
 
 @dataclass(frozen=True)
@@ -23,35 +31,48 @@ class RetentionPolicy:
 
 
 class Retention:
-    def __init__(self, conn: sqlite3.Connection, snapshot_dir: Path, policy: RetentionPolicy) -> None:
+    def __init__(self, conn: sqlite3.Connection, files: SnapshotFiles, policy: RetentionPolicy) -> None:
         self._conn = conn
-        self._snapshots = snapshot_dir
+        self._files = files
         self.policy = policy
         self.deleted = 0
+        self._unlinked_upto = 0  # snapshot files of rows with id <= this are gone from disk
+        self._cleared_upto = 0  # ... and those rows say so
 
     def disk_bytes(self) -> int:
-        """Bytes the results hold: used database pages plus snapshot files."""
+        """Bytes the results hold: used database pages plus snapshot files still on disk."""
         page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
         pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
         free = self._conn.execute("PRAGMA freelist_count").fetchone()[0]
-        snapshots = self._conn.execute("SELECT COALESCE(SUM(snapshot_bytes), 0) FROM results").fetchone()[0]
+        snapshots = self._conn.execute(
+            "SELECT COALESCE(SUM(snapshot_bytes), 0) FROM results WHERE id > ?", (self._unlinked_upto,)
+        ).fetchone()[0]
         return int((pages - free) * page_size + snapshots)
 
     def _delete(self, where: str, params: tuple[float | int, ...]) -> int:
-        files = [
-            r[0]
-            for r in self._conn.execute(
-                f"SELECT snapshot FROM results WHERE snapshot IS NOT NULL AND {where}", params
-            )
-        ]
-        self._conn.execute("BEGIN IMMEDIATE")
-        deleted = self._conn.execute(f"DELETE FROM results WHERE {where}", params).rowcount
-        self._conn.execute("COMMIT")
-        for name in files:
-            with contextlib.suppress(FileNotFoundError):
-                (self._snapshots / name).unlink()
-        self.deleted += deleted
-        return int(deleted)
+        """Delete the rows matching `where`, oldest first, CHUNK rows (files first) per transaction."""
+        deleted = 0
+        while True:
+            rows = self._conn.execute(
+                f"SELECT id, snapshot FROM results WHERE {where} ORDER BY id LIMIT {CHUNK}", params
+            ).fetchall()
+            if not rows:
+                break
+            for _, name in rows:
+                if name:
+                    self._files.unlink(name)
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                count = self._conn.executemany("DELETE FROM results WHERE id = ?", [(r[0],) for r in rows])
+                self._conn.execute("COMMIT")
+            except BaseException:
+                rollback(self._conn)
+                raise
+            deleted += count.rowcount
+            self.deleted += count.rowcount
+            if len(rows) < CHUNK:
+                break
+        return deleted
 
     def run(self) -> int:
         """Apply the policy once; returns the number of results deleted."""
@@ -65,20 +86,74 @@ class Retention:
         if policy.max_bytes > 0:
             deleted += self._trim_bytes(policy.max_bytes)
         if deleted:
-            self._conn.execute("PRAGMA incremental_vacuum")
+            self.vacuum()
             logger.info("retention deleted %d results", deleted)
         return deleted
 
+    def vacuum(self) -> None:
+        """Hand free pages back to the filesystem (auto_vacuum = INCREMENTAL); needs a little WAL."""
+        try:
+            self._conn.execute("PRAGMA incremental_vacuum").fetchall()
+        except sqlite3.Error as err:
+            logger.warning("incremental vacuum failed: %s", err)
+
     def _trim_bytes(self, limit: int) -> int:
+        target = limit - limit // 20  # 5 % under the cap: a size-triggered run is not due every batch
         deleted = 0
         for _ in range(MAX_ROUNDS):
             used = self.disk_bytes()
             rows = self._conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-            if used <= limit or rows == 0:
+            if used <= target or rows == 0:
                 break
-            excess = (used - limit) / used
-            count = max(1, int(rows * excess * 1.1) + 1)  # a little more than the share over the limit
+            excess = (used - target) / used
+            count = max(1, int(rows * excess * 1.1) + 1)  # a little more than the share over the target
             deleted += self._delete(
                 "id <= (SELECT id FROM results ORDER BY id ASC LIMIT 1 OFFSET ?)", (min(count, rows) - 1,)
             )
         return deleted
+
+    def unlink_oldest(self, need: int) -> tuple[int, bool]:
+        """Unlink the oldest snapshot files until `need` bytes are free; no commit.
+
+        Returns the bytes freed and whether snapshot files are left to unlink.
+        """
+        freed = 0
+        while freed < need:
+            rows = self._conn.execute(
+                "SELECT id, snapshot FROM results WHERE id > ? AND snapshot IS NOT NULL ORDER BY id LIMIT ?",
+                (self._unlinked_upto, CHUNK),
+            ).fetchall()
+            if not rows:
+                return freed, False
+            for row_id, name in rows:
+                freed += self._files.unlink(name)
+                self._unlinked_upto = row_id
+                if freed >= need:
+                    break
+        if freed:
+            logger.debug("disk low: unlinked the oldest snapshots up to result %d", self._unlinked_upto)
+        return freed, True
+
+    def clear_unlinked(self) -> int:
+        """Inside the caller's transaction: rows whose snapshot was unlinked stop naming it."""
+        upto = self._unlinked_upto
+        if upto > self._cleared_upto:
+            self._conn.execute(
+                "UPDATE results SET snapshot = NULL, snapshot_bytes = 0 "
+                "WHERE id > ? AND id <= ? AND snapshot IS NOT NULL",
+                (self._cleared_upto, upto),
+            )
+        return upto
+
+    def cleared(self, upto: int) -> None:
+        """The transaction that ran `clear_unlinked` committed."""
+        self._cleared_upto = max(self._cleared_upto, upto)
+
+    def evict_oldest(self, count: int) -> int:
+        """Inside the caller's transaction: delete the `count` oldest rows (and any snapshot left)."""
+        rows = self._conn.execute("SELECT id, snapshot FROM results ORDER BY id LIMIT ?", (count,)).fetchall()
+        for _, name in rows:
+            if name:
+                self._files.unlink(name)
+        self._conn.executemany("DELETE FROM results WHERE id = ?", [(r[0],) for r in rows])
+        return len(rows)
