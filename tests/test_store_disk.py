@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import wait_for
+from conftest import config_for, start_server, wait_for
 from test_store import record
 
 from appliance.store.database import connect
@@ -152,3 +152,18 @@ def test_disk_full_at_a_high_snapshot_rate(small_fs: Path) -> None:
     names = {n for _, n in rows if n}
     files = {str(p.relative_to(data / "snapshots")) for p in (data / "snapshots").rglob("*.jpg")}
     assert files == names  # every file has its row, every named file exists
+
+
+def test_degraded_shows_in_status_and_metrics(data_dir: Path) -> None:
+    server = start_server(config_for(data_dir, "min_free_bytes = 1_000_000_000_000_000_000"))  # 1 EB
+    try:
+        server.setup()
+        api = server.client()
+        wait_for(lambda: api.get("/api/v1/status").json()["store"]["degraded"] is not None)
+        store = api.get("/api/v1/status").json()["store"]
+        assert store["degraded"].startswith("disk low: ")
+        assert store["degraded"].endswith("reserve 1000000000000.0 MB; snapshots off, oldest results deleted")
+        assert store["min_free_bytes"] == 10**18 and store["free_bytes"] > 0 and store["dropped"] == 0
+        assert "\nappliance_db_degraded 1\n" in api.get("/metrics").text
+    finally:
+        server.stop()

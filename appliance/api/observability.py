@@ -71,6 +71,10 @@ def metrics_text(services: Services) -> str:
         _line("appliance_db_pending", store.get("pending", 0)),
         "# TYPE appliance_db_errors_total counter",
         _line("appliance_db_errors_total", store.get("errors", 0)),
+        "# TYPE appliance_db_degraded gauge",
+        _line("appliance_db_degraded", 1 if store.get("degraded") else 0),
+        "# TYPE appliance_db_snapshots_dropped_total counter",
+        _line("appliance_db_snapshots_dropped_total", store.get("snapshots_dropped", 0)),
     ]
     cache = services.cache.status()
     out += [

@@ -38,14 +38,7 @@ def status_document(services: Services) -> dict[str, Any]:
     writer = services.writer
     store: dict[str, Any] = {"enabled": writer is not None}
     if writer is not None:
-        store.update(
-            rows=writer.rows,
-            pending=writer.pending(),
-            written=writer.rows_written,
-            errors=writer.errors,
-            last_error=writer.last_error,
-            path=str(writer.path),
-        )
+        store.update(writer.status())  # rows, pending, written, errors, dropped, degraded, free_bytes...
     return {
         "version": __version__,
         "ready": services.ready,
