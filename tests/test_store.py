@@ -153,3 +153,24 @@ def test_export_cli_csv_and_jsonl(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert len(text) == 1 + 4
     assert main(["db", "export", "--data-dir", str(tmp_path), "--since", "yesterday"]) == 1
     assert "since" in capsys.readouterr().err
+
+
+def test_retention_deletes_in_chunks_and_only_what_it_must(tmp_path: Path) -> None:
+    writer = writer_for(tmp_path, batch_size=1000)
+    for i in range(1, 3001):
+        writer.submit(record(i))
+    assert writer.flush()
+    writer.set_retention(RetentionPolicy(max_rows=1700))  # 1300 to delete: three chunks of at most 500
+    writer.run_retention()
+    assert writer.rows == 1700
+    limit = 200_000  # the 1700 rows take ~300 KB: a third of them have to go, more than one chunk
+    writer.set_retention(RetentionPolicy(max_bytes=limit))
+    writer.run_retention()
+    writer.close()
+    conn = sqlite3.connect(tmp_path / "results.db")
+    rows, oldest, newest = conn.execute("SELECT COUNT(*), MIN(seq), MAX(seq) FROM results").fetchone()
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    used = pages - conn.execute("PRAGMA freelist_count").fetchone()[0]
+    assert limit // 2 < used * page <= limit  # trimmed to the cap, no further
+    assert newest == 3000 and oldest == 3001 - rows

@@ -80,9 +80,7 @@ class Retention:
         if policy.max_age_days > 0:
             deleted += self._delete("ts < ?", (time.time() - policy.max_age_days * DAY_S,))
         if policy.max_rows > 0:
-            deleted += self._delete(
-                "id <= (SELECT id FROM results ORDER BY id DESC LIMIT 1 OFFSET ?)", (policy.max_rows,)
-            )
+            deleted += self._delete_upto("ORDER BY id DESC LIMIT 1 OFFSET ?", policy.max_rows)
         if policy.max_bytes > 0:
             deleted += self._trim_bytes(policy.max_bytes)
         if deleted:
@@ -107,10 +105,13 @@ class Retention:
                 break
             excess = (used - target) / used
             count = max(1, int(rows * excess * 1.1) + 1)  # a little more than the share over the target
-            deleted += self._delete(
-                "id <= (SELECT id FROM results ORDER BY id ASC LIMIT 1 OFFSET ?)", (min(count, rows) - 1,)
-            )
+            deleted += self._delete_upto("ORDER BY id ASC LIMIT 1 OFFSET ?", min(count, rows) - 1)
         return deleted
+
+    def _delete_upto(self, pick: str, offset: int) -> int:
+        """Delete the rows up to the one `pick` finds, found once: each chunk must not move the bound."""
+        row = self._conn.execute(f"SELECT id FROM results {pick}", (offset,)).fetchone()
+        return self._delete("id <= ?", (row[0],)) if row else 0
 
     def unlink_oldest(self, need: int) -> tuple[int, bool]:
         """Unlink the oldest snapshot files until `need` bytes are free; no commit.

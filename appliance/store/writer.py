@@ -226,7 +226,7 @@ class ResultWriter:
             return False
         try:
             free = self._space.free()
-            if self._space.low(free):
+            if self._space.low(free) and self._snapshots_left:  # once none is left, no scan per batch
                 _, self._snapshots_left = self._retention.unlink_oldest(self._space.target() - free)
                 free = self._space.free()
         except (OSError, sqlite3.Error) as err:
