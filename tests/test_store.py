@@ -174,3 +174,4 @@ def test_retention_deletes_in_chunks_and_only_what_it_must(tmp_path: Path) -> No
     used = pages - conn.execute("PRAGMA freelist_count").fetchone()[0]
     assert limit // 2 < used * page <= limit  # trimmed to the cap, no further
     assert newest == 3000 and oldest == 3001 - rows
+    assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0  # freed pages went back to the disk

@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 MAX_ROUNDS = 50
 DAY_S = 86_400.0
 CHUNK = 500  # rows per delete transaction: a small WAL append, even on a nearly full disk
+VACUUM_PAGES = 1000  # pages per incremental_vacuum transaction (one WAL checkpoint's worth)
+VACUUM_ROUNDS = 1000
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,13 @@ class Retention:
         return deleted
 
     def vacuum(self) -> None:
-        """Hand free pages back to the filesystem (auto_vacuum = INCREMENTAL); needs a little WAL."""
+        """Hand free pages back to the filesystem (auto_vacuum = INCREMENTAL), a WAL's worth at a time."""
         try:
-            self._conn.execute("PRAGMA incremental_vacuum").fetchall()
+            for _ in range(VACUUM_ROUNDS):
+                if self._conn.execute("PRAGMA freelist_count").fetchone()[0] == 0:
+                    break
+                # executescript steps the pragma to the end; execute() would free a single page
+                self._conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_PAGES});")
         except sqlite3.Error as err:
             logger.warning("incremental vacuum failed: %s", err)
 
