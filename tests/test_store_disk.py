@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import config_for, start_server, wait_for
-from test_store import record
 
 from appliance.store.database import connect
 from appliance.store.retention import RetentionPolicy
 from appliance.store.space import DiskSpace
 from appliance.store.writer import ResultWriter, WriterOptions
+from tests.conftest import config_for, start_server, wait_for
+from tests.test_store import record
 
 MiB = 1024**2
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import wait_for
-from test_store import record
 
 from appliance.store import snapshots
 from appliance.store import writer as writer_module
 from appliance.store.retention import RetentionPolicy
 from appliance.store.writer import ResultWriter, WriterOptions
+from tests.conftest import wait_for
+from tests.test_store import record
 
 
 def sqlite_error(message: str, code: int) -> sqlite3.OperationalError:

@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from conftest import wait_for
-from test_store import record
-from test_store_faults import consistent
 
 from appliance.store.writer import ResultWriter, WriterOptions
+from tests.conftest import wait_for
+from tests.test_store import record
+from tests.test_store_faults import consistent
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = np.full((32, 32, 3), 128, np.uint8)
@@ -26,7 +26,7 @@ import sys, time
 import numpy as np
 from pathlib import Path
 sys.path.insert(0, "tests")
-from test_store import record
+from tests.test_store import record
 from appliance.store.writer import ResultWriter, WriterOptions
 w = ResultWriter(Path(sys.argv[1]), WriterOptions(flush_interval_s=0.002, batch_size=20, min_free_bytes=0))
 w.start()
