@@ -17,6 +17,7 @@ from appliance.store.reader import Query, ResultReader
 from appliance.store.retention import RetentionPolicy
 from appliance.store.rows import COLUMNS, Record
 from appliance.store.writer import ResultWriter, WriterOptions
+from tests.conftest import wait_for
 
 
 def record(seq: int, ts: float | None = None, label: str = "face", image: np.ndarray | None = None) -> Record:
@@ -175,3 +176,19 @@ def test_retention_deletes_in_chunks_and_only_what_it_must(tmp_path: Path) -> No
     assert limit // 2 < used * page <= limit  # trimmed to the cap, no further
     assert newest == 3000 and oldest == 3001 - rows
     assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0  # freed pages went back to the disk
+
+
+def test_retention_runs_as_soon_as_max_bytes_is_exceeded(tmp_path: Path) -> None:
+    limit = 400_000
+    writer = writer_for(tmp_path, retention=RetentionPolicy(max_bytes=limit), batch_size=20)  # interval: 1 h
+    noise = np.random.default_rng(1).integers(0, 255, (160, 160, 3), dtype=np.uint8)
+    for i in range(1, 201):
+        writer.submit(record(i, image=noise))
+    assert writer.flush()
+
+    def on_disk() -> int:
+        return sum(f.stat().st_size for f in (tmp_path / "snapshots").rglob("*.jpg"))
+
+    wait_for(lambda: 0 < on_disk() <= limit)  # nobody called run_retention: the size trigger did
+    writer.close()
+    assert writer.rows < 200 and writer.rows_written == 200

@@ -46,7 +46,8 @@ class SnapshotFiles:
 
     def prepare(self) -> None:
         self.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        os.chmod(self.root, DIR_MODE)
+        with contextlib.suppress(PermissionError):  # not ours to change
+            os.chmod(self.root, DIR_MODE)
 
     def write(self, ts: float, seq: int, data: bytes) -> str:
         """Write one JPEG; returns its name relative to the root. A failed write leaves no file."""
@@ -123,5 +124,6 @@ class SnapshotFiles:
             with contextlib.suppress(OSError):
                 folder.rmdir()
         elif folder.is_dir():
-            os.chmod(folder, DIR_MODE)
+            with contextlib.suppress(PermissionError):
+                os.chmod(folder, DIR_MODE)
         return len(orphans), len(gone)
