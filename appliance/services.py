@@ -47,8 +47,7 @@ def writer_options(config: Config) -> WriterOptions:
         flush_interval_s=s.flush_interval_ms / 1000,
         snapshot_quality=s.snapshot_quality,
         retention_interval_s=s.retention_interval_s,
-        retention=RetentionPolicy(s.max_age_days, s.max_rows, s.max_bytes),
-        min_free_bytes=s.min_free_bytes,
+        retention=RetentionPolicy(s.max_age_days, s.max_rows, s.max_bytes, s.min_free_bytes),
     )
 
 

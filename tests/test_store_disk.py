@@ -93,8 +93,7 @@ def test_disk_full_at_a_high_snapshot_rate(small_fs: Path) -> None:
         flush_interval_s=0.01,
         batch_size=25,
         retention_interval_s=3600,  # only the size and free-space triggers act
-        retention=RetentionPolicy(max_bytes=18 * MiB),  # below the filesystem size, as in the report
-        min_free_bytes=4 * MiB,
+        retention=RetentionPolicy(max_bytes=18 * MiB, min_free_bytes=4 * MiB),  # max_bytes < the fs size
     )
     writer = ResultWriter(data, options)
     writer.start()
@@ -112,7 +111,7 @@ def test_disk_full_at_a_high_snapshot_rate(small_fs: Path) -> None:
     submit(2000)
     assert writer.errors == 0 and writer.rows_written == 2000
     assert writer.degraded is None
-    assert free(small_fs) >= options.min_free_bytes - 25 * 40_000  # the reserve, give or take one batch
+    assert free(small_fs) >= 4 * MiB - 25 * 40_000  # the reserve, give or take one batch
 
     # 2. Something else fills the disk, again and again: snapshots go first, then the table stops growing.
     ballast = small_fs / "ballast"
@@ -165,5 +164,8 @@ def test_degraded_shows_in_status_and_metrics(data_dir: Path) -> None:
         assert store["degraded"].endswith("reserve 1000000000000.0 MB; snapshots off, oldest results deleted")
         assert store["min_free_bytes"] == 10**18 and store["free_bytes"] > 0 and store["dropped"] == 0
         assert "\nappliance_db_degraded 1\n" in api.get("/metrics").text
+        assert api.patch("/api/v1/config", json={"store": {"min_free_bytes": 0}}).status_code == 200
+        wait_for(lambda: api.get("/api/v1/status").json()["store"]["degraded"] is None)  # applied live
+        assert "\nappliance_db_degraded 0\n" in api.get("/metrics").text
     finally:
         server.stop()

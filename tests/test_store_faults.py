@@ -105,13 +105,14 @@ def consistent(data: Path) -> bool:
 
 
 IMAGE = np.full((32, 32, 3), 128, np.uint8)
+RESERVE = RetentionPolicy(min_free_bytes=1024**2)
 
 
 def test_faults_on_snapshot_writes_and_commits(
     tmp_path: Path, faulty: list[FaultyConnection], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writes = FailingWrites(monkeypatch)
-    writer = ResultWriter(tmp_path, WriterOptions(flush_interval_s=0.01, min_free_bytes=1024**2))
+    writer = ResultWriter(tmp_path, WriterOptions(flush_interval_s=0.01, retention=RESERVE))
     writer.start()
     conn = faulty[0]
     seq = 0
@@ -159,7 +160,7 @@ def test_faults_on_snapshot_writes_and_commits(
 
 
 def test_faults_in_retention(tmp_path: Path, faulty: list[FaultyConnection]) -> None:
-    options = WriterOptions(flush_interval_s=0.01, retention_interval_s=0.05, min_free_bytes=1024**2)
+    options = WriterOptions(flush_interval_s=0.01, retention_interval_s=0.05, retention=RESERVE)
     writer = ResultWriter(tmp_path, options)
     writer.start()
     conn = faulty[0]
@@ -167,7 +168,7 @@ def test_faults_in_retention(tmp_path: Path, faulty: list[FaultyConnection]) -> 
         writer.submit(record(i, image=IMAGE))
     assert writer.flush()
     conn.faults["DELETE"] = (sqlite_error("disk I/O error", 10), 10**6)
-    writer.set_retention(RetentionPolicy(max_rows=40))
+    writer.set_retention(RetentionPolicy(max_rows=40, min_free_bytes=1024**2))
     wait_for(lambda: writer.degraded == "retention failed: disk I/O error")
     assert seqs(writer.path) == list(range(1, 101))  # the failed delete rolled back: every row is there
     for i in range(101, 111):  # results still flow while retention fails

@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, "tests")
 from tests.test_store import record
 from appliance.store.writer import ResultWriter, WriterOptions
-w = ResultWriter(Path(sys.argv[1]), WriterOptions(flush_interval_s=0.002, batch_size=20, min_free_bytes=0))
+w = ResultWriter(Path(sys.argv[1]), WriterOptions(flush_interval_s=0.002, batch_size=20))
 w.start()
 noise = np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)
 seq = 0
@@ -71,7 +71,7 @@ def test_snapshots_left_by_a_kill_are_swept(tmp_path: Path) -> None:
     assert not consistent(data)
 
     rows = rows_in(data / "results.db")
-    writer = ResultWriter(data, WriterOptions(min_free_bytes=0))
+    writer = ResultWriter(data, WriterOptions())
     writer.start()
     wait_for(lambda: writer.swept is not None)
     assert writer.swept is not None and writer.swept.orphans >= 2 and writer.swept.missing == 1
@@ -95,7 +95,7 @@ def test_data_files_are_not_world_readable(tmp_path: Path) -> None:
         data = tmp_path / "data"
         data.mkdir()
         (data / "results.db").touch(mode=0o644)  # from an older version
-        writer = ResultWriter(data, WriterOptions(flush_interval_s=0.01, min_free_bytes=0))
+        writer = ResultWriter(data, WriterOptions(flush_interval_s=0.01))
         writer.start()
         writer.submit(record(1, image=IMAGE))
         assert writer.flush()
@@ -106,7 +106,7 @@ def test_data_files_are_not_world_readable(tmp_path: Path) -> None:
             assert mode(folder) == 0o750, folder
         writer.close()
         fresh = tmp_path / "fresh"
-        ResultWriter(fresh, WriterOptions(min_free_bytes=0)).close()
+        ResultWriter(fresh, WriterOptions()).close()
         assert mode(fresh) == 0o750 and mode(fresh / "results.db") == 0o640
     finally:
         os.umask(old)

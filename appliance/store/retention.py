@@ -30,6 +30,7 @@ class RetentionPolicy:
     max_age_days: float = 0.0  # 0: no limit
     max_rows: int = 0
     max_bytes: int = 0
+    min_free_bytes: int = 0  # free-space reserve on the data disk (the writer keeps it); 0: no check
 
 
 class Retention:

@@ -39,8 +39,12 @@ def disk_full(err: BaseException) -> bool:
 class DiskSpace:
     def __init__(self, data_dir: Path, min_free: int) -> None:
         self.data_dir = data_dir
-        self.min_free = min_free
         self._emergency = data_dir / EMERGENCY_NAME
+        self.min_free = self.emergency_bytes = 0
+        self.set_reserve(min_free)
+
+    def set_reserve(self, min_free: int) -> None:
+        self.min_free = min_free
         self.emergency_bytes = min(EMERGENCY_MAX, min_free // 4)
 
     def free(self) -> int:

@@ -4,7 +4,7 @@ Nobody else holds a write connection. A full queue makes `submit` wait (backpres
 pipeline, whose live sources then drop frames and count them). Snapshots are encoded and written
 by this thread too, off the inference path.
 
-Every batch first checks free space against `min_free_bytes`. Under it, the oldest snapshot files
+Every batch first checks free space against the policy's `min_free_bytes`. Under it, the oldest snapshot files
 are unlinked (no commit needed); if that is not enough, new results are stored without snapshots
 and each batch deletes as many of the oldest rows as it inserts, so the table stops growing. A
 commit that still fails for want of space releases the emergency file (space.py) and is retried
@@ -48,7 +48,6 @@ class WriterOptions:
     snapshot_quality: int = 80
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     retention_interval_s: float = 60.0
-    min_free_bytes: int = 256 * 1024**2
 
 
 class ResultWriter:
@@ -60,7 +59,7 @@ class ResultWriter:
         self.snapshot_dir = data_dir / "snapshots"
         self._files = SnapshotFiles(self.snapshot_dir)
         self._files.prepare()
-        self._space = DiskSpace(data_dir, options.min_free_bytes)
+        self._space = DiskSpace(data_dir, options.retention.min_free_bytes)
         self._queue: queue.Queue[Record | None] = queue.Queue(options.queue_size)
         self._retention = Retention(self._conn, self._files, options.retention)
         self.rows_written = 0
@@ -120,7 +119,9 @@ class ResultWriter:
         }
 
     def set_retention(self, policy: RetentionPolicy) -> None:
+        """A new policy (and free-space reserve), from the next batch on."""
         self._retention.policy = policy
+        self._space.set_reserve(policy.min_free_bytes)
 
     def pending(self) -> int:
         return self._queue.qsize()
@@ -223,6 +224,7 @@ class ResultWriter:
     def _check_space(self) -> bool:
         """Free space against the reserve, unlinking the oldest snapshots if under it. True: still low."""
         if self._space.min_free <= 0:
+            self._problem("space", None)
             return False
         try:
             free = self._space.free()
@@ -294,7 +296,7 @@ class ResultWriter:
         rows, names = self._rows(batch, snapshots=not low)
         evict = len(rows) if low and not self._snapshots_left else 0
         err = self._commit(rows, evict)
-        if err is not None and disk_full(err):
+        if err is not None and (disk_full(err) or low):  # on a full disk SQLite may say "disk I/O error"
             released = self._space.release()
             if self._space.min_free > 0:
                 self._retention.unlink_oldest(self._space.target())
