@@ -56,8 +56,9 @@ class DiskSpace:
         return self.min_free > 0 and free < self.min_free
 
     def target(self) -> int:
-        """Free bytes to reach once under the reserve: a little above it, so cleanup is not per batch."""
-        return self.min_free + self.min_free // 10
+        """Free bytes to reach once under the reserve: room for the emergency file and 10 % more,
+        so cleanup is not per batch."""
+        return self.min_free + self.emergency_bytes + self.min_free // 10
 
     def release(self) -> bool:
         """Unlink the emergency file; True if that freed anything."""

@@ -236,10 +236,11 @@ class ResultWriter:
             return False
         self.free_bytes = free
         if self._space.low(free):
+            going = "snapshots" if self._snapshots_left else "results"
             self._problem(
                 "space",
                 f"disk low: {megabytes(free)} free, reserve {megabytes(self._space.min_free)}; "
-                "snapshots off, oldest results deleted",
+                f"snapshots off, oldest {going} deleted",
             )
             return True
         self._problem("space", None)
