@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from appliance.api.auth import open_route, requires
+from appliance.api.bodies import JSONResponse, json_object
 from appliance.auth.store import AuthStore
-from appliance.errors import BadRequest, UnsupportedMediaType
-
-MAX_JSON_BYTES = 64 * 1024
-
-
-async def json_body(request: Request) -> dict[str, Any]:
-    """A small JSON object body, or a clear 4xx."""
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise UnsupportedMediaType("send application/json")
-    raw = await request.body()
-    if len(raw) > MAX_JSON_BYTES:
-        raise BadRequest("JSON body too large")
-    try:
-        data = json.loads(raw or b"{}")
-    except json.JSONDecodeError as err:
-        raise BadRequest(f"body is not valid JSON: {err.msg} at position {err.pos}") from err
-    if not isinstance(data, dict):
-        raise BadRequest("body must be a JSON object")
-    return data
+from appliance.errors import BadRequest
 
 
 def auth_of(request: Request) -> AuthStore:
@@ -43,7 +23,7 @@ async def setup_state(request: Request) -> Response:
 
 @open_route
 async def setup(request: Request) -> Response:
-    data = await json_body(request)
+    data = await json_object(request)
     password = data.get("password")
     if not isinstance(password, str):
         raise BadRequest("password: a string is required")
@@ -58,7 +38,7 @@ async def list_tokens(request: Request) -> Response:
 
 @requires("admin")
 async def create_token(request: Request) -> Response:
-    data = await json_body(request)
+    data = await json_object(request)
     name, scope = data.get("name"), data.get("scope", "read")
     if not isinstance(name, str) or not name.strip():
         raise BadRequest("name: a non-empty string is required")

@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from appliance import __version__
 from appliance.api.auth import open_route
+from appliance.api.bodies import JSONResponse
 
 IMAGE_BODY = {
     "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in ("image/jpeg", "image/png")}

@@ -145,7 +145,13 @@ class Registry:
         folder = self.root / check_name(name)
         if not folder.is_dir():
             return []
-        found = [self._read(p) for p in folder.iterdir() if p.name.isdigit() and (p / MANIFEST).exists()]
+        found = []
+        for path in folder.iterdir():
+            if path.name.isdigit() and (path / MANIFEST).exists():
+                try:
+                    found.append(self._read(path))
+                except ModelRejected as err:  # one damaged version must not hide the others
+                    logger.error("skipping model version %s: %s", path, err)
         return sorted(found, key=lambda m: m.version)
 
     def list(self) -> list[Manifest]:
@@ -153,7 +159,11 @@ class Registry:
         return [m for name in names for m in self.versions(name)]
 
     def _read(self, folder: Path) -> Manifest:
-        return manifest_from_json(json.loads((folder / MANIFEST).read_text(encoding="utf-8")))
+        try:
+            data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ModelRejected(f"manifest is damaged: {err}") from err
+        return manifest_from_json(data)
 
     def active(self) -> Manifest | None:
         active = self._state().get("active")
