@@ -7,8 +7,10 @@ from starlette.responses import Response
 
 from appliance.api.auth import open_route, requires
 from appliance.api.bodies import JSONResponse, json_object
-from appliance.auth.store import AuthStore
-from appliance.errors import BadRequest
+from appliance.auth.store import SCOPES, AuthStore
+from appliance.errors import BadRequest, Conflict
+
+MAX_TOKEN_NAME = 64
 
 
 def auth_of(request: Request) -> AuthStore:
@@ -23,6 +25,8 @@ async def setup_state(request: Request) -> Response:
 
 @open_route
 async def setup(request: Request) -> Response:
+    if auth_of(request).has_password:  # before the body is judged: once set, setup is over
+        raise Conflict("the admin password is already set; log in instead")
     data = await json_object(request)
     password = data.get("password")
     if not isinstance(password, str):
@@ -40,9 +44,11 @@ async def list_tokens(request: Request) -> Response:
 async def create_token(request: Request) -> Response:
     data = await json_object(request)
     name, scope = data.get("name"), data.get("scope", "read")
-    if not isinstance(name, str) or not name.strip():
-        raise BadRequest("name: a non-empty string is required")
-    token = auth_of(request).create_token(name.strip()[:64], str(scope))
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_TOKEN_NAME:
+        raise BadRequest(f"name: a non-empty string of at most {MAX_TOKEN_NAME} characters is required")
+    if scope not in SCOPES:
+        raise BadRequest(f"scope: one of {', '.join(SCOPES)}")
+    token = auth_of(request).create_token(name.strip(), scope)
     info = auth_of(request).lookup(token)
     assert info is not None
     return JSONResponse({**info.public(), "token": token}, status_code=201)
@@ -50,5 +56,8 @@ async def create_token(request: Request) -> Response:
 
 @requires("admin")
 async def revoke_token(request: Request) -> Response:
-    auth_of(request).revoke(request.path_params["token_id"])
+    token_id = request.path_params["token_id"]
+    if request.state.principal.key == f"token:{token_id}":
+        raise Conflict("this request is made with that token: revoke it with another admin token")
+    auth_of(request).revoke(token_id)
     return Response(status_code=204)

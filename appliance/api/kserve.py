@@ -19,7 +19,7 @@ from appliance.api.auth import open_route, requires
 from appliance.api.bodies import JSONResponse, dumps, read_body
 from appliance.api.status import services_of
 from appliance.api.tensors import HEADER_LENGTH, InferRequest, parse_request, v2_datatype
-from appliance.errors import Conflict, NotFound
+from appliance.errors import Conflict, ModelRejected, NotFound
 from appliance.models.manifest import Manifest
 
 
@@ -28,7 +28,10 @@ def _manifest(request: Request) -> Manifest:
     version = params.get("version")
     if version is not None and not (str(version).isascii() and str(version).isdigit()):
         raise NotFound(f"model version {version!r} is not a number")
-    return services_of(request).registry.get(params["model"], int(version) if version else None)
+    try:
+        return services_of(request).registry.get(params["model"], int(version) if version else None)
+    except ModelRejected as err:  # not a model name at all: unknown, as Triton says
+        raise NotFound(f"unknown model {params['model']!r}") from err
 
 
 def _tensor_meta(specs: Any) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from appliance.api.auth import requires
 from appliance.api.bodies import JSONResponse, json_object, save_body
 from appliance.api.params import float_param, int_param
 from appliance.api.status import services_of
-from appliance.errors import BadRequest
+from appliance.errors import BackendUnavailable, BadRequest, ModelRejected
 from appliance.models.manifest import (
     MAX_TOP_K,
     DecoderSpec,
@@ -87,7 +87,10 @@ async def receive_model(request: Request, services: Services, filename: str) -> 
         request_to_add = add_request(request.query_params, path)  # bad options: 400 before the upload
         if await save_body(request, services.config.server.max_upload_bytes, path) == 0:
             raise BadRequest("empty body: send the model file as the request body")
-        return await run_in_threadpool(services.registry.add, request_to_add)
+        try:
+            return await run_in_threadpool(services.registry.add, request_to_add)
+        except BackendUnavailable as err:  # e.g. an .rknn file where no NPU can check it
+            raise ModelRejected(f"the model cannot be validated here: {err}") from err
 
 
 @requires("admin")
@@ -106,8 +109,10 @@ async def activate_model(request: Request) -> Response:
     services = services_of(request)
     body = await json_object(request, empty_ok=True)
     version = body.get("version")
+    if isinstance(version, float) and version.is_integer():  # JSON has no integer type: 2.0 is 2
+        version = int(version)
     if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
-        raise BadRequest("version: a whole number")
+        raise BadRequest("version: a whole number from 1")
     manifest = await run_in_threadpool(services.manager.activate, request.path_params["name"], version)
     return JSONResponse({"active": manifest.ref})
 
