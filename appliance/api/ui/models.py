@@ -14,8 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from appliance.api.bodies import JSONResponse
-from appliance.api.infer import decode_image, read_body
+from appliance.api.bodies import JSONResponse, read_body
+from appliance.api.infer import decode_image
 from appliance.api.models import receive_model
 from appliance.api.status import services_of
 from appliance.api.ui.guard import page, xhr
