@@ -31,7 +31,7 @@ def fuzz_server(data_dir: Path) -> Iterator[LiveServer]:
     server.stop()
 
 
-def test_schemathesis_stateful_all_checks_finds_nothing(fuzz_server: LiveServer) -> None:
+def test_schemathesis_stateful_all_checks_finds_nothing(fuzz_server: LiveServer, tmp_path: Path) -> None:
     command = [
         str(Path(sys.executable).parent / "st"),
         "--config-file",
@@ -54,7 +54,9 @@ def test_schemathesis_stateful_all_checks_finds_nothing(fuzz_server: LiveServer)
         "11",
         *[arg for path in SKIP for arg in ("--exclude-path", path)],
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False, cwd=tmp_path
+    )
     report = done.stdout + done.stderr
     assert done.returncode == 0, report[-6000:]
     assert "Stateful" in report and "Scenarios:" in report, report[-3000:]  # the stateful phase ran
