@@ -107,3 +107,18 @@ def test_cli_checks_options_before_storing(
         assert main(["models", "add", *common, *extra]) == 1
         assert needle in capsys.readouterr().err
     assert stored(data_dir) == before
+
+
+def test_an_upload_after_a_damaged_version_takes_the_next_number(
+    live_server: LiveServer, model_files: dict[str, Path], data_dir: Path
+) -> None:
+    damaged = data_dir / "models" / "face" / "2"
+    damaged.mkdir()
+    (damaged / "manifest.json").write_text("{not json")
+    reply = live_server.client().post(
+        "/api/v1/models",
+        params={"task": "detect", "name": "face", "mean": "127.5", "std": "127.5"},
+        content=model_files[FACE].read_bytes(),
+    )
+    assert reply.status_code == 201 and reply.json()["version"] == 3
+    assert (damaged / "manifest.json").read_text() == "{not json"  # left for a person to look at

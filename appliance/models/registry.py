@@ -208,8 +208,9 @@ class Registry:
             except ModelRejected as err:
                 raise ModelRejected(f"{source.name}: {err}") from err
             with self._locked():
-                versions = self.versions(name)
-                manifest = dataclasses.replace(checked, version=(versions[-1].version + 1) if versions else 1)
+                folder = self.root / name
+                taken = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+                manifest = dataclasses.replace(checked, version=max(taken, default=0) + 1)  # damaged ones too
                 write_json_atomic(staging / MANIFEST, manifest.to_json())
                 (self.root / name).mkdir(exist_ok=True)
                 os.rename(staging, self.version_dir(name, manifest.version))
