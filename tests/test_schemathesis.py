@@ -25,7 +25,9 @@ RUN_TIMEOUT_S = 900
 
 @pytest.fixture
 def fuzz_server(data_dir: Path) -> Iterator[LiveServer]:
-    server = start_server(config_for(data_dir, "[auth]\nrate_per_s = 0\n"))
+    # generous timeouts: a 503 for a busy machine is not what this test looks for
+    extra = "[auth]\nrate_per_s = 0\n[server]\ninfer_timeout_s = 60\n[inspection]\ntrigger_timeout_s = 60\n"
+    server = start_server(config_for(data_dir, extra))
     server.setup()
     yield server
     server.stop()
