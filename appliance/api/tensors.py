@@ -108,7 +108,7 @@ def _json_data(data: Any, spec: TensorSpec) -> np.ndarray:
         raise BadRequest(f"input {spec.name!r}: 'data' must be a list of numbers")
     try:
         array = np.asarray(data)
-    except ValueError as err:  # ragged nesting
+    except (ValueError, TypeError, OverflowError) as err:  # ragged nesting
         raise BadRequest(f"input {spec.name!r}: 'data' is not a regular array: {err}") from err
     target = np.dtype(spec.dtype)
     if array.size and array.dtype.kind not in JSON_KINDS.get(target.kind, ""):
@@ -122,7 +122,8 @@ def _json_data(data: Any, spec: TensorSpec) -> np.ndarray:
         info = np.iinfo(target)
         if int(array.min()) < info.min or int(array.max()) > info.max:
             raise BadRequest(f"input {spec.name!r}: values outside the range of {v2_datatype(spec.dtype)}")
-    return array.astype(target).reshape(spec.shape)
+    with np.errstate(over="ignore"):  # 1e300 as FP16 is inf, as it would be in the client's own cast
+        return array.astype(target).reshape(spec.shape)
 
 
 def _binary_data(size: Any, binary: memoryview, offset: int, spec: TensorSpec) -> np.ndarray:
