@@ -2,7 +2,7 @@
 stateful), every check (no 5xx, documented status codes, content types and response schemas,
 schema-violating data rejected, 405 with Allow, ...), zero failures.
 
-The stock `st` command line is run on the live server, with tests/schemathesis/schemathesis.toml.
+The stock `st` command line is run on the live server, with tests/schemathesis.toml.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import LiveServer, config_for, start_server
 
-CONFIG = Path(__file__).parent / "schemathesis" / "schemathesis.toml"
+CONFIG = Path(__file__).parent / "schemathesis.toml"
 SKIP = ("/api/v1/debug/profile", "/api/v1/restart")  # samples for seconds by design; stops the server
 EXAMPLES = 20
 RUN_TIMEOUT_S = 900
