@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import numpy as np
 import pytest
@@ -93,3 +95,98 @@ def test_v2_errors_and_auth(live_server: LiveServer) -> None:
         },
     )
     assert ok.status_code == 200 and ok.json()["outputs"][0]["shape"] == [1, 3]
+
+
+def v2_input(**override: object) -> dict[str, object]:
+    item: dict[str, object] = {
+        "name": "image",
+        "shape": [1, 64, 64, 3],
+        "datatype": "FP32",
+        "data": [0.5] * (64 * 64 * 3),
+    }
+    return {**item, **override}
+
+
+N = 64 * 64 * 3
+BAD_REQUESTS: list[tuple[str, object, str]] = [
+    ("wrong input name", {"inputs": [v2_input(name="pixels")]}, "unexpected inference input 'pixels'"),
+    ("extra input", {"inputs": [v2_input(), v2_input(name="more")]}, "unexpected inference input"),
+    ("input twice", {"inputs": [v2_input(), v2_input()]}, "expects 1 inputs"),
+    ("no inputs", {"inputs": []}, "expects 1 inputs"),
+    ("inputs not a list", {"inputs": {"image": 1}}, "'inputs' list"),
+    ("string data", {"inputs": [v2_input(data=["0.5"] * N)]}, "FP32 values only"),
+    ("BYTES datatype", {"inputs": [v2_input(datatype="BYTES", data=["x"])]}, "BYTES"),
+    ("other datatype", {"inputs": [v2_input(datatype="FP64")]}, "the model takes FP32"),
+    ("NCHW shape for NHWC", {"inputs": [v2_input(shape=[1, 3, 64, 64])]}, "does not fit the model's"),
+    ("-1 batch", {"inputs": [v2_input(shape=[-1, 64, 64, 3])]}, "does not fit the model's"),
+    ("batch 2", {"inputs": [v2_input(shape=[2, 64, 64, 3], data=[0.5] * 2 * N)]}, "does not fit"),
+    ("non-integer shape", {"inputs": [v2_input(shape=[1, 64.5, 64, 3])]}, "whole numbers"),
+    ("float-valued shape", {"inputs": [v2_input(shape=[1.0, 64, 64, 3])]}, "whole numbers"),
+    ("string shape", {"inputs": [v2_input(shape="1,64,64,3")]}, "whole numbers"),
+    ("boolean shape", {"inputs": [v2_input(shape=[True, 64, 64, 3])]}, "whole numbers"),
+    ("short data", {"inputs": [v2_input(data=[0.5] * (N - 1))]}, "do not fit shape"),
+    ("ragged data", {"inputs": [v2_input(data=[[0.5, 0.5], [0.5]])]}, "regular array"),
+    ("null data", {"inputs": [v2_input(data=None)]}, "list of numbers"),
+    ("no data", {"inputs": [{"name": "image", "shape": [1, 64, 64, 3], "datatype": "FP32"}]}, "required"),
+    ("parameters a list", {"inputs": [v2_input()], "parameters": [1, 2]}, "must be a JSON object"),
+    ("input parameters a list", {"inputs": [v2_input(parameters=["binary_data_size"])]}, "JSON object"),
+    (
+        "nested parameter",
+        {"inputs": [v2_input()], "parameters": {"x": {"y": 1}}},
+        "boolean, number or string",
+    ),
+    (
+        "binary flag not bool",
+        {"inputs": [v2_input()], "parameters": {"binary_data_output": "yes"}},
+        "true or false",
+    ),
+    (
+        "unknown output",
+        {"inputs": [v2_input()], "outputs": [{"name": "logits"}]},
+        "unexpected inference output",
+    ),
+    ("output not object", {"inputs": [v2_input()], "outputs": ["probabilities"]}, "list of objects"),
+    ("id not a string", {"id": 42, "inputs": [v2_input()]}, "'id' must be a string"),
+    ("not an object", [1, 2, 3], "JSON object"),
+]
+
+
+@pytest.mark.parametrize(("case", "document", "needle"), BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS])
+def test_v2_refuses_what_triton_refuses(
+    live_server: LiveServer, case: str, document: object, needle: str
+) -> None:
+    reply = live_server.client().post("/v2/models/stripes/infer", json=document)
+    assert reply.status_code == 400, reply.text[:300]
+    assert needle in reply.json()["error"], reply.json()
+
+
+def test_v2_malformed_bodies_and_binary_framing(live_server: LiveServer) -> None:
+    api = live_server.client()
+    url = "/v2/models/stripes/infer"
+    header = {"content-type": "application/json"}
+    for body, needle in (
+        (b'{"inputs": [{"name": "\xff"}]}', "UTF-8"),
+        (b"[" * 30_000, "deeper than"),
+        (b'{"inputs": ', "not valid JSON"),
+    ):
+        reply = api.post(url, content=body, headers=header)
+        assert reply.status_code == 400 and needle in reply.json()["error"], reply.text[:200]
+    tensor = np.zeros((1, 64, 64, 3), np.float32).tobytes()
+    for size, extra, needle in (
+        (len(tensor) - 4, b"", "shape and datatype need"),
+        (len(tensor), b"\0" * 8, "after the last input"),
+        (len(tensor) * 2, b"", "shape and datatype need"),
+        (-1, b"", "whole number of bytes"),
+    ):
+        document = {"inputs": [{**v2_input(), "parameters": {"binary_data_size": size}}]}
+        del document["inputs"][0]["data"]
+        head = json.dumps(document).encode()
+        reply = api.post(
+            url, content=head + tensor + extra, headers={"inference-header-content-length": str(len(head))}
+        )
+        assert reply.status_code == 400 and needle in reply.json()["error"], (size, reply.text[:200])
+    reply = api.post(url, content=b"{}", headers={"inference-header-content-length": "99"})
+    assert reply.status_code == 400 and "does not fit" in reply.json()["error"]
+    assert api.get("/v2/models/\u0084").status_code == 404  # not even a model name: unknown
+    ok = api.post(url, json={"inputs": [v2_input()], "outputs": [{"name": "probabilities"}]})
+    assert ok.status_code == 200 and [o["name"] for o in ok.json()["outputs"]] == ["probabilities"]

@@ -4,6 +4,7 @@ appliance (demo video in triggered mode, real models)."""
 from __future__ import annotations
 
 import dataclasses
+import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 from pymodbus.client import ModbusTcpClient
+from pymodbus.pdu.bit_message import WriteSingleCoilRequest
 
 from appliance.config import PlcConfig
 from appliance.demo.video import write_demo_video
@@ -21,6 +23,7 @@ from appliance.plc.outputs import Output, outputs_status, start_outputs, stop_ou
 from appliance.plc.registers import (
     COIL_RESULTS_ACK,
     COIL_TRIGGER,
+    COILS,
     DI_BUSY,
     DI_ERROR,
     DI_PASS,
@@ -47,6 +50,7 @@ from tests.conftest import config_for, free_port
 UNIT = 1  # what a PLC typically sends; the server answers every unit id by default
 SLOTS = ("face", "stripes")
 WAIT_S = 10.0
+ILLEGAL_ADDRESS, ILLEGAL_VALUE = 2, 3  # Modbus exception codes
 
 
 @dataclass
@@ -210,3 +214,47 @@ def test_bench_measures_the_round_trip(data_dir: Path, tmp_path: Path) -> None:
     trip = bench_modbus_trigger(data_dir, video, triggers=20)
     assert trip.count == 20 and trip.errors == 0
     assert 0 < trip.p50_ms <= trip.p99_ms < 1000
+
+
+class RawCoilWrite(WriteSingleCoilRequest):
+    """FC05 with any 16-bit value (a stock client only sends 0x0000 or 0xFF00)."""
+
+    raw = 0xFF00
+
+    def encode(self) -> bytes:
+        return struct.pack(">HH", self.address, self.raw)
+
+
+def raw_coil_write(client: ModbusTcpClient, address: int, value: int) -> Any:
+    request = RawCoilWrite(address=address, bits=[True], dev_id=UNIT)
+    request.raw = value
+    return client.execute(False, request)
+
+
+def test_accesses_outside_the_map_answer_exception_2(plc: Plc) -> None:
+    plc.wait_for(lambda b: b[DI_READY])
+    for address in (COILS, 5, 15, 16, 1000):
+        reply = plc.client.write_coil(address, True, device_id=UNIT)
+        assert reply.isError() and reply.exception_code == ILLEGAL_ADDRESS, (address, reply)
+    coils = plc.client.write_coils(COIL_RESULTS_ACK, [True, True], device_id=UNIT)  # 1 and 2: 2 is outside
+    assert coils.isError() and coils.exception_code == ILLEGAL_ADDRESS
+    for read in (
+        plc.client.read_coils(0, count=COILS + 1, device_id=UNIT),
+        plc.client.read_discrete_inputs(0, count=DISCRETE_INPUTS + 1, device_id=UNIT),
+        plc.client.read_input_registers(0, count=INPUT_REGISTERS + 1, device_id=UNIT),
+        plc.client.write_register(HR_MODEL_SLOT + 1, 1, device_id=UNIT),
+    ):
+        assert read.isError() and read.exception_code == ILLEGAL_ADDRESS, read
+    assert plc.client.read_coils(0, count=COILS, device_id=UNIT).bits[:COILS] == [False, False]
+    assert plc.services.inspector.triggers == 0  # the refused multi-coil write did not ack or trigger
+
+
+def test_a_coil_value_other_than_on_or_off_answers_exception_3(plc: Plc) -> None:
+    plc.wait_for(lambda b: b[DI_READY])
+    for value in (0x1234, 0x0001, 0x00FF, 0xFFFF):
+        reply = raw_coil_write(plc.client, COIL_TRIGGER, value)
+        assert reply.isError() and reply.exception_code == ILLEGAL_VALUE, (hex(value), reply)
+    assert outputs_status(plc.outputs)["modbus"]["triggers"] == 0  # none of them counted as ON
+    assert not raw_coil_write(plc.client, COIL_TRIGGER, 0xFF00).isError()
+    plc.wait_for(lambda b: b[DI_RESULT_VALID])
+    assert outputs_status(plc.outputs)["modbus"]["triggers"] == 1

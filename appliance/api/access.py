@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from appliance.api.auth import open_route, requires
-from appliance.auth.store import AuthStore
-from appliance.errors import BadRequest, UnsupportedMediaType
+from appliance.api.bodies import JSONResponse, json_object
+from appliance.auth.store import SCOPES, AuthStore
+from appliance.errors import BadRequest, Conflict
 
-MAX_JSON_BYTES = 64 * 1024
-
-
-async def json_body(request: Request) -> dict[str, Any]:
-    """A small JSON object body, or a clear 4xx."""
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise UnsupportedMediaType("send application/json")
-    raw = await request.body()
-    if len(raw) > MAX_JSON_BYTES:
-        raise BadRequest("JSON body too large")
-    try:
-        data = json.loads(raw or b"{}")
-    except json.JSONDecodeError as err:
-        raise BadRequest(f"body is not valid JSON: {err.msg} at position {err.pos}") from err
-    if not isinstance(data, dict):
-        raise BadRequest("body must be a JSON object")
-    return data
+MAX_TOKEN_NAME = 64
 
 
 def auth_of(request: Request) -> AuthStore:
@@ -43,7 +25,9 @@ async def setup_state(request: Request) -> Response:
 
 @open_route
 async def setup(request: Request) -> Response:
-    data = await json_body(request)
+    if auth_of(request).has_password:  # before the body is judged: once set, setup is over
+        raise Conflict("the admin password is already set; log in instead")
+    data = await json_object(request)
     password = data.get("password")
     if not isinstance(password, str):
         raise BadRequest("password: a string is required")
@@ -58,11 +42,13 @@ async def list_tokens(request: Request) -> Response:
 
 @requires("admin")
 async def create_token(request: Request) -> Response:
-    data = await json_body(request)
+    data = await json_object(request)
     name, scope = data.get("name"), data.get("scope", "read")
-    if not isinstance(name, str) or not name.strip():
-        raise BadRequest("name: a non-empty string is required")
-    token = auth_of(request).create_token(name.strip()[:64], str(scope))
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_TOKEN_NAME:
+        raise BadRequest(f"name: a non-empty string of at most {MAX_TOKEN_NAME} characters is required")
+    if scope not in SCOPES:
+        raise BadRequest(f"scope: one of {', '.join(SCOPES)}")
+    token = auth_of(request).create_token(name.strip(), scope)
     info = auth_of(request).lookup(token)
     assert info is not None
     return JSONResponse({**info.public(), "token": token}, status_code=201)
@@ -70,5 +56,8 @@ async def create_token(request: Request) -> Response:
 
 @requires("admin")
 async def revoke_token(request: Request) -> Response:
-    auth_of(request).revoke(request.path_params["token_id"])
+    token_id = request.path_params["token_id"]
+    if request.state.principal.key == f"token:{token_id}":
+        raise Conflict("this request is made with that token: revoke it with another admin token")
+    auth_of(request).revoke(token_id)
     return Response(status_code=204)

@@ -14,7 +14,8 @@ from urllib.parse import parse_qsl
 from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 
-from appliance.errors import BadRequest, PayloadTooLarge
+from appliance.api.bodies import read_body
+from appliance.errors import BadRequest
 
 FIELD = "csrf"
 HEADER = "x-csrf-token"
@@ -47,9 +48,7 @@ async def read_form(request: Request) -> Form:
     """A url-encoded form body (what every UI form sends), at most MAX_FORM_BYTES."""
     if not is_form(request):
         return ImmutableMultiDict()
-    raw = await request.body()
-    if len(raw) > MAX_FORM_BYTES:
-        raise PayloadTooLarge("form too large")
+    raw = await read_body(request, MAX_FORM_BYTES)
     try:
         pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError as err:

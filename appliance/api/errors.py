@@ -1,4 +1,9 @@
-"""One place that turns domain errors into HTTP answers: JSON {"error": ...} with the error's status."""
+"""One place that turns errors into HTTP answers: JSON {"error": ...} with the error's status.
+
+Domain errors carry their status; Starlette's HTTP errors keep theirs (a 405 lists every method any
+route on that path allows, not only the first route's); anything else is a bug: it is logged with its
+traceback and answered with a 500 JSON body as a last resort.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ import logging
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+from starlette.routing import Match, Route
 
+from appliance.api.bodies import JSONResponse
 from appliance.config import ConfigError
 from appliance.errors import ApplianceError
 
@@ -24,9 +31,34 @@ async def appliance_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=status)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route on this path answers (for the Allow header of a 405)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches({**request.scope, "method": next(iter(route.methods))})
+            if match is Match.FULL:
+                methods |= route.methods
+    return sorted(methods)
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=headers)
 
 
-HANDLERS = {ApplianceError: appliance_error, ConfigError: appliance_error, HTTPException: http_error}
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    """Last resort: a bug answered as a logged 500 JSON, never a text traceback."""
+    logger.error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+    return JSONResponse({"error": "internal error (logged on the appliance)"}, status_code=500)
+
+
+HANDLERS = {
+    ApplianceError: appliance_error,
+    ConfigError: appliance_error,
+    HTTPException: http_error,
+    Exception: unexpected_error,
+}

@@ -9,32 +9,19 @@ import cv2
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from appliance.api.auth import requires
+from appliance.api.bodies import JSONResponse, read_body
 from appliance.api.params import flag_param
 from appliance.api.status import services_of
-from appliance.errors import Busy, Conflict, ImageRejected, PayloadTooLarge, UnsupportedMediaType
+from appliance.errors import Busy, Conflict, ImageRejected, UnsupportedMediaType
 from appliance.pipeline.cache import cache_key
 from appliance.sources.base import Frame
 from appliance.sources.live import PushSource
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "application/octet-stream")
 MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than `limit` bytes (413) whether or not Content-Length says so."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {declared} bytes is over the {limit} byte limit")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is over the {limit} byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def decode_image(data: bytes) -> np.ndarray:

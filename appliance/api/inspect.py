@@ -7,10 +7,11 @@ from typing import Any
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from appliance.api.auth import requires
-from appliance.api.infer import IMAGE_TYPES, decode_image, read_body
+from appliance.api.bodies import JSONResponse, read_body
+from appliance.api.infer import IMAGE_TYPES, decode_image
 from appliance.api.status import services_of
 from appliance.errors import ApplianceError, UnsupportedMediaType, error_code
 from appliance.pipeline.inspection import TriggerOutcome, flat_result

@@ -8,18 +8,23 @@ from pathlib import Path
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from appliance.api.access import json_body
 from appliance.api.auth import requires
+from appliance.api.bodies import JSONResponse, json_object, save_body
 from appliance.api.params import float_param, int_param
 from appliance.api.status import services_of
-from appliance.errors import BadRequest, PayloadTooLarge
-from appliance.models.manifest import DecoderSpec, InputSpec, Manifest, Thresholds
+from appliance.errors import BackendUnavailable, BadRequest, ModelRejected
+from appliance.models.manifest import (
+    MAX_TOP_K,
+    DecoderSpec,
+    InputSpec,
+    Manifest,
+    Thresholds,
+    check_labels,
+)
 from appliance.models.registry import SUFFIXES, AddRequest
 from appliance.services import Services
-
-MAX_MODEL_BYTES = 200 * 1024 * 1024
 
 
 def _floats(params: QueryParams, name: str, default: tuple[float, ...]) -> tuple[float, ...]:
@@ -38,6 +43,7 @@ def add_request(params: QueryParams, file: Path) -> AddRequest:
     if not task:
         raise BadRequest("task: required (classify, detect, segment or raw)")
     labels = tuple(v.strip() for v in (params.get("labels") or "").split(",") if v.strip())
+    check_labels(task, labels)
     spec = InputSpec(
         params.get("layout", "nhwc"),
         params.get("color", "rgb"),
@@ -46,11 +52,12 @@ def add_request(params: QueryParams, file: Path) -> AddRequest:
         params.get("resize", "stretch"),
     )
     score, iou, mask = (float_param(params, n) for n in ("score", "iou", "mask"))
+    defaults = Thresholds()
     thresholds = Thresholds(
-        score=0.5 if score is None else score,
-        iou=0.3 if iou is None else iou,
-        top_k=int_param(params, "top_k", 5, 1, 1000) or 5,
-        mask=0.5 if mask is None else mask,
+        score=defaults.score if score is None else score,
+        iou=defaults.iou if iou is None else iou,
+        top_k=int_param(params, "top_k", defaults.top_k, 1, MAX_TOP_K) or defaults.top_k,
+        mask=defaults.mask if mask is None else mask,
     )
     return AddRequest(
         file,
@@ -73,20 +80,17 @@ async def list_models(request: Request) -> Response:
 
 
 async def receive_model(request: Request, services: Services, filename: str) -> Manifest:
-    """Stream the body (the model file) to a staging folder, at most MAX_MODEL_BYTES, and add it to
-    the registry with the options in the query string. Shared by the API and the web UI."""
+    """Check the options in the query string, stream the body (the model file) to a staging folder,
+    at most server.max_upload_bytes, and add it to the registry. Shared by the API and the web UI."""
     with tempfile.TemporaryDirectory(dir=services.registry.root, prefix=".upload-") as tmp:
         path = Path(tmp) / Path(filename).name
-        size = 0
-        with path.open("wb") as fh:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_MODEL_BYTES:
-                    raise PayloadTooLarge(f"the model is over the {MAX_MODEL_BYTES // 2**20} MB limit")
-                fh.write(chunk)
-        if size == 0:
+        request_to_add = add_request(request.query_params, path)  # bad options: 400 before the upload
+        if await save_body(request, services.config.server.max_upload_bytes, path) == 0:
             raise BadRequest("empty body: send the model file as the request body")
-        return await run_in_threadpool(services.registry.add, add_request(request.query_params, path))
+        try:
+            return await run_in_threadpool(services.registry.add, request_to_add)
+        except BackendUnavailable as err:  # e.g. an .rknn file where no NPU can check it
+            raise ModelRejected(f"the model cannot be validated here: {err}") from err
 
 
 @requires("admin")
@@ -103,10 +107,12 @@ async def upload_model(request: Request) -> Response:
 @requires("admin")
 async def activate_model(request: Request) -> Response:
     services = services_of(request)
-    body = await json_body(request) if await request.body() else {}
+    body = await json_object(request, empty_ok=True)
     version = body.get("version")
-    if version is not None and not isinstance(version, int):
-        raise BadRequest("version: a whole number")
+    if isinstance(version, float) and version.is_integer():  # JSON has no integer type: 2.0 is 2
+        version = int(version)
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
+        raise BadRequest("version: a whole number from 1")
     manifest = await run_in_threadpool(services.manager.activate, request.path_params["name"], version)
     return JSONResponse({"active": manifest.ref})
 

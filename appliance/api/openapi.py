@@ -1,170 +1,293 @@
-"""OpenAPI 3.1 description of the REST API, built from the route table plus a few facts per route.
+"""OpenAPI 3.1 description of the REST and KServe v2 API, built from the route table plus the facts below.
 
-Summaries come from the endpoints' docstrings or the table below; the required scope comes from the
-endpoint itself (`@requires`), so the spec cannot drift from the access rules.
+Per route: its parameters, its request body, and every status it answers with a schema for each. The
+required scope comes from the endpoint itself (`@requires`), so the spec cannot drift from the access
+rules; a guarded route also answers 401, 403 and 429. tests/test_schemathesis.py runs schemathesis
+(stateful, every check) against it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from appliance import __version__
 from appliance.api.auth import open_route
+from appliance.api.bodies import JSONResponse
+from appliance.api.schemas import COMPONENTS, MODEL_NAME, Schema, ref
 
-IMAGE_BODY = {
-    "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in ("image/jpeg", "image/png")}
+JSON = "application/json"
+BINARY: Schema = {"type": "string", "format": "binary"}
+IMAGE_TYPES = ("image/jpeg", "image/png", "application/octet-stream")
+REASONS = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No content",
+    400: "Bad input: the error names what is wrong",
+    401: "No valid token",
+    403: "Token scope too small, or a browser session without its CSRF token",
+    404: "Not found",
+    409: "Conflict with the current state",
+    413: "Body over the route's limit",
+    415: "Wrong content type",
+    429: "Too many requests (see Retry-After)",
+    503: "Busy or not ready",
 }
-OPTIONAL_IMAGE_BODY = {**IMAGE_BODY, "required": False}
-JSON_OBJECT = {"content": {"application/json": {"schema": {"type": "object"}}}, "required": True}
-MODEL_BODY = {
-    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-    "required": True,
+GUARDED = (401, 403, 429)
+
+
+@dataclass(frozen=True)
+class Op:
+    """What the route table does not say about one operation."""
+
+    summary: str
+    ok: int = 200
+    body: Schema | None = None  # the 2xx answer's JSON schema (None: no JSON body)
+    errors: tuple[int, ...] = ()
+    parameters: tuple[Schema, ...] = ()
+    request: Schema | None = None
+    media: dict[str, Schema] = field(default_factory=dict)  # 2xx answers that are not JSON
+
+
+def query(name: str, schema: Schema, description: str = "") -> Schema:
+    """An optional query parameter; like a form, an empty value means "not given"."""
+    if "enum" in schema:
+        schema = {**schema, "enum": [*schema["enum"], ""]}
+    elif schema.get("type") != "string":
+        schema = {"anyOf": [schema, EMPTY]}
+    out = {"name": name, "in": "query", "required": False, "schema": schema}
+    return {**out, "description": description} if description else out
+
+
+def path(name: str, schema: Schema) -> Schema:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def json_body(schema: Schema, required: bool = True) -> Schema:
+    return {"required": required, "content": {JSON: {"schema": schema}}}
+
+
+def binary_body(types: tuple[str, ...], required: bool) -> Schema:
+    return {"required": required, "content": {t: {"schema": BINARY} for t in types}}
+
+
+TEXT: Schema = {"type": "string"}
+EMPTY: Schema = {"type": "string", "maxLength": 0}
+NUMBER: Schema = {"type": "number"}
+FLAG: Schema = {"type": "string", "enum": ["0", "1", "true", "false", "yes", "no"]}
+IMAGE = binary_body(IMAGE_TYPES, True)
+OPTIONAL_IMAGE = binary_body(IMAGE_TYPES, False)
+UPLOAD = (400, 413, 415)
+V2_MODEL = path("model", MODEL_NAME)
+V2_VERSION = path("version", {"type": "string", "pattern": "^[0-9]{1,9}$"})
+MODEL_OPTIONS = (
+    query("task", {"type": "string", "enum": ["classify", "detect", "segment", "raw"]}),
+    query("name", MODEL_NAME),
+    query("labels", TEXT, "comma-separated, in class order"),
+    query("format", {"type": "string", "enum": ["tflite", "rknn"]}),
+    query("layout", {"type": "string", "enum": ["nhwc", "nchw"]}),
+    query("color", {"type": "string", "enum": ["rgb", "bgr", "gray"]}),
+    query("mean", TEXT, "per-channel, comma-separated"),
+    query("std", TEXT, "per-channel, comma-separated, not 0"),
+    query("resize", {"type": "string", "enum": ["stretch", "letterbox"]}),
+    query("score", {"type": "number", "minimum": 0, "maximum": 1}),
+    query("iou", {"type": "number", "minimum": 0, "maximum": 1}),
+    query("top_k", {"type": "integer", "minimum": 1, "maximum": 1000}),
+    query("mask", {"type": "number", "minimum": 0, "maximum": 1}),
+    query("decoder", {"type": "string", "enum": ["auto", "anchors", "yolo", "ssd_postprocessed"]}),
+    query("description", TEXT),
+)
+TIME: Schema = {"anyOf": [NUMBER, {"type": "string", "format": "date-time"}]}
+RESULT_FILTERS = (
+    query("since", TIME, "epoch seconds or ISO 8601"),
+    query("until", TIME, "epoch seconds or ISO 8601"),
+    query("label", TEXT),
+    query("model", TEXT),
+    query("min_score", NUMBER),
+    query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+    query("cursor", {"type": "integer", "minimum": 1, "maximum": 2**62}),
+)
+V2_INFER = Op(
+    "KServe v2 inference (JSON or Triton binary tensors)",
+    body=ref("V2InferResponse"),
+    errors=(400, 404, 409, 413, 503),
+    request=json_body(ref("V2InferRequest")),
+    media={"application/octet-stream": BINARY},
+)
+
+OPERATIONS: dict[tuple[str, str], Op] = {
+    ("GET", "/api/v1/health"): Op("Liveness and readiness", body=ref("Health"), errors=(503,)),
+    ("GET", "/api/v1/status"): Op(
+        "Source, model, backend, rates, latencies, queues, store", body=ref("Status")
+    ),
+    ("GET", "/api/v1/results/latest"): Op("The newest stored result", body=ref("Result"), errors=(404,)),
+    ("GET", "/api/v1/results"): Op(
+        "Stored results, newest first, filtered and paginated",
+        body=ref("ResultPage"),
+        errors=(400,),
+        parameters=RESULT_FILTERS,
+    ),
+    ("POST", "/api/v1/infer"): Op(
+        "Run the active model on one image",
+        body=ref("Result"),
+        errors=(*UPLOAD, 503),
+        parameters=(query("store", FLAG),),
+        request=IMAGE,
+    ),
+    ("POST", "/api/v1/frames"): Op(
+        "Push a frame to the push source (newest frame wins)",
+        ok=202,
+        body=ref("Frame"),
+        errors=(*UPLOAD, 409),
+        request=IMAGE,
+    ),
+    ("POST", "/api/v1/trigger"): Op(
+        "Inspect now (next frame or posted image); flat JSON for PLCs",
+        body=ref("Trigger"),
+        errors=(*UPLOAD, 409, 503),
+        request=OPTIONAL_IMAGE,
+    ),
+    ("POST", "/api/v1/jobs"): Op(
+        "Start an inspection; answers a job id at once",
+        ok=202,
+        body=ref("Job"),
+        errors=(*UPLOAD, 503),
+        request=OPTIONAL_IMAGE,
+    ),
+    ("GET", "/api/v1/jobs/{job_id}"): Op(
+        "State and result of a job", body=ref("Job"), errors=(404,), parameters=(path("job_id", TEXT),)
+    ),
+    ("GET", "/api/v1/models"): Op("Every model version in the registry", body=ref("Models")),
+    ("POST", "/api/v1/models"): Op(
+        "Upload a model file (at most server.max_upload_bytes); validated before it is stored",
+        ok=201,
+        body=ref("Model"),
+        errors=(400, 409, 413),
+        parameters=MODEL_OPTIONS,
+        request=binary_body(("application/octet-stream",), True),
+    ),
+    ("POST", "/api/v1/models/rollback"): Op(
+        "Re-activate the previously active model", body=ref("Active"), errors=(409, 503)
+    ),
+    ("POST", "/api/v1/models/{name}/activate"): Op(
+        "Activate a model (newest or given version)",
+        body=ref("Active"),
+        errors=(400, 404, 409, 413, 415, 503),
+        parameters=(path("name", MODEL_NAME),),
+        request=json_body(ref("Activate"), required=False),
+    ),
+    ("DELETE", "/api/v1/models/{name}/versions/{version}"): Op(
+        "Delete an inactive model version",
+        ok=204,
+        errors=(400, 404, 409),
+        parameters=(
+            path("name", MODEL_NAME),
+            path("version", {"type": "integer", "minimum": 1, "maximum": 10**9}),
+        ),
+    ),
+    ("GET", "/api/v1/config"): Op("The running configuration", body=ref("Config")),
+    ("PATCH", "/api/v1/config"): Op(
+        "Change configuration keys (validated as a whole; nothing applied unless all is valid)",
+        body=ref("ConfigChanged"),
+        errors=(400, 409, 413, 415, 503),
+        request=json_body(ref("ConfigPatch")),
+    ),
+    ("POST", "/api/v1/restart"): Op(
+        "Restart the appliance process", ok=202, body=ref("Restarting"), errors=(503,)
+    ),
+    ("GET", "/api/v1/setup"): Op("Whether first-boot setup is still needed", body=ref("SetupState")),
+    ("POST", "/api/v1/setup"): Op(
+        "Set the admin password once; returns an admin token",
+        ok=201,
+        body=ref("SetupDone"),
+        errors=(400, 409, 413, 415),
+        request=json_body(ref("SetupRequest")),
+    ),
+    ("GET", "/api/v1/tokens"): Op("List API tokens", body=ref("Tokens")),
+    ("POST", "/api/v1/tokens"): Op(
+        "Create an API token (shown once)",
+        ok=201,
+        body=ref("NewToken"),
+        errors=(400, 413, 415),
+        request=json_body(ref("TokenRequest")),
+    ),
+    ("DELETE", "/api/v1/tokens/{token_id}"): Op(
+        "Revoke an API token (not the one making the request)",
+        ok=204,
+        errors=(404, 409),
+        parameters=(path("token_id", TEXT),),
+    ),
+    ("GET", "/api/openapi.json"): Op("This description", body={"type": "object"}),
+    ("GET", "/metrics"): Op("Prometheus metrics", media={"text/plain": TEXT}),
+    ("GET", "/api/v1/debug/profile"): Op(
+        "Sample the process with py-spy for N seconds; flame graph SVG or speedscope JSON",
+        errors=(400, 503),
+        parameters=(
+            query("seconds", {"type": "integer", "minimum": 1, "maximum": 60}),
+            query("format", {"type": "string", "enum": ["flamegraph", "speedscope"]}),
+        ),
+        media={"image/svg+xml": TEXT, JSON: {"type": "object"}},
+    ),
+    ("GET", "/v2/health/live"): Op("KServe v2: the server is live", body=ref("V2Live")),
+    ("GET", "/v2/health/ready"): Op("KServe v2: the server is ready", body=ref("V2Ready"), errors=(503,)),
+    ("GET", "/v2"): Op("KServe v2 server metadata", body=ref("V2Server")),
+    ("GET", "/v2/models/{model}"): Op(
+        "KServe v2 model metadata (newest version)",
+        body=ref("V2Model"),
+        errors=(404,),
+        parameters=(V2_MODEL,),
+    ),
+    ("GET", "/v2/models/{model}/versions/{version}"): Op(
+        "KServe v2 model metadata", body=ref("V2Model"), errors=(404,), parameters=(V2_MODEL, V2_VERSION)
+    ),
+    ("GET", "/v2/models/{model}/ready"): Op(
+        "KServe v2 model readiness", body=ref("V2ModelReady"), errors=(404,), parameters=(V2_MODEL,)
+    ),
+    ("GET", "/v2/models/{model}/versions/{version}/ready"): Op(
+        "KServe v2 model readiness",
+        body=ref("V2ModelReady"),
+        errors=(404,),
+        parameters=(V2_MODEL, V2_VERSION),
+    ),
+    ("POST", "/v2/models/{model}/infer"): replace(V2_INFER, parameters=(V2_MODEL,)),
+    ("POST", "/v2/models/{model}/versions/{version}/infer"): replace(
+        V2_INFER, parameters=(V2_MODEL, V2_VERSION)
+    ),
 }
 
 
-def _query(name: str, kind: str = "string", **extra: Any) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": {"type": kind, **extra}}
+def _response(status: int, schema: Schema | None, media: dict[str, Schema] | None = None) -> Schema:
+    answer: Schema = {"description": REASONS.get(status, "OK")}
+    content = {JSON: {"schema": schema}} if schema is not None else {}
+    content.update({kind: {"schema": s} for kind, s in (media or {}).items()})
+    if content:
+        answer["content"] = content
+    return answer
 
 
-def _path(name: str, kind: str = "string") -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
-
-
-DETAILS: dict[tuple[str, str], dict[str, Any]] = {
-    ("GET", "/api/v1/health"): {"summary": "Liveness and readiness"},
-    ("GET", "/api/v1/status"): {"summary": "Source, model, backend, rates, latencies, queues, store"},
-    ("GET", "/api/v1/results/latest"): {"summary": "The newest stored result"},
-    ("GET", "/api/v1/results"): {
-        "summary": "Stored results, newest first, filtered and paginated",
-        "parameters": [
-            _query("since"),
-            _query("until"),
-            _query("label"),
-            _query("model"),
-            _query("min_score", "number"),
-            _query("limit", "integer", minimum=1, maximum=1000),
-            _query("cursor", "integer", minimum=1),
-        ],
-    },
-    ("POST", "/api/v1/infer"): {
-        "summary": "Run the active model on one image",
-        "parameters": [_query("store", "string", enum=["0", "1"])],
-        "requestBody": {**IMAGE_BODY, "required": True},
-    },
-    ("POST", "/api/v1/frames"): {
-        "summary": "Push a frame to the push source (newest frame wins)",
-        "requestBody": {**IMAGE_BODY, "required": True},
-    },
-    ("POST", "/api/v1/trigger"): {
-        "summary": "Inspect now (next frame or posted image); flat JSON for PLCs",
-        "requestBody": OPTIONAL_IMAGE_BODY,
-    },
-    ("POST", "/api/v1/jobs"): {
-        "summary": "Start an inspection; answers a job id at once",
-        "requestBody": OPTIONAL_IMAGE_BODY,
-    },
-    ("GET", "/api/v1/jobs/{job_id}"): {
-        "summary": "State and result of a job",
-        "parameters": [_path("job_id")],
-    },
-    ("GET", "/api/v1/models"): {"summary": "Every model version in the registry"},
-    ("POST", "/api/v1/models"): {
-        "summary": "Upload a model file; validated before it is stored",
-        "parameters": [
-            _query("task", enum=["classify", "detect", "segment", "raw"]),
-            _query("name"),
-            _query("labels"),
-            _query("format", enum=["tflite", "rknn"]),
-            _query("layout"),
-            _query("color"),
-            _query("mean"),
-            _query("std"),
-            _query("resize"),
-            _query("score", "number"),
-            _query("iou", "number"),
-            _query("top_k", "integer"),
-            _query("mask", "number"),
-            _query("decoder"),
-            _query("description"),
-        ],
-        "requestBody": MODEL_BODY,
-    },
-    ("POST", "/api/v1/models/rollback"): {"summary": "Re-activate the previously active model"},
-    ("POST", "/api/v1/models/{name}/activate"): {
-        "summary": "Activate a model (newest or given version)",
-        "parameters": [_path("name")],
-    },
-    ("DELETE", "/api/v1/models/{name}/versions/{version}"): {
-        "summary": "Delete an inactive model version",
-        "parameters": [_path("name"), _path("version", "integer")],
-    },
-    ("GET", "/api/v1/config"): {"summary": "The running configuration"},
-    ("PATCH", "/api/v1/config"): {
-        "summary": "Change configuration keys (validated as a whole)",
-        "requestBody": JSON_OBJECT,
-    },
-    ("POST", "/api/v1/restart"): {"summary": "Restart the appliance process"},
-    ("GET", "/api/v1/setup"): {"summary": "Whether first-boot setup is still needed"},
-    ("GET", "/metrics"): {"summary": "Prometheus metrics"},
-    ("GET", "/api/v1/debug/profile"): {
-        "summary": "Sample the process with py-spy for N seconds; flame graph SVG or speedscope JSON",
-        "parameters": [
-            _query("seconds", "integer", minimum=1, maximum=60),
-            _query("format", enum=["flamegraph", "speedscope"]),
-        ],
-    },
-    ("POST", "/api/v1/setup"): {
-        "summary": "Set the admin password once; returns an admin token",
-        "requestBody": JSON_OBJECT,
-    },
-    ("GET", "/api/v1/tokens"): {"summary": "List API tokens"},
-    ("POST", "/api/v1/tokens"): {"summary": "Create an API token (shown once)", "requestBody": JSON_OBJECT},
-    ("DELETE", "/api/v1/tokens/{token_id}"): {
-        "summary": "Revoke an API token",
-        "parameters": [_path("token_id")],
-    },
-}
-
-ERROR = {
-    "description": "Error",
-    "content": {
-        "application/json": {
-            "schema": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
-        }
-    },
-}
-
-
-def _operation(method: str, route: Route) -> dict[str, Any]:
-    detail = DETAILS.get((method, route.path), {})
-    doc = (route.endpoint.__doc__ or "").strip().splitlines()
-    operation: dict[str, Any] = {
-        "summary": detail.get("summary") or (doc[0] if doc else route.path),
-        "operationId": f"{method.lower()}_{route.name}",
-        "responses": {
-            "200": {"description": "OK"},
-            "400": ERROR,
-            "401": ERROR,
-            "403": ERROR,
-            "404": ERROR,
-            "409": ERROR,
-            "413": ERROR,
-            "415": ERROR,
-            "429": ERROR,
-            "503": ERROR,
-        },
-    }
-    for key in ("parameters", "requestBody"):
-        if key in detail:
-            operation[key] = detail[key]
+def _operation(method: str, route: Route) -> Schema:
+    op = OPERATIONS.get((method, route.path)) or Op(route.path)
     scope = getattr(route.endpoint, "required_scope", None)
-    operation["security"] = [{"bearer": []}] if scope else []
+    responses = {str(op.ok): _response(op.ok, op.body, op.media)}
+    for status in sorted({*op.errors, *(GUARDED if scope else ())}):
+        responses[str(status)] = _response(status, ref("Error"))
+    operation: Schema = {
+        "summary": op.summary,
+        "operationId": f"{method.lower()}_{route.name}_{route.path.count('/')}",
+        "responses": responses,
+        "security": [{"bearer": []}] if scope else [],
+    }
     if scope:
         operation["x-scope"] = scope
+    if op.parameters:
+        operation["parameters"] = list(op.parameters)
+    if op.request is not None:
+        operation["requestBody"] = op.request
     return operation
 
 
@@ -179,7 +302,10 @@ def build_spec(routes: list[BaseRoute]) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "edge-appliance", "version": __version__},
         "paths": paths,
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "schemas": COMPONENTS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
     }
 
 

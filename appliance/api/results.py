@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from appliance.api.auth import requires
+from appliance.api.bodies import JSONResponse
 from appliance.api.params import float_param, int_param, time_param
 from appliance.api.status import services_of
 from appliance.errors import NotFound

@@ -6,8 +6,8 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from appliance.api.access import json_body
 from appliance.api.auth import requires
+from appliance.api.bodies import json_object
 from appliance.api.status import services_of
 from appliance.errors import Busy
 from appliance.settings import to_dict
@@ -24,7 +24,7 @@ async def read_config(request: Request) -> Response:
 async def update_config(request: Request) -> Response:
     """Body {section: {key: value}}; 400 lists every problem; nothing is applied unless all is valid."""
     services = services_of(request)
-    change = services.settings.propose(await json_body(request))
+    change = services.settings.propose(await json_object(request))
     services.apply(change)
     return JSONResponse(
         {

@@ -8,10 +8,11 @@ import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from appliance import __version__
 from appliance.api.auth import open_route, requires
+from appliance.api.bodies import JSONResponse
 from appliance.platform import cached_report
 from appliance.plc.outputs import outputs_status
 from appliance.services import Services

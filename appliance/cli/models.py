@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from appliance.errors import BadRequest, ImageRejected
+from appliance.errors import BadRequest, ImageRejected, ModelRejected, PayloadTooLarge
 from appliance.models.manifest import (
     DECODERS,
     LAYOUTS,
@@ -17,6 +17,7 @@ from appliance.models.manifest import (
     DecoderSpec,
     InputSpec,
     Thresholds,
+    check_labels,
 )
 from appliance.models.registry import AddRequest
 
@@ -47,16 +48,31 @@ def _registry(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return open_registry(config_from_args(args).data_dir)
 
 
+def _check_size(path: Path, limit: int) -> None:
+    """The same cap as an upload over the API (server.max_upload_bytes), checked before any copy."""
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise ModelRejected(f"{path}: {err.strerror}") from err
+    if size > limit:
+        raise PayloadTooLarge(f"{path.name} is {size} bytes, over server.max_upload_bytes ({limit} bytes)")
+
+
 def _print(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
 def cmd_add(args: argparse.Namespace) -> int:
+    from appliance.cli import config_from_args
+
+    _check_size(Path(args.file), config_from_args(args).server.max_upload_bytes)
+    labels = _labels(args.labels)
+    check_labels(args.task, labels)
     request = AddRequest(
         source=Path(args.file),
         task=args.task,
         name=args.name or "",
-        labels=_labels(args.labels),
+        labels=labels,
         input=InputSpec(args.layout, args.color, args.mean, args.std, args.resize),
         thresholds=Thresholds(args.score, args.iou, args.top_k, args.mask, args.max_detections),
         decoder=DecoderSpec(args.decoder),

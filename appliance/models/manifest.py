@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,10 @@ COLORS = ("rgb", "bgr", "gray")
 RESIZE_MODES = ("stretch", "letterbox")
 DECODERS = ("auto", "anchors", "yolo", "ssd_postprocessed")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_LABELS = 2048  # detect, segment and raw models (a classifier's labels must match its classes)
+MAX_LABEL_CHARS = 128
+MAX_TOP_K = 1000
+MAX_DETECTIONS = 10_000
 
 
 @dataclass(frozen=True)
@@ -31,11 +36,27 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class Thresholds:
+    """Post-processing limits; checked when made, so a bad value is refused before anything is stored."""
+
     score: float = 0.5
     iou: float = 0.3
     top_k: int = 5
     mask: float = 0.5
     max_detections: int = 100
+
+    def __post_init__(self) -> None:
+        for name in ("score", "iou", "mask"):
+            value = getattr(self, name)
+            if not _number(value) or not 0.0 <= value <= 1.0:
+                raise ModelRejected(f"{name} threshold must be a number from 0 to 1, got {value!r}")
+        for name, high in (("top_k", MAX_TOP_K), ("max_detections", MAX_DETECTIONS)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
+                raise ModelRejected(f"{name} must be a whole number from 1 to {high}, got {value!r}")
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -79,6 +100,9 @@ class Manifest:
     report: dict[str, Any] | None = None
     description: str = ""
 
+    def __post_init__(self) -> None:
+        check_labels(self.task, self.labels)
+
     @property
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
@@ -100,6 +124,19 @@ def check_name(name: str) -> str:
             "starting with a letter or digit"
         )
     return name
+
+
+def check_labels(task: str, labels: tuple[str, ...]) -> None:
+    """At most MAX_LABELS labels of MAX_LABEL_CHARS each (a classifier's count must match its classes)."""
+    if len(labels) > MAX_LABELS and task != "classify":
+        raise ModelRejected(f"{len(labels)} labels: a {task} model takes at most {MAX_LABELS}")
+    long = next(
+        (label for label in labels if not isinstance(label, str) or len(label) > MAX_LABEL_CHARS), None
+    )
+    if long is not None:
+        raise ModelRejected(
+            f"label {str(long)[:40]!r}...: labels are text of at most {MAX_LABEL_CHARS} characters"
+        )
 
 
 def _tuple_fields(cls: type[Any], data: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +166,7 @@ def manifest_from_json(data: dict[str, Any]) -> Manifest:
             outputs=tuple(_tensor(t) for t in data.get("outputs", [])),
         )
         return Manifest(**fields)
-    except (TypeError, KeyError, AttributeError) as err:
+    except (TypeError, KeyError, AttributeError, ValueError, ModelRejected) as err:
         raise ModelRejected(f"manifest is damaged: {err}") from err
 
 
@@ -148,5 +185,7 @@ def check_options(task: str, spec: InputSpec, decoder: DecoderSpec) -> None:
     channels = 1 if spec.color == "gray" else 3
     if len(spec.mean) not in (1, channels) or len(spec.std) not in (1, channels):
         raise ModelRejected(f"mean and std need 1 or {channels} values")
+    if not all(_number(v) for v in (*spec.mean, *spec.std)):
+        raise ModelRejected("mean and std values must be finite numbers")
     if any(s == 0 for s in spec.std):
         raise ModelRejected("std values must not be 0")

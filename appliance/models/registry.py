@@ -145,7 +145,13 @@ class Registry:
         folder = self.root / check_name(name)
         if not folder.is_dir():
             return []
-        found = [self._read(p) for p in folder.iterdir() if p.name.isdigit() and (p / MANIFEST).exists()]
+        found = []
+        for path in folder.iterdir():
+            if path.name.isdigit() and (path / MANIFEST).exists():
+                try:
+                    found.append(self._read(path))
+                except ModelRejected as err:  # one damaged version must not hide the others
+                    logger.error("skipping model version %s: %s", path, err)
         return sorted(found, key=lambda m: m.version)
 
     def list(self) -> list[Manifest]:
@@ -153,7 +159,11 @@ class Registry:
         return [m for name in names for m in self.versions(name)]
 
     def _read(self, folder: Path) -> Manifest:
-        return manifest_from_json(json.loads((folder / MANIFEST).read_text(encoding="utf-8")))
+        try:
+            data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ModelRejected(f"manifest is damaged: {err}") from err
+        return manifest_from_json(data)
 
     def active(self) -> Manifest | None:
         active = self._state().get("active")
@@ -198,8 +208,9 @@ class Registry:
             except ModelRejected as err:
                 raise ModelRejected(f"{source.name}: {err}") from err
             with self._locked():
-                versions = self.versions(name)
-                manifest = dataclasses.replace(checked, version=(versions[-1].version + 1) if versions else 1)
+                folder = self.root / name
+                taken = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+                manifest = dataclasses.replace(checked, version=max(taken, default=0) + 1)  # damaged ones too
                 write_json_atomic(staging / MANIFEST, manifest.to_json())
                 (self.root / name).mkdir(exist_ok=True)
                 os.rename(staging, self.version_dir(name, manifest.version))

@@ -13,11 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 import threading
 from dataclasses import dataclass
 from typing import Any
 
-from pymodbus.constants import ExcCodes
+from pymodbus.constants import ExcCodes, ModbusStatus
+from pymodbus.datastore import ModbusServerContext
+from pymodbus.pdu import ExceptionResponse, ModbusPDU
+from pymodbus.pdu.bit_message import (
+    ReadCoilsRequest,
+    ReadDiscreteInputsRequest,
+    WriteMultipleCoilsRequest,
+    WriteSingleCoilRequest,
+)
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimAction, SimData, SimDevice
 
@@ -46,6 +55,63 @@ REGISTER_WRITES = frozenset({FC_WRITE_REGISTER, FC_WRITE_REGISTERS})
 
 REFRESH_S = 0.25  # registers are rewritten at least this often (model changed over REST, ...)
 START_TIMEOUT_S = 10.0
+
+
+class MappedCoilsRead(ReadCoilsRequest):
+    """FC01 within the map. pymodbus keeps bits in 16-bit words, so without these checks coils 2-15
+    (and discrete inputs 5-15) would answer and keep values; a vision sensor answers exception 2."""
+
+    size = COILS
+
+    async def datastore_update(self, context: ModbusServerContext, device_id: int) -> ModbusPDU:
+        if self.address + self.count > self.size:
+            return ExceptionResponse(self.function_code, ExcCodes.ILLEGAL_ADDRESS)
+        return await super().datastore_update(context, device_id)
+
+
+class MappedInputsRead(ReadDiscreteInputsRequest):
+    """FC02 within the map."""
+
+    size = DISCRETE_INPUTS
+
+    async def datastore_update(self, context: ModbusServerContext, device_id: int) -> ModbusPDU:
+        if self.address + self.count > self.size:
+            return ExceptionResponse(self.function_code, ExcCodes.ILLEGAL_ADDRESS)
+        return await super().datastore_update(context, device_id)
+
+
+class MappedCoilWrite(WriteSingleCoilRequest):
+    """FC05: the value must be 0x0000 or 0xFF00 (else exception 3), the coil in the map (else 2)."""
+
+    value = ModbusStatus.OFF
+
+    def decode(self, data: bytes) -> None:
+        self.address, self.value = struct.unpack(">HH", data[:4])
+        self.bits = [self.value == ModbusStatus.ON]
+
+    async def datastore_update(self, context: ModbusServerContext, device_id: int) -> ModbusPDU:
+        if self.value not in (ModbusStatus.ON, ModbusStatus.OFF):
+            return ExceptionResponse(self.function_code, ExcCodes.ILLEGAL_VALUE)
+        if self.address >= COILS:
+            return ExceptionResponse(self.function_code, ExcCodes.ILLEGAL_ADDRESS)
+        return await super().datastore_update(context, device_id)
+
+
+class MappedCoilsWrite(WriteMultipleCoilsRequest):
+    """FC15 within the map."""
+
+    async def datastore_update(self, context: ModbusServerContext, device_id: int) -> ModbusPDU:
+        if self.address + self.count > COILS:
+            return ExceptionResponse(self.function_code, ExcCodes.ILLEGAL_ADDRESS)
+        return await super().datastore_update(context, device_id)
+
+
+MAPPED_REQUESTS: list[type[ModbusPDU]] = [
+    MappedCoilsRead,
+    MappedInputsRead,
+    MappedCoilWrite,
+    MappedCoilsWrite,
+]
 
 
 class ModbusUnavailable(ApplianceError):
@@ -134,7 +200,9 @@ class ModbusOutput:
         self._dirty, self._stopping = asyncio.Event(), asyncio.Event()
         device = _device(self.options.unit_id, self._action)
         address = (self.options.host, self.options.port)
-        server = ModbusTcpServer(device, address=address, trace_connect=self._connected)
+        server = ModbusTcpServer(
+            device, address=address, trace_connect=self._connected, custom_pdu=MAPPED_REQUESTS
+        )
         try:
             await server.serve_forever(background=True)
         except (OSError, RuntimeError) as err:

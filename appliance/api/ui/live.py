@@ -16,9 +16,10 @@ from collections.abc import AsyncIterator
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from appliance.api.bodies import JSONResponse
 from appliance.api.status import services_of
 from appliance.api.ui.guard import page, xhr
 from appliance.api.ui.overlays import caption_of, draw, jpeg, placeholder

@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from appliance.api.infer import decode_image, read_body
-from appliance.api.models import MAX_MODEL_BYTES, receive_model
+from appliance.api.bodies import JSONResponse, read_body
+from appliance.api.infer import decode_image
+from appliance.api.models import receive_model
 from appliance.api.status import services_of
 from appliance.api.ui.guard import page, xhr
 from appliance.api.ui.overlays import caption_of, draw, jpeg
@@ -58,7 +59,7 @@ async def listing(request: Request) -> Response:
         "tasks": TASKS,
         "decoders": DECODERS,
         "suffixes": [s.lstrip(".") for s in SUFFIXES],
-        "max_mb": MAX_MODEL_BYTES // (1024 * 1024),
+        "max_mb": round(services.config.server.max_upload_bytes / 2**20, 1),
     }
     return render(request, "models.html", context)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from appliance import __version__
 from appliance.api import csrf
+from appliance.api.bodies import JSONResponse
 
 NAV = (
     ("/", "Dashboard"),
