@@ -12,17 +12,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pymodbus.client import ModbusTcpClient
 
 from appliance.api.status import status_document
 from appliance.api.ui.live import LiveFeed
 from appliance.api.ui.state import ViewerSlots
 from appliance.cli import main
+from appliance.config import PlcConfig
 from appliance.demo.video import write_demo_video
-from appliance.errors import ModelRejected
+from appliance.errors import ModelRejected, error_code
 from appliance.models.registry import Registry
 from appliance.pipeline.runtime import ModelRuntime
+from appliance.plc.outputs import start_outputs, stop_outputs
+from appliance.plc.registers import DI_ERROR, HR_MODEL_SLOT, IR_ERROR_CODE
 from appliance.services import Services, open_registry
-from tests.conftest import ADMIN_PASSWORD, LiveServer, config_for, start_server, wait_for
+from tests.conftest import ADMIN_PASSWORD, LiveServer, config_for, free_port, start_server, wait_for
 from tests.e2e.browser import logged_in_client
 
 
@@ -194,3 +198,35 @@ def test_dashboard_says_frames_are_failing(data_dir: Path, video: Path) -> None:
         assert 'id="frames-failing"' in panel.text and "tensor" in panel.text
     finally:
         server.stop()
+
+
+def test_plc_job_change_to_an_unfit_model_is_refused(data_dir: Path, video: Path) -> None:
+    """Modbus holding register 0 selects the vibration model on a video line: error code 4, the
+    running model stays (the PLC's job change goes through the same proof)."""
+    services = Services.build(config_for(data_dir, video_config(data_dir, video, 'mode = "triggered"\n')))
+    services.start()
+    plc = PlcConfig(
+        modbus_enabled=True,
+        modbus_host="127.0.0.1",
+        modbus_port=free_port(),
+        model_slots=("face", "vibration"),
+    )
+    outputs = start_outputs(services, plc)
+    client = ModbusTcpClient("127.0.0.1", port=plc.modbus_port, timeout=5)
+    try:
+        assert client.connect()
+        assert not client.write_register(HR_MODEL_SLOT, 2, device_id=1).isError()
+
+        def error_bit() -> bool:
+            reply = client.read_discrete_inputs(0, count=5, device_id=1)
+            return not reply.isError() and bool(reply.bits[DI_ERROR])
+
+        wait_for(error_bit)
+        registers = client.read_input_registers(0, count=8, device_id=1).registers
+        assert registers[IR_ERROR_CODE] == error_code(ModelRejected("x"))
+        current = services.manager.current()
+        assert current is not None and current.manifest.name == "face"
+    finally:
+        client.close()
+        stop_outputs(outputs)
+        services.stop()
