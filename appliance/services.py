@@ -119,7 +119,6 @@ class Services:
     ready: bool = False
     restart_requested: bool = False  # `appliance serve` re-executes itself after the server stops
     request_stop: Callable[[], None] | None = None  # set by whoever runs the HTTP server
-    source_error: str | None = None  # why the configured source did not open at start
 
     def __post_init__(self) -> None:
         self.watchdog = Watchdog(self.healthy)
@@ -164,12 +163,7 @@ class Services:
             self.bus.subscribe("store", self.recorder)
         self._initial_model()
         self.manager.start_watching()
-        try:
-            self.pipeline.start()
-        except SourceError as err:  # the appliance stays up so the source can be fixed from the UI
-            logger.error("source %s cannot open: %s; running without a source", self.config.source.name, err)
-            self.pipeline.source = None
-            self.source_error = str(err)
+        self.pipeline.start()  # a source that cannot open: logged, shown, the appliance runs on
         self.outputs = start_outputs(self.plc_links())
         if self.link is not None:
             self.link.start()
@@ -261,7 +255,6 @@ class Services:
             self.pipeline.set_source(source, config.source.mode == "triggered")
         except SourceError as err:
             raise source_problem(config, err) from err
-        self.source_error = None
 
     def _apply_source(self, old: Config, new: Config) -> Undo:
         if old.source == new.source:

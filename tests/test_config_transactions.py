@@ -240,3 +240,23 @@ def test_check_config_and_serve_refuse_the_same_file(tmp_path: Path, data_dir: P
     assert serve.returncode == 2 and "auth.session_hours" in serve.stderr
     with pytest.raises(ConfigError):
         load_config(path)
+
+
+def test_source_missing_at_start_is_shown_and_fixable(data_dir: Path, tmp_path: Path) -> None:
+    """A file that passes check-config but names a video that is gone: serve stays up, says why,
+    and a PATCH to a good path brings results."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[data]\ndir = "{data_dir}"\n[source]\nkind = "video"\npath = "{tmp_path / "gone.mp4"}"\n'
+    )
+    services = Services.build(load_config(path), path)
+    services.start()
+    try:
+        assert services.pipeline.source is None
+        assert "gone.mp4" in (services.pipeline.status()["source_error"] or "")
+        video = write_demo_video(tmp_path / "here.mp4", frames=10)
+        services.apply(services.settings.propose({"source": {"path": str(video)}}))
+        assert services.pipeline.status()["source_error"] is None
+        wait_for(lambda: services.pipeline.published > 0)
+    finally:
+        services.stop()

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from appliance.errors import ApplianceError, Busy, InferenceFailed, NoActiveModel
+from appliance.errors import ApplianceError, Busy, InferenceFailed, NoActiveModel, SourceError
 from appliance.pipeline.faults import FaultLog
 from appliance.pipeline.metrics import StageMetrics
 from appliance.pipeline.results import Result, ResultBus, Timings
@@ -96,6 +96,7 @@ class Pipeline:
         self._infer_running = options.workers
         self._published = FrameCounter()
         self.image_watchers = 0  # live views watching: results then carry their frame
+        self.source_error: str | None = None  # why the configured source did not open at start
 
     def queue_depths(self) -> dict[str, int]:
         return {
@@ -114,7 +115,12 @@ class Pipeline:
         ]
         plan += [(f"infer-{i}", lambda i=i: self._infer_loop(i)) for i in range(self.options.workers)]
         if self.source is not None:
-            self.source.start()
+            try:
+                self.source.start()
+            except SourceError as err:  # the appliance stays up so the source can be fixed from the UI
+                logger.error("source %s cannot open: %s; running without a source", self.source.name, err)
+                self.source, self.source_error = None, str(err)
+                self.tap.reset(None)
         for name, target in plan:
             thread = threading.Thread(target=target, name=f"pipeline-{name}", daemon=True)
             thread.start()
@@ -145,6 +151,7 @@ class Pipeline:
                 source.start()
             self._stop_capture()
             old, self.source = self.source, source
+            self.source_error = None
             self.options = dataclasses.replace(self.options, triggered=triggered)
             self.tap.reset(source.kind if source is not None else None)
             self.faults.clear()
@@ -354,5 +361,6 @@ class Pipeline:
             "queues": self.queue_depths(),
             "workers": self.options.workers,
             "next_seq": self.sequence.peek(),
+            "source_error": self.source_error,
             "frames": self.faults.status(),
         }

@@ -70,7 +70,7 @@ class LiveFeed:
         if self.services.manager.current() is None:
             return "No model is running: " + (self.services.manager.last_error or "activate one on Models")
         if self._pipeline.source is None:
-            return "No source: " + (self.services.source_error or "set one on Configuration")
+            return "No source: " + (self._pipeline.source_error or "set one on Configuration")
         return "Waiting for frames from the source..."
 
     def render(self, result: Result) -> bytes:
