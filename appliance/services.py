@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -122,6 +123,7 @@ class Services:
 
     def __post_init__(self) -> None:
         self.watchdog = Watchdog(self.healthy)
+        self._change_lock = threading.Lock()
 
     @classmethod
     def build(cls, config: Config, path: Path | None = None) -> Services:
@@ -206,6 +208,14 @@ class Services:
             self.manager.start()
         if self.manager.current() is None:
             logger.warning("no active model: results start once a model is added and activated")
+
+    def change(self, updates: object) -> Change:
+        """Propose and apply one config change; changes are serialised, each sees the one before."""
+        with self._change_lock:
+            change = self.settings.propose(updates)
+            if change.changed:
+                self.apply(change)
+            return change
 
     def apply(self, change: Change) -> None:
         """Apply a validated change while running, then write the file: all of it or nothing.

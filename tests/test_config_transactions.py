@@ -260,3 +260,28 @@ def test_source_missing_at_start_is_shown_and_fixable(data_dir: Path, tmp_path: 
         wait_for(lambda: services.pipeline.published > 0)
     finally:
         services.stop()
+
+
+def test_concurrent_changes_are_serialised(served: tuple[LiveServer, Path]) -> None:
+    """Changes to different keys from several clients at once: none is lost, file and running agree."""
+    live, path = served
+    bodies = [{"store": {"max_rows": 2000 + i}} for i in range(4)] + [
+        {"inspection": {"min_count": i}} for i in range(4)
+    ]
+    replies: list[int] = []
+
+    def send(body: dict[str, dict[str, object]]) -> None:
+        with live.client() as api:
+            replies.append(api.patch("/api/v1/config", json=body).status_code)
+
+    threads = [threading.Thread(target=send, args=(body,)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert replies == [200] * len(bodies)
+    saved = load_config(path)
+    running = live.services.config
+    assert saved.store.max_rows == running.store.max_rows and 2000 <= saved.store.max_rows < 2004
+    assert saved.inspection == running.inspection == live.services.inspector.rule
+    assert "# the camera at station 3" in path.read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -24,8 +25,8 @@ async def read_config(request: Request) -> Response:
 async def update_config(request: Request) -> Response:
     """Body {section: {key: value}}; 400 lists every problem; nothing is applied unless all is valid."""
     services = services_of(request)
-    change = services.settings.propose(await json_body(request))
-    services.apply(change)
+    body = await json_body(request)
+    change = await run_in_threadpool(services.change, body)  # may open a source, load a model
     return JSONResponse(
         {
             "changed": list(change.changed),

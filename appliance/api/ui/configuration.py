@@ -18,7 +18,6 @@ from appliance.api.ui.views import flash, redirect, render
 from appliance.config import ConfigError, Problem
 from appliance.errors import ApplianceError
 from appliance.services import Services
-from appliance.settings import Change
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +39,6 @@ async def edit(request: Request) -> Response:
     return render(request, "config.html", _context(request, services_of(request)))
 
 
-def _apply(services: Services, change: Change) -> None:
-    services.apply(change)  # may switch the source or the model: blocking work off the event loop
-
-
 def _refused(request: Request, services: Services, problems: list[Problem]) -> Response:
     """The form again, with every problem next to its key; nothing was changed."""
     errors: dict[str, str] = {}
@@ -58,11 +53,10 @@ def _refused(request: Request, services: Services, problems: list[Problem]) -> R
 async def save(request: Request) -> Response:
     services = services_of(request)
     try:
-        change = services.settings.propose(updates_from(request.state.form))
+        change = await run_in_threadpool(services.change, updates_from(request.state.form))
         if not change.changed:
             flash(request, "Nothing changed.")
             return redirect("/config")
-        await run_in_threadpool(_apply, services, change)
     except ConfigError as err:
         return _refused(request, services, err.problems)
     except ApplianceError as err:
