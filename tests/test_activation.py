@@ -230,3 +230,14 @@ def test_plc_job_change_to_an_unfit_model_is_refused(data_dir: Path, video: Path
         client.close()
         stop_outputs(outputs)
         services.stop()
+
+
+def test_ui_activation_of_an_unfit_model_is_refused(on_video: LiveServer) -> None:
+    client = logged_in_client(on_video.url, ADMIN_PASSWORD)
+    reply = client.post(
+        "/models/vibration/1/activate", data={"csrf": client.headers["x-csrf-token"]}, follow_redirects=True
+    )
+    assert reply.status_code == 200
+    assert "does not run on" in reply.text and "now active" not in reply.text
+    current = on_video.services.manager.current()
+    assert current is not None and current.manifest.name == "face"
