@@ -209,6 +209,17 @@ class Services:
         if self.manager.current() is None:
             logger.warning("no active model: results start once a model is added and activated")
 
+    @property
+    def config_path(self) -> Path | None:
+        return self.settings.path
+
+    def activate(self, name: str, version: int | None = None) -> Manifest:
+        """Switch the model (ModelControl): proven on the source's latest frame first."""
+        return self.manager.activate(name, version)
+
+    def rollback(self) -> Manifest:
+        return self.manager.rollback()
+
     def change(self, updates: object) -> Change:
         """Propose and apply one config change; changes are serialised, each sees the one before."""
         with self._change_lock:

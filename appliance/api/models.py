@@ -14,6 +14,7 @@ from appliance.api.access import json_body
 from appliance.api.auth import requires
 from appliance.api.params import float_param, int_param
 from appliance.api.status import services_of
+from appliance.control import ModelControl
 from appliance.errors import BadRequest, PayloadTooLarge
 from appliance.models.manifest import DecoderSpec, InputSpec, Manifest, Thresholds
 from appliance.models.registry import SUFFIXES, AddRequest
@@ -102,12 +103,13 @@ async def upload_model(request: Request) -> Response:
 
 @requires("admin")
 async def activate_model(request: Request) -> Response:
-    services = services_of(request)
+    """Proven before the switch (ModelControl): 400 with the reason, the active model unchanged."""
+    control: ModelControl = services_of(request)
     body = await json_body(request) if await request.body() else {}
     version = body.get("version")
-    if version is not None and not isinstance(version, int):
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         raise BadRequest("version: a whole number")
-    manifest = await run_in_threadpool(services.manager.activate, request.path_params["name"], version)
+    manifest = await run_in_threadpool(control.activate, request.path_params["name"], version)
     return JSONResponse({"active": manifest.ref})
 
 
