@@ -240,16 +240,17 @@ class Services:
             for step in (self._apply_simple, self._apply_source, self._apply_model, self._apply_plc):
                 done.append(step(old, new))
             self.settings.commit(change)
-        except (ApplianceError, ConfigError, OSError) as err:
+        except Exception as err:
             for undo in reversed(done):
                 try:
                     undo()
-                except (ApplianceError, ConfigError, OSError) as undo_err:
-                    logger.error("undoing a failed config change: %s", undo_err)
+                except Exception:
+                    logger.exception("undoing a failed config change failed")
             logger.warning("config change not applied, rolled back: %s", err)
-            if isinstance(err, OSError):
-                raise ApplianceError(f"cannot write the config file: {err}; nothing was changed") from err
-            raise
+            if isinstance(err, ApplianceError | ConfigError):
+                raise
+            what = "cannot write the config file" if isinstance(err, OSError) else "applying failed"
+            raise ApplianceError(f"{what}: {err}; nothing was changed") from err
         self.config = new
         logger.info("config changed: %s", ", ".join(change.changed) or "nothing")
 
