@@ -146,6 +146,7 @@ class ConfigFile:
             self._text = path.read_text(encoding="utf-8")
         else:
             self._text = to_toml(config)
+        self._overrides = overrides_of(config, self._text)
         self._lock = threading.Lock()
 
     def propose(self, updates: Any) -> Change:
@@ -172,7 +173,7 @@ class ConfigFile:
         problems = self._checks(parsed) if self._checks is not None else []
         if problems:
             raise ConfigError(problems)
-        return _with_overrides(parsed, self.config, text)
+        return _with_overrides(parsed, self._overrides)
 
     def commit(self, change: Change) -> None:
         """Write the change's file text atomically; on failure the file and this object are unchanged."""
@@ -183,21 +184,26 @@ class ConfigFile:
             self.config = change.config
 
 
-def _with_overrides(parsed: Config, running: Config, text: str) -> Config:
-    """Keep run-time overrides (--host, --port, --data-dir) for keys the file does not set."""
-    raw = tomlkit.parse(text)
-    for section in ("server", "data"):
-        keys: Any = raw.get(section) or {}
-        current = getattr(running, section)
-        kept = {
-            f.name: getattr(current, f.name)
-            for f in dataclasses.fields(current)
-            if f.name not in keys and getattr(current, f.name) != getattr(getattr(parsed, section), f.name)
-        }
-        if kept:
-            parsed = dataclasses.replace(
-                parsed, **{section: dataclasses.replace(getattr(parsed, section), **kept)}
-            )
+def overrides_of(running: Config, text: str) -> dict[str, dict[str, Any]]:
+    """{section: {key: value}} where the running config differs from its file: command-line
+    overrides (--host, --port, --data-dir), which every later change keeps."""
+    try:
+        from_file = parse_config(text)
+    except ConfigError:
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for name in sections():
+        mine, theirs = getattr(running, name), getattr(from_file, name)
+        keys = {f.name: getattr(mine, f.name) for f in dataclasses.fields(mine)}
+        diff = {k: v for k, v in keys.items() if getattr(theirs, k) != v}
+        if diff:
+            found[name] = diff
+    return found
+
+
+def _with_overrides(parsed: Config, overrides: Mapping[str, Mapping[str, Any]]) -> Config:
+    for name, values in overrides.items():
+        parsed = dataclasses.replace(parsed, **{name: dataclasses.replace(getattr(parsed, name), **values)})
     return parsed
 
 

@@ -285,3 +285,20 @@ def test_concurrent_changes_are_serialised(served: tuple[LiveServer, Path]) -> N
     assert saved.store.max_rows == running.store.max_rows and 2000 <= saved.store.max_rows < 2004
     assert saved.inspection == running.inspection == live.services.inspector.rule
     assert "# the camera at station 3" in path.read_text()
+
+
+def test_command_line_overrides_survive_a_change(data_dir: Path, tmp_path: Path) -> None:
+    """serve --data-dir / --port override the file; a later change keeps them and does not write them."""
+    path = tmp_path / "c.toml"
+    path.write_text('[data]\ndir = "/somewhere/else"\n[server]\nport = 9000\n')
+    running = dataclasses.replace(
+        load_config(path),
+        data=dataclasses.replace(load_config(path).data, dir=str(data_dir)),
+        server=dataclasses.replace(load_config(path).server, port=9100),
+    )
+    services = Services.build(running, path)
+    change = services.settings.propose({"store": {"max_rows": 10}})
+    assert change.changed == ("store.max_rows",)
+    assert change.config.data.dir == str(data_dir) and change.config.server.port == 9100
+    services.settings.commit(change)
+    assert load_config(path).data.dir == "/somewhere/else" and load_config(path).server.port == 9000
