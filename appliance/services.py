@@ -199,13 +199,17 @@ class Services:
         )
 
     def _initial_model(self) -> None:
-        if self.registry.active() is None and self.config.model.name:
-            try:
-                self.manager.activate(self.config.model.name)
-            except ApplianceError as err:
-                logger.error("cannot activate model %r from config: %s", self.config.model.name, err)
-        if self.manager.current() is None:
-            self.manager.start()
+        try:
+            if self.registry.active() is None and self.config.model.name:
+                try:
+                    self.manager.activate(self.config.model.name)
+                except ApplianceError as err:
+                    logger.error("cannot activate model %r from config: %s", self.config.model.name, err)
+            if self.manager.current() is None:
+                self.manager.start()
+        except ApplianceError as err:  # e.g. a damaged registry state file: serve on, say why
+            self.manager.last_error = str(err)
+            logger.error("no model started: %s", err)
         if self.manager.current() is None:
             logger.warning("no active model: results start once a model is added and activated")
 

@@ -241,3 +241,14 @@ def test_ui_activation_of_an_unfit_model_is_refused(on_video: LiveServer) -> Non
     assert "does not run on" in reply.text and "now active" not in reply.text
     current = on_video.services.manager.current()
     assert current is not None and current.manifest.name == "face"
+
+
+def test_damaged_registry_state_at_start_is_reported_not_fatal(data_dir: Path, video: Path) -> None:
+    (data_dir / "models" / "state.json").write_text("{ not json")
+    services = Services.build(config_for(data_dir, video_config(data_dir, video)))
+    services.start()
+    try:
+        assert services.manager.current() is None
+        assert "damaged" in (status_document(services)["model_error"] or "")
+    finally:
+        services.stop()
