@@ -117,3 +117,16 @@ def test_seq_keeps_increasing_across_kill_9_and_restart(data_dir: Path, tmp_path
     assert strictly_increasing(after), log.read_text()[-2000:]
     assert len(set(after)) == len(after)
     assert after[len(before)] > before[-1]
+
+
+def test_a_database_from_a_build_whose_seq_restarted_is_continued_above_its_max(tmp_path: Path) -> None:
+    """Old results.db with seq 1..50 then 1..5 (two runs of the old build), no seq.json: continue at 51."""
+    db = tmp_path / "results.db"
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("CREATE TABLE results (id INTEGER PRIMARY KEY, seq INTEGER)")
+        conn.executemany(
+            "INSERT INTO results (seq) VALUES (?)", [(s,) for s in [*range(1, 51), *range(1, 6)]]
+        )
+        conn.commit()
+    assert Sequence.for_data_dir(tmp_path, db).next() == 51
+    assert Sequence.for_data_dir(tmp_path, db).next() == BLOCK + 51  # seq.json now holds the block

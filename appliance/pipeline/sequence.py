@@ -25,13 +25,17 @@ BLOCK = 10_000
 FILE = "seq.json"
 
 
-def stored_max_seq(db: Path) -> int:
+MAX_SEQ = "SELECT MAX(seq) FROM results"  # a full scan: only when there is no seq.json yet
+LAST_SEQ = "SELECT seq FROM results ORDER BY id DESC LIMIT 1"  # seq grows with id once seq.json exists
+
+
+def stored_max_seq(db: Path, query: str = MAX_SEQ) -> int:
     """The highest seq in results.db (0 if there is no database or no row)."""
     if not db.is_file():
         return 0
     try:
         with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
-            row = conn.execute("SELECT MAX(seq) FROM results").fetchone()
+            row = conn.execute(query).fetchone()
     except sqlite3.Error as err:
         logger.error("cannot read the highest seq from %s: %s", db, err)
         return 0
@@ -75,7 +79,12 @@ class Sequence:
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, db: Path) -> Sequence:
-        return cls(data_dir / FILE, stored_max_seq(db))
+        """Continue after the store and the reserved block. With seq.json present every stored seq
+        was numbered by this class, so the newest row holds the highest (a primary-key lookup);
+        without it (first start, or a database from a build whose seq restarted) the table is scanned."""
+        path = data_dir / FILE
+        query = LAST_SEQ if _read_reserved(path) > 0 else MAX_SEQ
+        return cls(path, stored_max_seq(db, query))
 
     def peek(self) -> int:
         """The number the next result will get."""
