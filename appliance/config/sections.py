@@ -71,7 +71,9 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = setting("", "Model to activate at startup if the registry has no active model; empty: none.")
+    name: str = setting(
+        "", "Model to activate at startup if the registry has none, and at once when changed; must exist."
+    )
 
 
 @dataclass(frozen=True)
