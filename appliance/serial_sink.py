@@ -13,8 +13,7 @@ from firmware_bridge import IoSet, Result, Trigger, Verdict
 from appliance.config import InspectionConfig, SerialConfig
 from appliance.errors import ApplianceError
 from appliance.pipeline import results
-from appliance.pipeline.inspection import Inspector, passes
-from appliance.pipeline.pipeline import Pipeline
+from appliance.pipeline.inspection import Inspector, TriggerOutcome, passes
 from appliance.sources.serial import SerialLink
 
 logger = logging.getLogger(__name__)
@@ -36,10 +35,10 @@ def to_message(result: results.Result, ok: bool, ref_seq: int) -> Result:
 
 
 class SerialSink:
-    def __init__(self, link: SerialLink, inspector: Inspector, pipeline: Callable[[], Pipeline]) -> None:
+    def __init__(self, link: SerialLink, inspector: Inspector, trigger: Callable[[], TriggerOutcome]) -> None:
         self.link = link
         self.inspector = inspector
-        self._pipeline = pipeline
+        self._trigger = trigger
         self.sent = 0
         self.rejects = 0
         self.trigger_errors = 0
@@ -91,7 +90,7 @@ class SerialSink:
 
     def _run(self, trigger: Trigger) -> None:
         try:
-            outcome = self.inspector.trigger(self._pipeline())
+            outcome = self._trigger()
         except ApplianceError as err:
             self.trigger_errors += 1
             logger.warning("photo-eye trigger %d not inspected: %s", trigger.seq, err)

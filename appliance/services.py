@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,22 +13,26 @@ from pathlib import Path
 from appliance.auth.ratelimit import RateLimiter
 from appliance.auth.store import AuthStore
 from appliance.backends.registry import configure_backends, planned_workers
-from appliance.config import Config
-from appliance.errors import ApplianceError
+from appliance.config import Config, ConfigError, Problem
+from appliance.errors import ApplianceError, NotFound, SourceError
+from appliance.models.manifest import Manifest
 from appliance.models.registry import Registry
 from appliance.pipeline.cache import ResultCache
 from appliance.pipeline.direct import DirectRunner
-from appliance.pipeline.inspection import Inspector
+from appliance.pipeline.inspection import Inspector, TriggerOutcome, passes
 from appliance.pipeline.jobs import JobStore
 from appliance.pipeline.pipeline import Pipeline, PipelineOptions
+from appliance.pipeline.proof import FrameTap
 from appliance.pipeline.recorder import Recorder
 from appliance.pipeline.results import ResultBus
 from appliance.pipeline.runtime import ModelManager, RuntimeOptions, validate_model
-from appliance.plc.outputs import Output, start_outputs, stop_outputs
+from appliance.pipeline.sequence import Sequence
+from appliance.plc.outputs import Links, Output, start_outputs, stop_outputs
 from appliance.serial_sink import SerialSink
 from appliance.settings import Change, ConfigFile
 from appliance.sources.registry import create_source
 from appliance.sources.serial import SerialLink
+from appliance.store.database import DB_NAME
 from appliance.store.reader import ResultReader
 from appliance.store.retention import RetentionPolicy
 from appliance.store.writer import ResultWriter, WriterOptions
@@ -49,6 +55,29 @@ def writer_options(config: Config) -> WriterOptions:
         retention_interval_s=s.retention_interval_s,
         retention=RetentionPolicy(s.max_age_days, s.max_rows, s.max_bytes, s.min_free_bytes),
     )
+
+
+def model_problems(registry: Registry, config: Config) -> list[Problem]:
+    """What only a running appliance can check in a config: the named model exists in the registry."""
+    name = config.model.name
+    if not name:
+        return []
+    try:
+        registry.get(name)
+    except (NotFound, ApplianceError) as err:
+        known = sorted({m.name for m in registry.list()})
+        return [Problem("model.name", f"{err}; the registry has: {', '.join(known) or 'no models'}")]
+    return []
+
+
+def source_problem(config: Config, err: SourceError) -> ConfigError:
+    """A source that cannot open, as a problem of the key that names it (answered 400)."""
+    keys = {"video": "path", "folder": "path", "stream": "url", "camera": "device"}
+    key = keys.get(config.source.kind, "kind")
+    return ConfigError([Problem(f"source.{key}", f"cannot open the source: {err}; nothing was changed")])
+
+
+Undo = Callable[[], None]
 
 
 def pipeline_options(config: Config) -> PipelineOptions:
@@ -94,18 +123,22 @@ class Services:
 
     def __post_init__(self) -> None:
         self.watchdog = Watchdog(self.healthy)
+        self._change_lock = threading.Lock()
 
     @classmethod
     def build(cls, config: Config, path: Path | None = None) -> Services:
         configure_backends(config.backend)
         data = config.data_dir
         registry = open_registry(data)
-        manager = ModelManager(registry, runtime_options(config))
+        manager = ModelManager(registry, runtime_options(config), FrameTap())
         bus = ResultBus()
         writer = ResultWriter(data, writer_options(config)) if config.store.enabled else None
         link = SerialLink(config.serial) if config.serial.port else None
-        pipeline = Pipeline(manager, bus, pipeline_options(config), create_source(config.source, link))
-        reader = ResultReader(writer.path if writer else data / "results.db")
+        db = writer.path if writer else data / DB_NAME
+        sequence = Sequence.for_data_dir(data, db)
+        source = create_source(config.source, link)
+        pipeline = Pipeline(manager, bus, pipeline_options(config), source, sequence)
+        reader = ResultReader(db)
         limiter = RateLimiter(config.auth.rate_per_s, config.auth.burst)
         return cls(
             config=config,
@@ -117,7 +150,7 @@ class Services:
             reader=reader,
             auth=AuthStore(data),
             limiter=limiter,
-            settings=ConfigFile(config, path),
+            settings=ConfigFile(config, path, lambda c: model_problems(registry, c)),
             inspector=Inspector(bus, config.inspection),
             jobs=JobStore(config.server.job_ttl_s, config.server.max_jobs),
             cache=ResultCache(config.server.cache_entries),
@@ -132,11 +165,11 @@ class Services:
             self.bus.subscribe("store", self.recorder)
         self._initial_model()
         self.manager.start_watching()
-        self.pipeline.start()
-        self.outputs = start_outputs(self)
+        self.pipeline.start()  # a source that cannot open: logged, shown, the appliance runs on
+        self.outputs = start_outputs(self.plc_links())
         if self.link is not None:
             self.link.start()
-            self.sink = SerialSink(self.link, self.inspector, lambda: self.pipeline)
+            self.sink = SerialSink(self.link, self.inspector, self.trigger)
             self.sink.start()
             self.bus.subscribe("serial", self.sink)
         self.ready = True
@@ -148,41 +181,149 @@ class Services:
         writer_ok = self.writer is None or self.writer.alive()
         return self.ready and self.pipeline.alive() and writer_ok
 
+    def trigger(self) -> TriggerOutcome:
+        """One inspection of the next frame (PLC, serial photo-eye)."""
+        return self.inspector.trigger(self.pipeline)
+
+    def plc_links(self) -> Links:
+        """The narrow view the PLC outputs get of the appliance."""
+        runtime = self.manager.current
+        return Links(
+            bus=self.bus,
+            trigger=self.trigger,
+            activate=self.manager.activate,
+            active_model=lambda: rt.manifest.name if (rt := runtime()) is not None else None,
+            judge=lambda result: passes(result, self.inspector.rule),
+            plc=self.config.plc,
+            source_name=self.config.source.name,
+        )
+
     def _initial_model(self) -> None:
-        if self.registry.active() is None and self.config.model.name:
-            try:
-                self.manager.activate(self.config.model.name)
-            except ApplianceError as err:
-                logger.error("cannot activate model %r from config: %s", self.config.model.name, err)
-        self.manager.load_active()
+        try:
+            if self.registry.active() is None and self.config.model.name:
+                try:
+                    self.manager.activate(self.config.model.name)
+                except ApplianceError as err:
+                    logger.error("cannot activate model %r from config: %s", self.config.model.name, err)
+            if self.manager.current() is None:
+                self.manager.start()
+        except ApplianceError as err:  # e.g. a damaged registry state file: serve on, say why
+            self.manager.last_error = str(err)
+            logger.error("no model started: %s", err)
         if self.manager.current() is None:
             logger.warning("no active model: results start once a model is added and activated")
 
-    def apply(self, change: Change) -> None:
-        """Write a validated change and apply what can be applied while running."""
-        self.settings.commit(change)
-        old, new = self.config, change.config
-        self.config = new
-        logging.getLogger().setLevel(new.log.level)
-        self.inspector.rule = new.inspection
-        self.limiter.rate, self.limiter.burst = new.auth.rate_per_s, float(new.auth.burst)
-        if self.writer is not None:
-            self.writer.set_retention(writer_options(new).retention)
-            if self.recorder is not None:
-                self.recorder.snapshots = new.store.snapshots
-        if old.plc != new.plc:
-            stop_outputs(self.outputs)
-            self.outputs = start_outputs(self)
-        if (old.source, old.pipeline) != (new.source, new.pipeline) and not change.restart_needed:
-            self.restart_pipeline()
+    @property
+    def config_path(self) -> Path | None:
+        return self.settings.path
 
-    def restart_pipeline(self) -> None:
-        """Stop the pipeline (queued work finishes), then start one on the configured source."""
-        self.pipeline.stop()
-        source = create_source(self.config.source, self.link)
-        self.pipeline = Pipeline(self.manager, self.bus, pipeline_options(self.config), source)
-        self.pipeline.start()
-        logger.info("pipeline restarted on source %s (%s)", self.config.source.name, self.config.source.kind)
+    def activate(self, name: str, version: int | None = None) -> Manifest:
+        """Switch the model (ModelControl): proven on the source's latest frame first."""
+        return self.manager.activate(name, version)
+
+    def rollback(self) -> Manifest:
+        return self.manager.rollback()
+
+    def change(self, updates: object) -> Change:
+        """Propose and apply one config change; changes are serialised, each sees the one before."""
+        with self._change_lock:
+            change = self.settings.propose(updates)
+            if change.changed:
+                self.apply(change)
+            return change
+
+    def apply(self, change: Change) -> None:
+        """Apply a validated change while running, then write the file: all of it or nothing.
+
+        Each step returns how to undo it; if a step or the file write fails, the steps done so far are
+        undone in reverse and the error (naming the key) says nothing was changed.
+        """
+        old, new = self.config, change.config
+        done: list[Undo] = []
+        try:
+            for step in (self._apply_simple, self._apply_source, self._apply_model, self._apply_plc):
+                done.append(step(old, new))
+            self.settings.commit(change)
+        except Exception as err:
+            for undo in reversed(done):
+                try:
+                    undo()
+                except Exception:
+                    logger.exception("undoing a failed config change failed")
+            logger.warning("config change not applied, rolled back: %s", err)
+            if isinstance(err, ApplianceError | ConfigError):
+                raise
+            what = "cannot write the config file" if isinstance(err, OSError) else "applying failed"
+            raise ApplianceError(f"{what}: {err}; nothing was changed") from err
+        self.config = new
+        logger.info("config changed: %s", ", ".join(change.changed) or "nothing")
+
+    def _apply_simple(self, old: Config, new: Config) -> Undo:
+        """Settings that are plain values on long-lived objects: they cannot fail."""
+
+        def put(config: Config) -> None:
+            logging.getLogger().setLevel(config.log.level)
+            self.inspector.rule = config.inspection
+            self.limiter.rate, self.limiter.burst = config.auth.rate_per_s, float(config.auth.burst)
+            self.pipeline.set_snapshot_every(pipeline_options(config).snapshot_every)
+            if self.writer is not None:
+                self.writer.set_retention(writer_options(config).retention)
+            if self.recorder is not None:
+                self.recorder.snapshots = config.store.snapshots
+            self.config = config  # handlers reading services.config see the new values
+
+        put(new)
+        return lambda: put(old)
+
+    def _set_source(self, config: Config) -> None:
+        source = create_source(config.source, self.link)
+        try:
+            self.pipeline.set_source(source, config.source.mode == "triggered")
+        except SourceError as err:
+            raise source_problem(config, err) from err
+
+    def _apply_source(self, old: Config, new: Config) -> Undo:
+        if old.source == new.source:
+            return lambda: None
+        self._set_source(new)
+        return lambda: self._set_source(old)
+
+    def _apply_model(self, old: Config, new: Config) -> Undo:
+        """A changed model.name activates that model now (proven on the source first)."""
+        if old.model.name == new.model.name or not new.model.name:
+            return lambda: None
+        before: Manifest | None = self.registry.active()
+        try:
+            self.manager.activate(new.model.name)
+        except ApplianceError as err:
+            raise ConfigError([Problem("model.name", f"{err}; nothing was changed")]) from err
+        if before is None:
+            return lambda: None
+        back = before
+
+        def undo() -> None:
+            self.manager.activate(back.name, back.version)
+
+        return undo
+
+    def _apply_plc(self, old: Config, new: Config) -> Undo:
+        if old.plc == new.plc and old.source.name == new.source.name:
+            return lambda: None
+        previous = self.outputs
+        stop_outputs(previous)
+        self.outputs = []
+        links = self.plc_links()  # self.config is already `new` (see _apply_simple)
+        try:
+            self.outputs = start_outputs(links, new.plc)
+        except (ApplianceError, ConfigError):
+            self.outputs = start_outputs(dataclasses.replace(links, plc=old.plc, source_name=old.source.name))
+            raise
+
+        def undo() -> None:
+            stop_outputs(self.outputs)
+            self.outputs = start_outputs(dataclasses.replace(links, plc=old.plc, source_name=old.source.name))
+
+        return undo
 
     def stop(self) -> None:
         self.ready = False

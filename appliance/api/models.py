@@ -14,6 +14,7 @@ from appliance.api.auth import requires
 from appliance.api.bodies import JSONResponse, json_object, save_body
 from appliance.api.params import float_param, int_param
 from appliance.api.status import services_of
+from appliance.control import ModelControl
 from appliance.errors import BackendUnavailable, BadRequest, ModelRejected
 from appliance.models.manifest import (
     MAX_TOP_K,
@@ -106,14 +107,15 @@ async def upload_model(request: Request) -> Response:
 
 @requires("admin")
 async def activate_model(request: Request) -> Response:
-    services = services_of(request)
+    """Proven before the switch (ModelControl): 400 with the reason, the active model unchanged."""
+    control: ModelControl = services_of(request)
     body = await json_object(request, empty_ok=True)
     version = body.get("version")
     if isinstance(version, float) and version.is_integer():  # JSON has no integer type: 2.0 is 2
         version = int(version)
     if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
         raise BadRequest("version: a whole number from 1")
-    manifest = await run_in_threadpool(services.manager.activate, request.path_params["name"], version)
+    manifest = await run_in_threadpool(control.activate, request.path_params["name"], version)
     return JSONResponse({"active": manifest.ref})
 
 

@@ -3,34 +3,42 @@
 from __future__ import annotations
 
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from appliance.api.auth import requires
 from appliance.api.bodies import json_object
 from appliance.api.status import services_of
+from appliance.control import ConfigControl
 from appliance.errors import Busy
 from appliance.settings import to_dict
 
 
+def config_control(request: Request) -> ConfigControl:
+    """The configuration handlers' narrow view of the appliance."""
+    control: ConfigControl = services_of(request)
+    return control
+
+
 @requires("admin")
 async def read_config(request: Request) -> Response:
-    services = services_of(request)
-    path = services.settings.path
-    return JSONResponse({"config": to_dict(services.config), "file": str(path) if path else None})
+    control = config_control(request)
+    path = control.config_path
+    return JSONResponse({"config": to_dict(control.config), "file": str(path) if path else None})
 
 
 @requires("admin")
 async def update_config(request: Request) -> Response:
     """Body {section: {key: value}}; 400 lists every problem; nothing is applied unless all is valid."""
-    services = services_of(request)
-    change = services.settings.propose(await json_object(request))
-    services.apply(change)
+    control = config_control(request)
+    body = await json_object(request)
+    change = await run_in_threadpool(control.change, body)  # may open a source, load a model
     return JSONResponse(
         {
             "changed": list(change.changed),
             "restart_needed": list(change.restart_needed),
-            "config": to_dict(services.config),
+            "config": to_dict(control.config),
         }
     )
 

@@ -96,7 +96,16 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_activate(args: argparse.Namespace) -> int:
-    _print(_registry(args).activate(args.name, args.version).to_json())
+    """Prove the model first (checksum, load, one run on an input fitting the configured source):
+    a model that cannot run is refused and the registry is unchanged."""
+    from appliance.cli import config_from_args
+    from appliance.pipeline.oneshot import check_candidate
+
+    config = config_from_args(args)
+    registry = _registry(args)
+    manifest = registry.get(args.name, args.version)
+    check_candidate(registry, manifest, config)
+    _print(registry.activate(manifest.name, manifest.version).to_json())
     return 0
 
 

@@ -8,6 +8,7 @@ docs/config.md repeats (a test checks that). Problems are collected, not raised 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
 from appliance.config.sections import (
+    BACKEND_NAMES,
     BAUD_RATES,
     CORE_POLICIES,
     DELEGATES,
@@ -42,6 +44,10 @@ from appliance.config.sections import (
 )
 
 T = TypeVar("T")
+
+INT_LIMIT = 2**63  # TOML integers are 64-bit; anything larger is refused, whatever the key's maximum
+FLOAT_LIMIT = 1e9  # largest magnitude of a float key without its own maximum (no overflow downstream)
+MAX_SHOWN = 60  # characters of a rejected value quoted in a problem
 
 
 @dataclass(frozen=True)
@@ -102,35 +108,66 @@ class _LineFinder:
         return None
 
 
+def _shown(value: Any) -> str:
+    """A short, always printable form of a value for a problem message (never int->str of 5,000 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= INT_LIMIT:
+        return "a number beyond 64 bits"
+    if isinstance(value, dict | list | tuple):
+        return "a " + type(value).__name__
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
+
+
+def _whole(value: Any) -> tuple[Any, str | None]:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return value, "must be a whole number"
+    return value, "must fit in 64 bits" if abs(value) >= INT_LIMIT else None
+
+
+def _number(value: Any) -> tuple[Any, str | None]:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value, "must be a number"
+    if isinstance(value, int) and abs(value) >= INT_LIMIT:
+        return value, "must be a finite number of reasonable size"
+    value = float(value)
+    return value, None if math.isfinite(value) else f"must be a finite number (got {_shown(value)})"
+
+
+def _string_list(value: Any) -> tuple[Any, str | None]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return value, "must be a list of strings"
+    return tuple(value), None
+
+
+_TYPES: dict[Any, Any] = {
+    bool: lambda v: (v, None if isinstance(v, bool) else "must be true or false"),
+    int: _whole,
+    float: _number,
+    str: lambda v: (v, None if isinstance(v, str) else "must be a string"),
+    tuple[str, ...]: _string_list,
+}
+
+
 def _coerce(value: Any, kind: Any, meta: Mapping[str, Any]) -> tuple[Any, str | None]:
     """Check one value against its declared type and rules: (value, problem or None)."""
-    if kind is bool:
-        return (value, None) if isinstance(value, bool) else (value, "must be true or false")
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            return value, "must be a whole number"
-    elif kind is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return value, "must be a number"
-        value = float(value)
-    elif kind is str:
-        if not isinstance(value, str):
-            return value, "must be a string"
-    elif kind == tuple[str, ...]:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            return value, "must be a list of strings"
-        value = tuple(value)
+    check = _TYPES.get(kind)
+    if check is not None:
+        value, problem = check(value)
+        if problem:
+            return value, problem
+    if kind is float and "max" not in meta and abs(value) > FLOAT_LIMIT:
+        return value, f"must be at most {FLOAT_LIMIT:g} (got {_shown(value)})"
     return value, _check_rules(value, meta)
 
 
 def _check_rules(value: Any, meta: Mapping[str, Any]) -> str | None:
     choices = meta.get("choices")
     if choices is not None and value not in choices:
-        return f"must be one of {', '.join(map(str, choices))} (got {value!r})"
+        return f"must be one of {', '.join(map(str, choices))} (got {_shown(value)})"
     if "min" in meta and value < meta["min"]:
-        return f"must be at least {meta['min']} (got {value!r})"
+        return f"must be at least {meta['min']} (got {_shown(value)})"
     if "max" in meta and value > meta["max"]:
-        return f"must be at most {meta['max']} (got {value!r})"
+        return f"must be at most {meta['max']} (got {_shown(value)})"
     return None
 
 
@@ -177,14 +214,12 @@ def _cross_checks(config: Config, lines: _LineFinder) -> list[Problem]:
                 lines.find("source", "reconnect_max_s"),
             )
         )
-    from appliance.backends.registry import BACKENDS  # config imports no module at import time
-
     for name in config.backend.order:
-        if name not in BACKENDS:
+        if name not in BACKEND_NAMES:
             problems.append(
                 Problem(
                     "backend.order",
-                    f"unknown backend {name!r}; known: {', '.join(BACKENDS)}",
+                    f"unknown backend {_shown(name)}; known: {', '.join(BACKEND_NAMES)}",
                     lines.find("backend", "order"),
                 )
             )
@@ -195,21 +230,36 @@ def _cross_checks(config: Config, lines: _LineFinder) -> list[Problem]:
     return problems
 
 
-def parse_config(text: str, path: str = "") -> Config:
-    """Parse TOML text into a Config, or raise ConfigError listing every problem."""
+def _load_toml(text: str, path: str) -> dict[str, Any]:
+    """tomllib's parse, with every way it can fail turned into one problem (never a traceback)."""
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         where = re.search(r"at line (\d+)", str(err))  # Python 3.11/3.12 keep the line only in the text
         line = int(where.group(1)) if where else getattr(err, "lineno", None)
         raise ConfigError([Problem("(file)", f"not valid TOML: {err}", line)], path) from err
+    except RecursionError as err:
+        raise ConfigError([Problem("(file)", "nested too deeply to read")], path) from err
+    except ValueError as err:  # e.g. an integer literal over Python's digit limit
+        raise ConfigError([Problem("(file)", f"not a valid value: {str(err)[:MAX_SHOWN]}")], path) from err
+
+
+def parse_config(text: str, path: str = "") -> Config:
+    """Parse TOML text into a Config, or raise ConfigError listing every problem.
+
+    This is the one validation of a configuration file: `appliance serve`, `appliance check-config`
+    and every change made through the API or the UI go through it, so they accept exactly the same files.
+    """
+    raw = _load_toml(text, path)
     lines = _LineFinder(text)
     problems: list[Problem] = []
     built: dict[str, Any] = {}
     known = sections()
     for name, value in raw.items():
         if name not in known:
-            problems.append(Problem(name, f"unknown section; known: {', '.join(known)}", lines.find(name)))
+            problems.append(
+                Problem(name[:MAX_SHOWN], f"unknown section; known: {', '.join(known)}", lines.find(name))
+            )
             continue
         built[name], found = _build_section(name, known[name], value, lines)
         problems.extend(found)
@@ -241,6 +291,7 @@ def replace_section(config: Config, name: str, **changes: Any) -> Config:
 
 
 __all__ = [
+    "BACKEND_NAMES",
     "BAUD_RATES",
     "CORE_POLICIES",
     "DELEGATES",

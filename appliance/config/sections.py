@@ -21,6 +21,7 @@ SOURCE_MODES = ("continuous", "triggered")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 CORE_POLICIES = ("auto", "per-core", "core0", "core1", "core2", "core0_1", "core0_1_2")
 DELEGATES = ("none", "teflon")
+BACKEND_NAMES = ("litert", "rknn")  # appliance.backends.registry builds exactly these (a test checks it)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,9 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = setting("", "Model to activate at startup if the registry has no active model; empty: none.")
+    name: str = setting(
+        "", "Model to activate at startup if the registry has none, and at once when changed; must exist."
+    )
 
 
 @dataclass(frozen=True)
@@ -222,7 +225,7 @@ class AuthConfig:
         50.0, "Requests per second allowed per token or client IP; 0 = no limit.", min=0.0
     )
     burst: int = setting(100, "Requests a client may send at once before the rate limit applies.", min=1)
-    session_hours: float = setting(12.0, "How long a browser login lasts.", min=0.1)
+    session_hours: float = setting(12.0, "How long a browser login lasts.", min=0.1, max=24 * 366)
 
 
 @dataclass(frozen=True)

@@ -175,6 +175,45 @@ class Registry:
             logger.error("active model %s:%s is missing from the registry", active[0], active[1])
             return None
 
+    def verify(self, manifest: Manifest) -> None:
+        """The model file is there and has the checksum recorded when it was added."""
+        path = self.version_dir(manifest.name, manifest.version) / manifest.file
+        try:
+            digest = sha256_of(path)
+        except OSError as err:
+            raise ModelRejected(f"model {manifest.ref}: cannot read {path}: {err.strerror}") from err
+        if digest != manifest.sha256:
+            raise ModelRejected(
+                f"model {manifest.ref}: {path.name} is corrupt (its checksum differs from the manifest)"
+            )
+
+    def history(self) -> tuple[Manifest, ...]:
+        """Previously active versions that still exist, most recent first (no duplicates)."""
+        state = self._state()
+        active = state.get("active")
+        seen = {tuple(active)} if active else set()
+        found = []
+        for entry in reversed(state.get("history", [])):
+            key = (entry[0], int(entry[1]))
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                found.append(self.get(key[0], key[1]))
+            except NotFound:
+                continue
+        return tuple(found)
+
+    def previous(self) -> Manifest:
+        """What `rollback()` would activate."""
+        state = self._state()
+        for name, version in reversed(state.get("history", [])):
+            try:
+                return self.get(name, int(version))
+            except NotFound:
+                continue
+        raise Conflict("nothing to roll back to: no earlier active model")
+
     def add(self, request: AddRequest) -> Manifest:
         """Validate and store a model as the next version of its name. Nothing changes on failure."""
         source = request.source

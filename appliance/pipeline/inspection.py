@@ -106,7 +106,7 @@ class Inspector:
         if pipeline.capturing:
             waiter = NextResult(self.bus, source.name)
             return waiter.future
-        frame = source.read(timeout)
+        frame = pipeline.read_source(timeout)
         if frame is None:
             raise SourceError(
                 f"source {source.name} gave no frame within {timeout} s ({source.status().state})"

@@ -10,7 +10,8 @@ import numpy as np
 from appliance.backends.registry import configure_backends
 from appliance.config import Config
 from appliance.models.manifest import Manifest
-from appliance.models.registry import Registry
+from appliance.models.registry import Registry, check_activatable
+from appliance.pipeline.proof import Sample, input_kind, prove
 from appliance.pipeline.results import Result, Timings
 from appliance.pipeline.runtime import ModelRuntime, RuntimeOptions
 
@@ -61,3 +62,18 @@ class OneShot:
             store=False,
             timings=Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t3 - t0) * 1e3),
         )
+
+
+def check_candidate(registry: Registry, manifest: Manifest, config: Config) -> None:
+    """Prove `manifest` as the running appliance would before switching to it, without a running one:
+    checksum, load on the configured backends, one run on an input fitting the configured source."""
+    check_activatable(manifest)
+    registry.verify(manifest)
+    configure_backends(config.backend)
+    options = RuntimeOptions(order=config.backend.order, threads=config.backend.threads, workers=1, ring=1)
+    runtime = ModelRuntime(manifest, registry.files_of(manifest), options)
+    try:
+        kind = None if config.source.kind == "none" else config.source.kind
+        prove(runtime, Sample(None, input_kind(kind)))
+    finally:
+        runtime.close()

@@ -4,10 +4,15 @@ Stages are threads joined by bounded queues. Frames from the source and jobs sub
 share one sequence; the postprocess stage publishes results in sequence order, so several inference
 workers never reorder a source's results. Every job reaches the postprocess stage, errors included,
 so the order never stalls.
+
+One Pipeline lives as long as the process: `set_source()` swaps the source in place (only the capture
+thread restarts; queued frames finish) and the model is switched by its ModelManager; the sequence
+(pipeline.sequence) never goes back, across source changes and restarts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -18,10 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from appliance.errors import ApplianceError, Busy, InferenceFailed, NoActiveModel
+from appliance.errors import ApplianceError, Busy, InferenceFailed, NoActiveModel, SourceError
+from appliance.pipeline.faults import FaultLog
 from appliance.pipeline.metrics import StageMetrics
 from appliance.pipeline.results import Result, ResultBus, Timings
 from appliance.pipeline.runtime import ModelManager, ModelRuntime
+from appliance.pipeline.sequence import Sequence
 from appliance.processing.inference import Inference, Transform
 from appliance.sources.base import Frame, FrameCounter, Source
 
@@ -58,26 +65,38 @@ class Job:
 
 class Pipeline:
     def __init__(
-        self, manager: ModelManager, bus: ResultBus, options: PipelineOptions, source: Source | None = None
+        self,
+        manager: ModelManager,
+        bus: ResultBus,
+        options: PipelineOptions,
+        source: Source | None = None,
+        sequence: Sequence | None = None,
     ) -> None:
         self.manager = manager
         self.bus = bus
         self.options = options
         self.source = source
+        self.tap = manager.tap  # the newest source frame, for proving a model before a switch
+        self.tap.reset(source.kind if source is not None else None)
+        self.faults = FaultLog()
         self.metrics = {name: StageMetrics(name) for name in STAGES}
         size = options.queue_size
         self._pre: queue.Queue[Job | None] = queue.Queue(size)
         self._infer: queue.Queue[Job | None] = queue.Queue(size)
         self._post: queue.Queue[Job | None] = queue.Queue(size)
-        self._seq = 0
+        self.sequence = sequence or Sequence()
         self._seq_lock = threading.Lock()
-        self._next_publish = 1
+        self._next_publish = self.sequence.first
         self._held: dict[int, Job] = {}
         self._stop = threading.Event()
+        self._capture_stop = threading.Event()
+        self._capture: threading.Thread | None = None
+        self._source_lock = threading.Lock()  # one source change at a time
         self._threads: list[threading.Thread] = []
         self._infer_running = options.workers
         self._published = FrameCounter()
         self.image_watchers = 0  # live views watching: results then carry their frame
+        self.source_error: str | None = None  # why the configured source did not open at start
 
     def queue_depths(self) -> dict[str, int]:
         return {
@@ -87,9 +106,7 @@ class Pipeline:
         }
 
     def _next_seq(self) -> int:
-        with self._seq_lock:
-            self._seq += 1
-            return self._seq
+        return self.sequence.next()
 
     def start(self) -> None:
         plan: list[tuple[str, Any]] = [
@@ -98,17 +115,66 @@ class Pipeline:
         ]
         plan += [(f"infer-{i}", lambda i=i: self._infer_loop(i)) for i in range(self.options.workers)]
         if self.source is not None:
-            self.source.start()
-            if not self.options.triggered:
-                plan.append(("capture", self._capture_loop))
+            try:
+                self.source.start()
+            except SourceError as err:  # the appliance stays up so the source can be fixed from the UI
+                logger.error("source %s cannot open: %s; running without a source", self.source.name, err)
+                self.source, self.source_error = None, str(err)
+                self.tap.reset(None)
         for name, target in plan:
             thread = threading.Thread(target=target, name=f"pipeline-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        self._start_capture()
+
+    def _start_capture(self) -> None:
+        if self.source is None or self.options.triggered or self._stop.is_set():
+            return
+        self._capture_stop = threading.Event()
+        args = (self.source, self._capture_stop)
+        self._capture = threading.Thread(
+            target=self._capture_loop, args=args, name="pipeline-capture", daemon=True
+        )
+        self._capture.start()
+
+    def _stop_capture(self) -> None:
+        self._capture_stop.set()
+        if self._capture is not None:
+            self._capture.join(timeout=10)
+            self._capture = None
+
+    def set_source(self, source: Source | None, triggered: bool) -> None:
+        """Switch to `source` (not yet started) in place. It is started first: if it cannot open
+        (SourceError), nothing changed. Frames already queued finish; the sequence goes on."""
+        with self._source_lock:
+            if source is not None:
+                source.start()
+            self._stop_capture()
+            old, self.source = self.source, source
+            self.source_error = None
+            self.options = dataclasses.replace(self.options, triggered=triggered)
+            self.tap.reset(source.kind if source is not None else None)
+            self.faults.clear()
+            if old is not None:
+                old.stop()
+            self._start_capture()
+        logger.info("source is now %s", f"{source.name} ({source.kind})" if source is not None else "none")
+
+    def set_snapshot_every(self, every: int) -> None:
+        self.options = dataclasses.replace(self.options, snapshot_every=every)
+
+    def read_source(self, timeout: float) -> Frame | None:
+        """The source's next frame (triggered mode), recorded as the newest frame it gave."""
+        source = self.source
+        frame = source.read(timeout) if source is not None else None
+        if frame is not None:
+            self.tap.saw(frame)
+        return frame
 
     def stop(self) -> None:
         """Stop capturing, let queued work finish, then stop the stages."""
         self._stop.set()
+        self._stop_capture()
         if self.source is not None:
             self.source.stop()
         self._pre.put(None)  # each stage passes the end marker on once it has drained
@@ -130,25 +196,32 @@ class Pipeline:
             self._post.put(job)
         return future
 
-    def _capture_loop(self) -> None:
-        assert self.source is not None
+    def _capture_loop(self, source: Source, stop: threading.Event) -> None:
         stage = self.metrics["capture"]
-        while not self._stop.is_set():
-            frame = self.source.read(POLL_S)
+        while not stop.is_set():
+            frame = source.read(POLL_S)
             if frame is None:
-                if self.source.ended:
+                if source.ended:
                     break
                 continue
+            self.tap.saw(frame)
             stage.received += 1
             job = Job(self._next_seq(), frame)
             job.started = time.perf_counter()
-            while not self._stop.is_set():
-                try:
-                    self._pre.put(job, timeout=POLL_S)
-                    break
-                except queue.Full:
-                    continue
+            self._queue(job, stop)
             stage.observe(time.perf_counter() - job.started)
+
+    def _queue(self, job: Job, stop: threading.Event) -> None:
+        """Queue a frame that has its seq: once numbered it must reach the postprocess stage, or the
+        results after it would wait for it forever. When capture stops, it goes on as an error."""
+        while not stop.is_set():
+            try:
+                self._pre.put(job, timeout=POLL_S)
+                return
+            except queue.Full:
+                continue
+        job.error = Busy("capture stopped")
+        self._post.put(job)
 
     def _preprocess_loop(self) -> None:
         stage = self.metrics["preprocess"]
@@ -261,12 +334,14 @@ class Pipeline:
                     job.future.set_result(result)
                 else:
                     job.future.set_exception(job.error or InferenceFailed("inference failed"))
-            elif job.error is not None:
-                logger.debug("frame %d failed: %s", job.frame.frame_id, job.error)
+            elif result is None and not isinstance(job.error, Busy):  # Busy: capture stopped mid-switch
+                self.faults.failed(str(job.error or "inference failed"))
+            else:
+                self.faults.succeeded()
 
     def alive(self) -> bool:
         """Every stage thread still running (the capture thread may end with a finite source)."""
-        return all(t.is_alive() for t in self._threads if t.name != "pipeline-capture")
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
 
     @property
     def capturing(self) -> bool:
@@ -285,4 +360,7 @@ class Pipeline:
             "stages": {name: m.snapshot().to_json() for name, m in self.metrics.items()},
             "queues": self.queue_depths(),
             "workers": self.options.workers,
+            "next_seq": self.sequence.peek(),
+            "source_error": self.source_error,
+            "frames": self.faults.status(),
         }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from appliance.backends.registry import Selection, open_with_fallback
 from appliance.errors import ApplianceError, BadRequest, ModelRejected
 from appliance.models.manifest import Manifest
 from appliance.models.registry import Registry, check_activatable
+from appliance.pipeline.proof import FrameTap, prove
 from appliance.processing.image import Preprocessor
 from appliance.processing.inference import Inference, Transform
 from appliance.processing.tasks import Postprocessor, make_postprocessor
@@ -148,15 +149,23 @@ def validate_model(manifest: Manifest, path: Path) -> Manifest:
 
 
 class ModelManager:
-    """Owns the active ModelRuntime; switches it atomically when the registry's active model changes."""
+    """Owns the active ModelRuntime; switches it atomically, and only to a model proven on the source.
 
-    def __init__(self, registry: Registry, options: RuntimeOptions) -> None:
+    Every way in (API, UI, PLC job change, the registry changed by `appliance models activate`, rollback,
+    start) builds the candidate completely and runs it once on the source's latest frame (`FrameTap`)
+    before anything changes; a candidate that fails is refused and the running model stays.
+    """
+
+    def __init__(self, registry: Registry, options: RuntimeOptions, tap: FrameTap | None = None) -> None:
         self.registry = registry
         self.options = options
+        self.tap = tap or FrameTap()
         self._current: ModelRuntime | None = None
         self._lock = threading.Lock()
+        self._switch = threading.Lock()  # one activation at a time
         self._seen_state = -1.0
         self.last_error: str | None = None
+        self.fallback: dict[str, str] | None = None  # set when start fell back from a broken model
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -167,44 +176,99 @@ class ModelManager:
         with self._lock:
             return self._current.acquire() if self._current is not None else None
 
-    def _install(self, manifest: Manifest) -> ModelRuntime:
+    def candidate(self, manifest: Manifest) -> ModelRuntime:
+        """Load `manifest` (checksum first) and prove it on the source's latest frame; not installed."""
+        self.registry.verify(manifest)
         runtime = ModelRuntime(manifest, self.registry.files_of(manifest), self.options)
+        try:
+            prove(runtime, self.tap.sample())
+        except ApplianceError:
+            runtime.close()
+            raise
+        return runtime
+
+    def _install(self, runtime: ModelRuntime) -> None:
         with self._lock:
             old, self._current = self._current, runtime
         if old is not None:
             old.retire()
-        logger.info("model %s running on %s", manifest.ref, runtime.backend)
-        return runtime
-
-    def load_active(self) -> ModelRuntime | None:
-        """(Re)load whatever the registry says is active. On failure the current model keeps running."""
-        self._seen_state = self.registry.state_version()
-        manifest = self.registry.active()
-        current = self._current
-        if manifest is None or (current is not None and current.manifest.ref == manifest.ref):
-            return current
-        try:
-            runtime = self._install(manifest)
-        except ApplianceError as err:
-            self.last_error = f"cannot load {manifest.ref}: {err}"
-            logger.error("%s; keeping %s", self.last_error, current.manifest.ref if current else "no model")
-            return current
         self.last_error = None
-        return runtime
+        logger.info("model %s running on %s", runtime.manifest.ref, runtime.backend)
+
+    def _switch_to(self, manifest: Manifest, record: Callable[[], object]) -> Manifest:
+        """Prove, record in the registry (`record`), then switch; on any failure nothing changes."""
+        check_activatable(manifest)
+        runtime = self.candidate(manifest)
+        try:
+            record()
+        except BaseException:
+            runtime.close()
+            raise
+        self._seen_state = self.registry.state_version()
+        self._install(runtime)
+        return manifest
 
     def activate(self, name: str, version: int | None = None) -> Manifest:
-        """Load first, then record as active: a model that cannot load never becomes active."""
-        manifest = self.registry.get(name, version)
-        check_activatable(manifest)
-        self._install(manifest)
-        self.registry.activate(manifest.name, manifest.version)
-        self._seen_state = self.registry.state_version()
-        return manifest
+        """Prove first, then record as active and switch: a model that cannot run never becomes active."""
+        with self._switch:
+            manifest = self.registry.get(name, version)
+            return self._switch_to(manifest, lambda: self.registry.activate(manifest.name, manifest.version))
 
     def rollback(self) -> Manifest:
-        manifest = self.registry.rollback()
-        self.load_active()
-        return manifest
+        """Back to the previously active model, proven like any activation."""
+        with self._switch:
+            previous = self.registry.previous()
+            return self._switch_to(previous, self.registry.rollback)
+
+    def load_active(self) -> ModelRuntime | None:
+        """(Re)load what the registry says is active (another process changed it). A candidate that
+        fails is refused loudly: the running model stays, and the registry is pointed back at it."""
+        with self._switch:
+            self._seen_state = self.registry.state_version()
+            manifest = self.registry.active()
+            current = self._current
+            if manifest is None or (current is not None and current.manifest.ref == manifest.ref):
+                return current
+            try:
+                self._install(self.candidate(manifest))
+            except ApplianceError as err:
+                self.last_error = f"cannot activate {manifest.ref}: {err}"
+                keep = current.manifest if current is not None else None
+                logger.error("%s; keeping %s", self.last_error, keep.ref if keep else "no model")
+                if keep is not None:
+                    self.registry.activate(keep.name, keep.version)
+                    self._seen_state = self.registry.state_version()
+            return self._current
+
+    def start(self) -> ModelRuntime | None:
+        """Load the active model; if it cannot run, fall back to the newest earlier one that can, loudly."""
+        with self._switch:
+            self._seen_state = self.registry.state_version()
+            wanted = self.registry.active()
+            if wanted is None:
+                return None
+            try:
+                self._install(self.candidate(wanted))
+                return self._current
+            except ApplianceError as err:
+                reason = str(err)
+            logger.error("active model %s cannot run: %s", wanted.ref, reason)
+            for manifest in self.registry.history():
+                try:
+                    runtime = self.candidate(manifest)
+                except ApplianceError as err:
+                    logger.error("fallback %s cannot run either: %s", manifest.ref, err)
+                    continue
+                self.registry.activate(manifest.name, manifest.version)
+                self._seen_state = self.registry.state_version()
+                self._install(runtime)
+                self.fallback = {"wanted": wanted.ref, "running": manifest.ref, "reason": reason}
+                self.last_error = f"active model {wanted.ref} cannot run ({reason}); running {manifest.ref}"
+                logger.error("%s", self.last_error)
+                return runtime
+            self.last_error = f"active model {wanted.ref} cannot run ({reason}) and no earlier model can"
+            logger.error("%s: no model runs", self.last_error)
+            return None
 
     def start_watching(self) -> None:
         self._watcher = threading.Thread(target=self._watch, name="model-watch", daemon=True)
@@ -213,7 +277,13 @@ class ModelManager:
     def _watch(self) -> None:
         while not self._stop.wait(WATCH_INTERVAL_S):
             if self.registry.state_version() != self._seen_state:
-                self.load_active()
+                try:
+                    self.load_active()
+                except ApplianceError as err:
+                    logger.error("reading the model registry failed: %s", err)
+
+    def status(self) -> dict[str, Any]:
+        return {"last_error": self.last_error, "fallback": self.fallback}
 
     def close(self) -> None:
         self._stop.set()

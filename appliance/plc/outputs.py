@@ -1,6 +1,7 @@
 """Start and stop the PLC-facing outputs the configuration enables; their status for the API.
 
-`Services.start()` calls `start_outputs(services)` once the pipeline runs, and `Services.stop()`
+`Services.start()` calls `start_outputs(links)` once the pipeline runs (Links: the bus, trigger,
+job change and verdict, nothing else of the appliance), and `Services.stop()`
 calls `stop_outputs(...)` before the pipeline stops, so that a trigger in flight can finish. A bad
 setting (webhook URL, unreadable password file) raises ConfigError naming the key; an output that
 cannot start (Modbus port taken) is logged and shown as unavailable, and the appliance runs on.
@@ -11,21 +12,38 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from appliance.config import PlcConfig
 from appliance.errors import ApplianceError
-from appliance.pipeline.inspection import passes
+from appliance.pipeline.inspection import TriggerOutcome
+from appliance.pipeline.results import Result, ResultBus
 from appliance.plc.handshake import Actions, Handshake
 from appliance.plc.modbus import ModbusOptions, ModbusOutput
 from appliance.plc.mqtt import MqttOptions, MqttOutput
 from appliance.plc.payloads import Feed
 from appliance.plc.webhooks import WebhookOptions, WebhookOutput
 
-if TYPE_CHECKING:  # services imports this module: no import cycle at run time
-    from appliance.services import Services
-
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Links:
+    """Everything a PLC-facing output may use of the appliance, and nothing more."""
+
+    bus: ResultBus
+    trigger: Callable[[], TriggerOutcome]  # blocking; raises ApplianceError
+    activate: Callable[[str], object]  # job change, proven before the switch; raises ApplianceError
+    active_model: Callable[[], str | None]
+    judge: Callable[[Result], bool]  # pass or fail by the current inspection rule
+    plc: PlcConfig
+    source_name: str
+
+
+class LinkProvider(Protocol):
+    """Something that can hand out Links (the running appliance)."""
+
+    def plc_links(self) -> Links: ...
 
 
 class Output(Protocol):
@@ -54,39 +72,34 @@ class Unavailable:
         return {"enabled": True, **idle, "last_error": self.reason}
 
 
-def _active_model(services: Services) -> str | None:
-    runtime = services.manager.current()
-    return runtime.manifest.name if runtime is not None else None
-
-
-def handshake_for(services: Services, plc: PlcConfig) -> Handshake:
+def handshake_for(links: Links, plc: PlcConfig) -> Handshake:
     actions = Actions(
-        trigger=lambda: services.inspector.trigger(services.pipeline),
-        activate=services.manager.activate,
-        active_model=lambda: _active_model(services),
+        trigger=links.trigger,
+        activate=links.activate,
+        active_model=links.active_model,
         slots=plc.model_slots,
     )
     return Handshake(actions)
 
 
-def _feed(services: Services) -> Feed:
-    return Feed(services.bus, lambda result: passes(result, services.inspector.rule))
+def _feed(links: Links) -> Feed:
+    return Feed(links.bus, links.judge)
 
 
-def _modbus(services: Services, plc: PlcConfig) -> Output:
+def _modbus(links: Links, plc: PlcConfig) -> Output:
     options = ModbusOptions(plc.modbus_host, plc.modbus_port, plc.modbus_unit_id)
-    return ModbusOutput(handshake_for(services, plc), options)
+    return ModbusOutput(handshake_for(links, plc), options)
 
 
-def _mqtt(services: Services, plc: PlcConfig) -> Output:
-    return MqttOutput(MqttOptions.from_config(plc, services.config.source.name), _feed(services))
+def _mqtt(links: Links, plc: PlcConfig) -> Output:
+    return MqttOutput(MqttOptions.from_config(plc, links.source_name), _feed(links))
 
 
-def _webhooks(services: Services, plc: PlcConfig) -> Output:
-    return WebhookOutput(WebhookOptions.from_config(plc), _feed(services))
+def _webhooks(links: Links, plc: PlcConfig) -> Output:
+    return WebhookOutput(WebhookOptions.from_config(plc), _feed(links))
 
 
-Builder = Callable[["Services", PlcConfig], Output]
+Builder = Callable[[Links, PlcConfig], Output]
 OUTPUTS: dict[str, tuple[Callable[[PlcConfig], bool], Builder]] = {
     "modbus": (lambda plc: plc.modbus_enabled, _modbus),
     "mqtt": (lambda plc: plc.mqtt_enabled, _mqtt),
@@ -94,14 +107,15 @@ OUTPUTS: dict[str, tuple[Callable[[PlcConfig], bool], Builder]] = {
 }
 
 
-def start_outputs(services: Services, config: PlcConfig | None = None) -> list[Output]:
-    """Start every enabled output (config defaults to services.config.plc)."""
-    plc = config if config is not None else services.config.plc
+def start_outputs(links: Links | LinkProvider, config: PlcConfig | None = None) -> list[Output]:
+    """Start every enabled output (config defaults to the links' [plc] section)."""
+    given = links if isinstance(links, Links) else links.plc_links()
+    plc = config if config is not None else given.plc
     started: list[Output] = []
     try:
         for name, (enabled, build) in OUTPUTS.items():
             if enabled(plc):
-                started.append(_start(name, build(services, plc)))
+                started.append(_start(name, build(given, plc)))
     except BaseException:
         stop_outputs(started)
         raise

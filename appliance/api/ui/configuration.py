@@ -15,9 +15,9 @@ from appliance.api.ui.fields import form_sections, updates_from
 from appliance.api.ui.guard import page
 from appliance.api.ui.state import ui_state
 from appliance.api.ui.views import flash, redirect, render
-from appliance.config import ConfigError
+from appliance.config import ConfigError, Problem
+from appliance.errors import ApplianceError
 from appliance.services import Services
-from appliance.settings import Change
 
 logger = logging.getLogger(__name__)
 
@@ -39,26 +39,28 @@ async def edit(request: Request) -> Response:
     return render(request, "config.html", _context(request, services_of(request)))
 
 
-def _apply(services: Services, change: Change) -> None:
-    services.apply(change)  # may restart the pipeline: joins its threads
+def _refused(request: Request, services: Services, problems: list[Problem]) -> Response:
+    """The form again, with every problem next to its key; nothing was changed."""
+    errors: dict[str, str] = {}
+    for problem in problems:
+        errors.setdefault(problem.key, problem.message)
+    form = request.state.form
+    context = {**_context(request, services), "errors": errors, "submitted": dict(form.items())}
+    return render(request, "config.html", context, status=400)
 
 
 @page
 async def save(request: Request) -> Response:
     services = services_of(request)
-    form = request.state.form
     try:
-        change = services.settings.propose(updates_from(form))
+        change = await run_in_threadpool(services.change, updates_from(request.state.form))
+        if not change.changed:
+            flash(request, "Nothing changed.")
+            return redirect("/config")
     except ConfigError as err:
-        errors: dict[str, str] = {}
-        for problem in err.problems:
-            errors.setdefault(problem.key, problem.message)
-        context = {**_context(request, services), "errors": errors, "submitted": dict(form.items())}
-        return render(request, "config.html", context, status=400)
-    if not change.changed:
-        flash(request, "Nothing changed.")
-        return redirect("/config")
-    await run_in_threadpool(_apply, services, change)
+        return _refused(request, services, err.problems)
+    except ApplianceError as err:
+        return _refused(request, services, [Problem("(change)", str(err))])
     logger.info("configuration changed from the web UI: %s", ", ".join(change.changed))
     state = ui_state(request)
     state.restart_pending = tuple(sorted({*state.restart_pending, *change.restart_needed}))

@@ -63,13 +63,16 @@ class LiveFeed:
             result, self._latest = self._latest, None
         return result
 
-    def _follow_pipeline(self) -> None:
-        """After a pipeline restart (config change) watch the new one."""
-        current = self.services.pipeline
-        if current is not self._pipeline:
-            self._pipeline.image_watchers = max(0, self._pipeline.image_watchers - 1)
-            current.image_watchers += 1
-            self._pipeline = current
+    def waiting_text(self) -> str:
+        """What the view shows while no result comes: why, when the pipeline knows."""
+        faults = self._pipeline.faults
+        if faults.failing and faults.last_error:
+            return f"Frames are failing: {faults.last_error}"
+        if self.services.manager.current() is None:
+            return "No model is running: " + (self.services.manager.last_error or "activate one on Models")
+        if self._pipeline.source is None:
+            return "No source: " + (self._pipeline.source_error or "set one on Configuration")
+        return "Waiting for frames from the source..."
 
     def render(self, result: Result) -> bytes:
         fps = f"{self.services.pipeline.results_fps():.1f} fps"
@@ -80,13 +83,12 @@ class LiveFeed:
     async def chunks(self) -> AsyncIterator[bytes]:
         last_sent = 0.0
         while True:
-            self._follow_pipeline()
             result = self._take()
             now = time.monotonic()
             if result is not None:
                 frame = await run_in_threadpool(self.render, result)
             elif now - last_sent > IDLE_FRAME_S:
-                frame = await run_in_threadpool(placeholder, "Waiting for frames from the source...")
+                frame = await run_in_threadpool(placeholder, self.waiting_text())
             else:
                 await asyncio.sleep(POLL_S)
                 continue
