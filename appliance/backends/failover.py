@@ -80,6 +80,7 @@ class NPUGroup:
         self._open = len(runners)
         self._lock = threading.Lock()
         self.on_close: Callable[[NPUGroup], None] | None = None
+        self.cpu_inputs: Callable[[Sequence[np.ndarray]], list[np.ndarray]] = list
         for runner in runners:
             runner.wait_started(START_WAIT_S)
 
@@ -108,7 +109,7 @@ class NPUGroup:
     def run_cpu(self, inputs: Sequence[np.ndarray], why: str) -> tuple[list[np.ndarray], str]:
         if self.cpu is None:
             raise InferenceFailed(f"{why} and there is no CPU fallback")
-        outputs, context = self.cpu.run(inputs)
+        outputs, context = self.cpu.run(self.cpu_inputs(inputs))
         conform(outputs, context.outputs, self.outputs)
         return outputs, context.label
 

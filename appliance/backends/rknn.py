@@ -97,6 +97,20 @@ class NPUModel:
         return cls(path, twin, inputs, outputs, threads, declared(path))
 
     @property
+    def npu_inputs(self) -> tuple[TensorSpec, ...]:
+        """What the pipeline feeds: raw uint8 when mean/std are folded into the .rknn, else the twin's."""
+        if self.declared.folded is None:
+            return self.inputs
+        return tuple(dataclasses.replace(s, dtype="uint8", scale=0.0, zero_point=0) for s in self.inputs)
+
+    def cpu_inputs(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The same frame for the float twin (normalised on the CPU only when the NPU is not there)."""
+        folded = self.declared.folded
+        if folded is None:
+            return list(inputs)
+        return [folded.normalise(t, self.declared.layout or "nhwc") for t in inputs]
+
+    @property
     def float_outputs(self) -> tuple[TensorSpec, ...]:
         return float_specs(self.outputs)
 
@@ -141,7 +155,7 @@ class RKNNContext:
     def __init__(self, runtime: Any, label: str, model: NPUModel) -> None:
         self._rknn = runtime
         self._label = label
-        self._inputs = model.inputs
+        self._inputs = model.npu_inputs
         self._outputs = model.float_outputs
         self._convert = OutputConverter(label, model.outputs, model.declared.outputs)
         layout = model.declared.layout
@@ -267,7 +281,8 @@ class RKNNBackend:
         ]
         size = PoolSize.for_machine(len(slots), spec.threads, self.settings.cpu_cores)
         cpu = CPUPool(lambda threads: self._fallback.open(spec.twin, BackendOptions(threads, 1))[0], size)
-        group = NPUGroup(runners, cpu, (spec.inputs, spec.float_outputs), self.settings.deadline)
+        group = NPUGroup(runners, cpu, (spec.npu_inputs, spec.float_outputs), self.settings.deadline)
+        group.cpu_inputs = spec.cpu_inputs
         group.on_close = self._forget
         with self._lock:
             self._groups.append(group)

@@ -54,12 +54,28 @@ class OutputAttr:
 
 
 @dataclass(frozen=True)
+class FoldedInput:
+    """The .rknn takes raw uint8 pixels: mean/std were given to rknn.config() at conversion, so the NPU
+    normalises and the CPU does not. The CPU fallback (the float twin) gets (pixel - mean) / std."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def normalise(self, tensor: np.ndarray, layout: str) -> np.ndarray:
+        mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
+        if layout == "nchw" and tensor.ndim == 4:
+            mean, std = mean[:, None, None], std[:, None, None]
+        return ((tensor.astype(np.float32) - mean) / std).astype(np.float32)
+
+
+@dataclass(frozen=True)
 class Declared:
-    """The manifest's word on the model: input layout, output attributes, uint8 pass-through input."""
+    """The manifest's word on the model: input layout, output attributes, uint8 input handling."""
 
     layout: str | None = None
     outputs: tuple[OutputAttr, ...] = ()
-    pass_through: bool = False
+    pass_through: bool = False  # inputs_pass_through=[1]: the tensor is already the model's native input
+    folded: FoldedInput | None = None
 
 
 def declared(model: Path) -> Declared:
@@ -73,7 +89,13 @@ def declared(model: Path) -> Declared:
     layout = (data.get("input") or {}).get("layout")
     rknn = ((data.get("report") or {}).get("rknn")) or {}
     outputs = tuple(OutputAttr.of(o) for o in rknn.get("outputs", []) if isinstance(o, dict))
-    return Declared(layout if layout in LAYOUTS else None, outputs, bool(rknn.get("pass_through", False)))
+    folded = rknn.get("folded_input")
+    fold = None
+    if isinstance(folded, dict) and folded.get("mean") and folded.get("std"):
+        fold = FoldedInput(tuple(map(float, folded["mean"])), tuple(map(float, folded["std"])))
+    return Declared(
+        layout if layout in LAYOUTS else None, outputs, bool(rknn.get("pass_through", False)), fold
+    )
 
 
 def nchw_of(shape: tuple[int, ...]) -> tuple[int, ...]:
