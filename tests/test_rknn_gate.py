@@ -7,6 +7,7 @@ those same images, "no boxes on both sides" counted as agreement) and found no f
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -17,19 +18,25 @@ from appliance.models.registry import Registry
 from tests.test_rknn_convert import convert, make_venv
 
 
-@pytest.fixture
-def venv(tmp_path: Path) -> Path:
-    return make_venv(tmp_path / "venv-rknn")
+@dataclass(frozen=True)
+class Gate:
+    data_dir: Path
+    registry: Registry
+    venv: Path
+    source: Path
+
+    def convert(self, *args: str) -> int:
+        return convert(self.data_dir, str(self.source), "--model", "face", "--venv", str(self.venv), *args)
 
 
 @pytest.fixture
-def face_source(tmp_path: Path, registry: Registry) -> Path:
+def gate(tmp_path: Path, data_dir: Path, registry: Registry) -> Gate:
     source = tmp_path / "src" / "face.onnx"
     source.parent.mkdir()
     source.write_bytes(b"onnx model (the fake toolkit reads face.tflite beside it)")
-    twin = registry.files_of(registry.get("face"))[".tflite"]
+    twin = registry.files_of(gate.registry.get("face"))[".tflite"]
     source.with_suffix(".tflite").write_bytes(twin.read_bytes())
-    return source
+    return Gate(data_dir, registry, make_venv(tmp_path / "venv-rknn"), source)
 
 
 def dark_noise(folder: Path, count: int = 20) -> Path:
@@ -56,68 +63,56 @@ VERIFY = [(False, 0.9, 12), (True, 1.05, 36), (False, 1.1, 48), (True, 0.85, 6)]
 
 
 def test_noise_calibration_is_refused_without_real_verify_images(
-    tmp_path: Path,
-    data_dir: Path,
-    registry: Registry,
-    venv: Path,
-    face_source: Path,
-    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path, gate: Gate, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    active = registry.active()
+    active = gate.registry.active()
     calib = dark_noise(tmp_path / "noise")
-    args = ["--model", "face", "--int8", "--calib", str(calib), "--venv", str(venv), "--activate"]
-    assert convert(data_dir, str(face_source), *args) == 1
+    assert gate.convert("--int8", "--calib", str(calib), "--activate") == 1
     out = capsys.readouterr().out
     assert "the float model finds no box" in out and "cannot be activated" in out
-    report = registry.get("face").report or {}
+    report = gate.registry.get("face").report or {}
     assert report["passed"] is False and report["reference_boxes"] == 0
-    assert registry.active() == active
+    assert gate.registry.active() == active
 
 
 def test_noise_calibration_is_refused_on_real_faces(
-    tmp_path: Path, data_dir: Path, registry: Registry, venv: Path, face_source: Path, astronaut: np.ndarray
+    tmp_path: Path, gate: Gate, astronaut: np.ndarray
 ) -> None:
     calib = dark_noise(tmp_path / "noise")
     check = faces(tmp_path / "verify", astronaut, VERIFY)
-    args = ["--model", "face", "--int8", "--calib", str(calib), "--verify", str(check), "--venv", str(venv)]
-    assert convert(data_dir, str(face_source), *args) == 1
-    report = registry.get("face").report or {}
+    assert gate.convert("--int8", "--calib", str(calib), "--verify", str(check)) == 1
+    report = gate.registry.get("face").report or {}
     assert report["reference_boxes"] >= len(VERIFY)  # the float model sees the faces
     assert report["box_recall"] < 0.5 and report["passed"] is False
     assert any("box recall" in p for p in report["problems"])
 
 
 def test_a_sensible_calibration_passes_with_boxes_agreeing(
-    tmp_path: Path, data_dir: Path, registry: Registry, venv: Path, face_source: Path, astronaut: np.ndarray
+    tmp_path: Path, gate: Gate, astronaut: np.ndarray
 ) -> None:
     calib = faces(tmp_path / "calib", astronaut, CALIBRATE)
     check = faces(tmp_path / "verify", astronaut, VERIFY)
-    args = ["--model", "face", "--int8", "--calib", str(calib), "--verify", str(check), "--venv", str(venv)]
-    assert convert(data_dir, str(face_source), *args) == 0
-    report = registry.get("face").report or {}
+    assert gate.convert("--int8", "--calib", str(calib), "--verify", str(check)) == 0
+    report = gate.registry.get("face").report or {}
     assert report["passed"] is True and report["samples"] == len(VERIFY)
     assert report["box_recall"] >= 0.9 and report["box_precision"] >= 0.9
 
 
 def test_verify_images_must_differ_from_the_calibration(
-    tmp_path: Path, data_dir: Path, venv: Path, face_source: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, gate: Gate, capsys: pytest.CaptureFixture[str]
 ) -> None:
     calib = dark_noise(tmp_path / "noise", count=3)
-    base = ["--model", "face", "--int8", "--calib", str(calib), "--venv", str(venv)]
-    assert convert(data_dir, str(face_source), *base) == 1  # 3 files: nothing to hold out
+    assert gate.convert("--int8", "--calib", str(calib)) == 1  # 3 files: nothing to hold out
     assert "give --verify DIR" in capsys.readouterr().err
-    assert convert(data_dir, str(face_source), *base, "--verify", str(calib)) == 1
+    assert gate.convert("--int8", "--calib", str(calib), "--verify", str(calib)) == 1
     assert "also a calibration file" in capsys.readouterr().err
 
 
-def test_force_activates_a_failed_version_and_says_so(
-    tmp_path: Path, data_dir: Path, registry: Registry, venv: Path, face_source: Path
-) -> None:
+def test_force_activates_a_failed_version_and_says_so(tmp_path: Path, gate: Gate) -> None:
     calib = dark_noise(tmp_path / "noise")
-    args = ["--model", "face", "--int8", "--calib", str(calib), "--venv", str(venv), "--activate", "--force"]
-    assert convert(data_dir, str(face_source), *args) == 1  # still a failed verification
-    made = registry.get("face")
-    active = registry.active()
+    assert gate.convert("--int8", "--calib", str(calib), "--activate", "--force") == 1  # still failed
+    made = gate.registry.get("face")
+    active = gate.registry.active()
     assert active is not None and active.ref == made.ref
     report = made.report or {}
     assert report["passed"] is False and report["forced"]["problems"] == report["problems"]
