@@ -34,7 +34,7 @@ def gate(tmp_path: Path, data_dir: Path, registry: Registry) -> Gate:
     source = tmp_path / "src" / "face.onnx"
     source.parent.mkdir()
     source.write_bytes(b"onnx model (the fake toolkit reads face.tflite beside it)")
-    twin = registry.files_of(gate.registry.get("face"))[".tflite"]
+    twin = registry.files_of(registry.get("face"))[".tflite"]
     source.with_suffix(".tflite").write_bytes(twin.read_bytes())
     return Gate(data_dir, registry, make_venv(tmp_path / "venv-rknn"), source)
 
