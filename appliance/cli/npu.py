@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from appliance.convert import DEFAULT_SAMPLES, TARGETS
 from appliance.models.manifest import Manifest
 from appliance.models.registry import MANIFEST, Registry, write_json_atomic
-from appliance.platform import PlatformReport, ProbeSources, probe_platform
+from appliance.platform import Check, PlatformReport, ProbeSources, probe_platform
 
 if TYPE_CHECKING:
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -26,9 +26,9 @@ def probe_sources(root: str) -> ProbeSources:
     return ProbeSources(root=Path(root))
 
 
-def render(report: PlatformReport) -> str:
+def render(report: PlatformReport, extra: Sequence[Check] = ()) -> str:
     lines = []
-    for check in report.checks:
+    for check in (*report.checks, *extra):
         mark = "ok" if check.ok else ("MISSING" if check.blocking else "--")
         lines.append(f"{check.name:<10} {mark:<8} {check.value}")
         if not check.ok and check.fix:
@@ -37,13 +37,40 @@ def render(report: PlatformReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _doctor_model(args: argparse.Namespace) -> Path | None:
+    """The .rknn to run: --model, else the active model of --data-dir when it has one."""
+    if args.model:
+        return Path(args.model)
+    if not args.data_dir:
+        return None
+    from appliance.services import open_registry
+
+    registry = open_registry(Path(args.data_dir))
+    active = registry.active()
+    return registry.files_of(active).get(".rknn") if active is not None else None
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
-    report = probe_platform(probe_sources(args.root))
+    from appliance.backends.npucheck import npu_checks
+
+    sources = probe_sources(args.root)
+    report = probe_platform(sources)
+    live = args.root == "/" or args.model is not None  # inference only on this machine
+    extra: list[Check] = []
+    if report.soc is not None:
+        model = _doctor_model(args) if live else None
+        extra = npu_checks(sources.root, args.user, report.rknnlite, model)
+        if not live:
+            extra = [c for c in extra if c.name != "inference"]
     if args.json:
-        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+        data = report.to_json()
+        data["checks"] = [c.to_json() for c in (*report.checks, *extra)]
+        data["npu_proven"] = any(c.name == "inference" and c.ok for c in extra)
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
-        sys.stdout.write(render(report))
-    return 0 if report.rknn_blocker() is None or report.teflon_ready else 1
+        sys.stdout.write(render(report, extra))
+    npu_ok = report.rknn_blocker() is None and all(c.ok or not c.blocking for c in extra)
+    return 0 if npu_ok or report.teflon_ready else 1
 
 
 def _progress(stage: str, message: str) -> None:
@@ -145,6 +172,9 @@ def register(sub: SubParsers, common: Common) -> None:
     )
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor.add_argument("--root", default="/", help="filesystem root to inspect (e.g. a mounted board image)")
+    doctor.add_argument("--user", default="appliance", help="service user that must open the NPU device node")
+    doctor.add_argument("--model", help="X.rknn (with X.tflite beside it) to run once on the NPU and time")
+    doctor.add_argument("--data-dir", help="run the active model of this data folder (default: no inference)")
     doctor.set_defaults(handler=cmd_doctor)
 
     convert = _models_subparsers(sub).add_parser(
