@@ -130,9 +130,9 @@ class BackendConfig:
         max=1.0,
     )
     verify_max_error: float = setting(
-        0.1,
-        "A converted model fails when an output's largest absolute error exceeds this share of LiteRT's "
-        "output range.",
+        0.05,
+        "A converted model fails when the mean absolute error of an output exceeds this share of "
+        "LiteRT's output range.",
         min=0.0,
         max=1.0,
     )

@@ -1,8 +1,12 @@
 """The verification report: the simulator's outputs against LiteRT's float outputs on the same inputs,
 which were NOT used for calibration (conversion.py keeps them apart).
 
-Every task, per output: the cosine similarity (worst sample) and the largest absolute error relative
-to the float output's range (cosine ignores scale: a uniformly shrunk output scores 1.0). Classifiers:
+Every task, per output: the cosine similarity (worst sample) and the absolute error relative to the
+float output's range (cosine ignores scale: a uniformly shrunk output scores 1.0). The bound is on the
+mean absolute error over every value of every sample: an error everywhere (wrong scale, raw integers
+taken as floats) fails it, while int8 saturation of a few logits far from any decision does not
+(measured with rknn-toolkit2 2.5.0 on the face detector: max 42, 99th percentile 17, mean 1.2 on a
+range of 134, every box found); the largest error and the 99th percentile are reported too. Classifiers:
 the share of samples keeping LiteRT's top-1 class. Detectors: box recall (share of LiteRT's boxes
 matched by a box of the same class at IoU >= 0.5) and precision (share of the candidate's boxes
 matched); a verify set on which the float model finds no box at all is an error, not agreement.
@@ -23,6 +27,7 @@ from appliance.processing.inference import Detection, Inference, Transform
 from appliance.processing.tasks import Postprocessor
 
 BOX_MATCH_IOU = 0.5
+ERROR_PERCENTILE = 99.0  # reported: the error below which 99 % of values stay
 RELATIVE_CAP = 1e6  # a constant float output with any error (JSON has no infinity)
 Box = tuple[float, float, float, float]
 
@@ -33,7 +38,7 @@ class VerifyThresholds:
     min_same_label: float = 0.9
     min_boxes: float = 0.9  # box recall
     min_precision: float = 0.9
-    max_error: float = 0.1  # largest absolute error / the float output's range
+    max_error: float = 0.05  # mean absolute error / the float output's range
 
 
 @dataclass(frozen=True)
@@ -70,16 +75,22 @@ def output_rows(comparison: Comparison) -> list[dict[str, Any]]:
             (ref[k], cand[k]) for ref, cand in zip(comparison.reference, comparison.candidate, strict=True)
         ]
         cosines = [cosine(r, c) for r, c in pairs]
-        errors = [float(np.max(np.abs(r.astype(np.float64) - c.astype(np.float64)))) for r, c in pairs]
+        diffs = np.concatenate(
+            [np.abs(r.astype(np.float64) - c.astype(np.float64)).ravel() for r, c in pairs]
+        )
         low = min(float(np.min(r)) for r, _ in pairs)
         high = max(float(np.max(r)) for r, _ in pairs)
         span = high - low
-        worst = max(errors)
-        relative = min(worst / span, RELATIVE_CAP) if span > 0 else (0.0 if worst == 0 else RELATIVE_CAP)
+        worst = float(diffs.max(initial=0.0))
+        p99 = float(np.percentile(diffs, ERROR_PERCENTILE)) if diffs.size else 0.0
+        mean = float(diffs.mean()) if diffs.size else 0.0
+        relative = min(mean / span, RELATIVE_CAP) if span > 0 else (0.0 if mean == 0 else RELATIVE_CAP)
         rows.append(
             {
                 "name": name,
                 "max_abs_error": worst,
+                "p99_abs_error": p99,
+                "mean_abs_error": mean,
                 "range": span,
                 "relative_error": relative,
                 "cosine": min(cosines),
@@ -204,9 +215,9 @@ def _output_problems(rows: list[dict[str, Any]], limits: VerifyThresholds) -> li
             problems.append(f"output {row['name']}: cosine {row['cosine']:.4f} (< {limits.min_cosine})")
         if row["relative_error"] > limits.max_error:
             problems.append(
-                f"output {row['name']}: max abs error {row['max_abs_error']:.4g} is "
-                f"{row['relative_error']:.0%} of the float output's range {row['range']:.4g} "
-                f"(> {limits.max_error:.0%})"
+                f"output {row['name']}: mean abs error {row['mean_abs_error']:.4g} is "
+                f"{row['relative_error']:.1%} of the float output's range {row['range']:.4g} "
+                f"(> {limits.max_error:.1%}; max {row['max_abs_error']:.4g})"
             )
     return problems
 
