@@ -4,6 +4,7 @@ pass-through input, and the declared input layout."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import ModuleType
 
@@ -15,7 +16,7 @@ from appliance.backends.failover import Deadline
 from appliance.backends.litert import LiteRTBackend
 from appliance.backends.rknn import NPUModel, NPUSettings, RKNNBackend, Slot, open_runtime
 from appliance.backends.rknnio import OutputAttr
-from appliance.errors import InferenceFailed
+from appliance.errors import InferenceFailed, ModelRejected
 from appliance.platform import ProbeSources
 from tests.conftest import CACHE
 from tests.fakes import fixtures
@@ -124,6 +125,11 @@ def test_the_rknn_files_own_input_settings_apply(
     np.testing.assert_allclose(context.run([frame])[0], want, atol=1e-5)
     assert context.label.startswith("litert:fallback")
     context.close()
+    data = json.loads((model.parent / "manifest.json").read_text())
+    data["input"].update(mean=[0.0], std=[255.0])  # the pipeline would normalise as well: refused
+    (model.parent / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ModelRejected, match="normalised twice"):
+        NPUModel.of(model)
 
 
 def test_pass_through_and_the_declared_layout_reach_the_runtime(

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from appliance.backends.base import TensorSpec
-from appliance.errors import InferenceFailed
+from appliance.errors import InferenceFailed, ModelRejected
 
 MANIFEST = "manifest.json"  # the registry keeps it beside model.rknn
 LAYOUTS = ("nhwc", "nchw")
@@ -86,13 +86,21 @@ def declared(model: Path) -> Declared:
         return Declared()
     if not isinstance(data, dict):
         return Declared()
-    layout = (data.get("input") or {}).get("layout")
+    settings = data.get("input") or {}
+    layout = settings.get("layout")
     rknn = ((data.get("report") or {}).get("rknn")) or {}
     outputs = tuple(OutputAttr.of(o) for o in rknn.get("outputs", []) if isinstance(o, dict))
     folded = rknn.get("folded_input")
     fold = None
     if isinstance(folded, dict) and folded.get("mean") and folded.get("std"):
         fold = FoldedInput(tuple(map(float, folded["mean"])), tuple(map(float, folded["std"])))
+        if any(float(v) != 0.0 for v in settings.get("mean", [0.0])) or any(
+            float(v) != 1.0 for v in settings.get("std", [1.0])
+        ):
+            raise ModelRejected(
+                f"{model.name} has mean/std folded in (report.rknn.folded_input) but the manifest's input "
+                "normalises too (input.mean/std must be 0/1 for raw pixels): it would be normalised twice"
+            )
     return Declared(
         layout if layout in LAYOUTS else None, outputs, bool(rknn.get("pass_through", False)), fold
     )
