@@ -145,7 +145,8 @@ class NPURunner:
     def close(self) -> None:
         self._stop.set()
         self._queue.put(None)
-        self._thread.join(timeout=2)  # a call blocked in the driver keeps its (daemon) thread
+        if self._state != "hung":  # a call blocked in the driver keeps its (daemon) thread
+            self._thread.join(timeout=2)
 
     # --- runner thread -----------------------------------------------------------------------
     def _set_state(self, state: str) -> None:
