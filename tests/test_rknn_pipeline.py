@@ -112,7 +112,8 @@ def test_device_dying_mid_run_loses_no_frame(running: Running, fake_npu: ModuleT
     results = running.run(images)
     assert [r.seq for r in running.published] == list(range(1, FRAMES + 1))
     backends = [r.backend for r in results]
-    assert all(b.startswith("rknn:core") for b in backends[:20])
+    # the device answers its first 20 inferences (in whatever order the workers reach it), then never
+    assert sum(b.startswith("rknn:core") for b in backends) == 20
     assert backends[-1].startswith("litert:fallback(rknn:core")
     expected = [label for label, _ in images]
     assert sum(r.label == e for r, e in zip(results, expected, strict=True)) >= FRAMES * 0.9
@@ -120,7 +121,7 @@ def test_device_dying_mid_run_loses_no_frame(running: Running, fake_npu: ModuleT
     assert runtime is not None
     # every context failed; each is rebuilt in the background and fails again on its next frame
     assert all(row["failures"] >= 1 for row in context_status(runtime.contexts))
-    assert all(b.startswith("litert:fallback(rknn:core") for b in backends[20:])
+    assert sum(b.startswith("litert:fallback(rknn:core") for b in backends) == FRAMES - 20
 
 
 def test_workers_never_share_a_context(running: Running, fake_npu: ModuleType) -> None:
