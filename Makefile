@@ -68,19 +68,21 @@ bench: $(VENV)/.dev
 	$(BIN)/appliance bench --model face,selfie --threads 1 --workers 2 --concurrency 4 --cache-dir $(CACHE) \
 	  --report docs/benchmarks.md --append
 
-# NPU host tools: rknn-toolkit2 pins numpy<=1.26 and pulls torch (~3.3 GB download), so it lives in its
-# own venv and is never part of .venv or `make test`. Converting .tflite sources also needs TensorFlow
-# 2.14 (make rknn-tools RKNN_TFLITE=1); ONNX sources need nothing more.
+# NPU host tools: rknn-toolkit2 pins numpy<=1.26 and pulls torch (venv 5.6 GB installed, 6.7 GB with
+# TensorFlow), so it lives in its own venv and is never part of .venv or `make test`. Converting .tflite
+# sources also needs TensorFlow 2.14 (make rknn-tools RKNN_TFLITE=1); ONNX sources need nothing more.
+# test-rknn installs it: the face-detector gate tests convert the .tflite face model.
 RKNN_VENV    := .venv-rknn
 RKNN_PYTHON  ?= python3.11
 RKNN_TOOLKIT := rknn-toolkit2==2.5.0
-RKNN_EXTRA   := $(if $(RKNN_TFLITE),tensorflow-cpu==2.14.1)
+RKNN_EXTRA    = $(if $(RKNN_TFLITE),tensorflow-cpu==2.14.1)
 .PHONY: rknn-tools test-rknn
 $(RKNN_VENV)/bin/python:
 	$(RKNN_PYTHON) -m venv $(RKNN_VENV)
 	$(RKNN_VENV)/bin/python -m pip install -q --upgrade pip
 rknn-tools: | $(RKNN_VENV)/bin/python
 	$(RKNN_VENV)/bin/pip install -q $(RKNN_TOOLKIT) $(RKNN_EXTRA)
+test-rknn: RKNN_TFLITE = 1
 test-rknn: rknn-tools $(VENV)/.dev
 	APPLIANCE_RKNN_VENV=$(CURDIR)/$(RKNN_VENV) $(BIN)/python -m pytest tests/test_rknn_toolkit.py -m toolkit -v
 

@@ -135,17 +135,24 @@ def test_core_count_comes_from_the_device_tree(tmp_path: Path, fake_npu: ModuleT
     contexts[0].close()
 
 
-def test_load_failure_says_what_to_do(pair: Path, fake_npu: ModuleType) -> None:
+def test_load_only_reads_and_init_finds_the_damage(pair: Path, fake_npu: ModuleType) -> None:
     from rknnlite.api import RKNNLite
 
-    fake_npu.NPU.fail_load = True
-    with pytest.raises(ModelRejected, match="convert it again"):
-        open_runtime(RKNNLite, NPUModel.of(pair), Slot("rknn:core0", 1))
+    with pytest.raises(ModelRejected, match="cannot be read"):
+        open_runtime(
+            RKNNLite, NPUModel(pair.parent / "gone.rknn", pair.with_suffix(".tflite"), (), ()), SLOT0
+        )
+    assert "Invalid RKNN model path" in fake_npu.NPU.log[-1]
     broken = pair.parent / "broken.rknn"
-    broken.write_bytes(b"not a model")
-    fake_npu.NPU.fail_load = False
-    with pytest.raises(ModelRejected, match="load_rknn"):
-        open_runtime(RKNNLite, NPUModel(broken, pair.with_suffix(".tflite"), (), ()), Slot("rknn:core0", 1))
+    broken.write_bytes(pair.read_bytes()[:-100])  # truncated: load_rknn still returns 0
+    runtime = RKNNLite()
+    assert runtime.load_rknn(str(broken)) == 0
+    with pytest.raises(BackendUnavailable, match="damaged"):
+        open_runtime(RKNNLite, NPUModel(broken, pair.with_suffix(".tflite"), (), ()), SLOT0)
+    assert "Invalid RKNN format" in fake_npu.NPU.log[-1] and "RKNN_ERR_MODEL_INVALID" in fake_npu.NPU.log[-1]
+
+
+SLOT0 = Slot("rknn:core0", 1)
 
 
 def test_init_failure_says_what_to_do(pair: Path, fake_npu: ModuleType) -> None:
@@ -157,53 +164,59 @@ def test_init_failure_says_what_to_do(pair: Path, fake_npu: ModuleType) -> None:
     ) as caught:
         open_runtime(RKNNLite, NPUModel.of(pair), Slot("rknn:core1", 2))
     assert "RKNPU driver" in str(caught.value) and "librknnrt.so" in str(caught.value)
+    assert "need to insmod rknpu dirver" in fake_npu.NPU.log[-1]
     assert fake_npu.NPU.released == 0  # nothing was initialised, nothing leaked
 
 
-def test_model_newer_than_librknnrt(tmp_path: Path, fake_npu: ModuleType) -> None:
+def test_model_format_newer_than_librknnrt(tmp_path: Path, fake_npu: ModuleType) -> None:
     from rknnlite.api import RKNNLite
 
-    newer = write_pair(tmp_path / "new", STRIPES, toolkit="2.4.0")
+    fake_npu.reset(runtime_version="1.5.0")  # format-6 models need librknnrt >= 1.6
+    model = write_pair(tmp_path / "new", STRIPES, toolkit="2.3.2")
     with pytest.raises(BackendUnavailable, match="Invalid RKNN model version"):
-        open_runtime(RKNNLite, NPUModel.of(newer), Slot("rknn:core0", 1))
-    assert any("Invalid RKNN model version" in line for line in fake_npu.NPU.log)
+        open_runtime(RKNNLite, NPUModel.of(model), SLOT0)
+    assert "Invalid RKNN model version 6" in fake_npu.NPU.log[-1]
+    fake_npu.reset(runtime_version="2.3.2")
+    open_runtime(RKNNLite, NPUModel.of(model), SLOT0).close()  # the toolkit's release is not the rule
 
 
-def test_none_and_exceptions_become_inference_failed(pair: Path, fake_npu: ModuleType) -> None:
+def test_none_becomes_inference_failed_and_nothing_raises(pair: Path, fake_npu: ModuleType) -> None:
     from rknnlite.api import RKNNLite
 
-    context = open_runtime(RKNNLite, NPUModel.of(pair), Slot("rknn:core0", 1))
+    context = open_runtime(RKNNLite, NPUModel.of(pair), SLOT0)
     assert isinstance(context, RKNNContext)
     fake_npu.NPU.none_after = 0
     with pytest.raises(InferenceFailed, match="returned None"):
         context.run([image_input()])
-    fake_npu.NPU.none_after, fake_npu.NPU.raise_after = None, 0
-    with pytest.raises(InferenceFailed, match="raised RuntimeError: rknn_run: failed to submit"):
-        context.run([image_input()])
+    assert "failed to submit!" in fake_npu.NPU.log[-1]
+    fake_npu.NPU.none_after = None
+    with pytest.raises(InferenceFailed, match="returned None"):
+        context.run([np.zeros((1, 3, 3, 3), np.float32)])  # wrong size: vendor logs, returns None
+    assert "Size of inputs[0] is invalid" in fake_npu.NPU.log[-1]
     context.close()
 
 
-def test_fake_enforces_one_thread_per_context(pair: Path, fake_npu: ModuleType) -> None:
+def test_a_shared_context_fails_to_submit(pair: Path, fake_npu: ModuleType) -> None:
     from rknnlite.api import RKNNLite
 
     runtime = RKNNLite(verbose=False)
+    assert runtime.get_sdk_version() is None  # before init_runtime: None, not ""
     assert runtime.load_rknn(str(pair)) == 0 and runtime.init_runtime(core_mask=RKNNLite.NPU_CORE_0) == 0
-    fake_npu.NPU.delay_s = 0.2
-    errors: list[Exception] = []
+    fake_npu.NPU.delay_s = 0.3
+    results: list[object] = []
 
     def use() -> None:
-        try:
-            runtime.inference(inputs=[image_input()], data_format="nhwc")
-        except RuntimeError as err:
-            errors.append(err)
+        results.append(runtime.inference(inputs=[image_input()], data_format="nhwc"))
 
     threads = [threading.Thread(target=use) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(errors) == 1 and "one context per thread" in str(errors[0])
-    assert "API: 2.3.2" in runtime.get_sdk_version()
+    assert sum(r is None for r in results) == 1 and fake_npu.NPU.shared_use == 1
+    assert "API: 2.3.2" in (runtime.get_sdk_version() or "")
+    fake_npu.NPU.sdk_broken = True
+    assert runtime.get_sdk_version() is None
     runtime.release()
 
 

@@ -14,10 +14,19 @@ import numpy as np
 import pytest
 
 from appliance.cli import main
-from appliance.convert.verify import box_agreement, cosine, iou
+from appliance.convert.verify import (
+    Comparison,
+    VerifyThresholds,
+    box_agreement,
+    box_score,
+    cosine,
+    iou,
+    verify,
+)
 from appliance.demo import stripes
 from appliance.models.registry import Registry
 from appliance.processing.inference import Detection, Inference
+from appliance.processing.tensor import IDENTITY
 from tests.conftest import CACHE
 from tests.fakes.fixtures import FAKES
 
@@ -80,7 +89,9 @@ def test_int8_uses_the_calibration_set(
     args = ["--int8", "--calib", str(calib), "--samples", "8", "--venv", str(venv), "--activate"]
     assert convert(data_dir, str(STRIPES), "--model", "stripes", *args) == 0
     report = registry.get("stripes").report or {}
-    assert report["dtype"] == "int8" and report["samples"] == 8 and report["passed"] is True
+    # every 4th of the 20 files is held out: verified on 5 images it was not calibrated on
+    assert report["dtype"] == "int8" and report["samples"] == 5 and report["passed"] is True
+    assert report["verified_on"] == "held-out calibration split"
     assert 0.0 < report["outputs"][0]["max_abs_error"] < 0.05  # quantisation-like error, but small
     active = registry.active()
     assert active is not None and active.ref == registry.get("stripes").ref
@@ -163,10 +174,21 @@ def test_verification_metrics() -> None:
     assert iou((0, 0, 2, 2), (1, 1, 3, 3)) == pytest.approx(1 / 7)
     ref = [found(det((0, 0, 10, 10)), det((20, 20, 30, 30))), found()]
     same = [found(det((0, 0, 10, 11)), det((20, 20, 30, 30))), found()]
-    agreement, mean_iou = box_agreement(ref, same)
-    assert agreement == 1.0 and mean_iou is not None and 0.9 < mean_iou < 1.0
+    score = box_score(ref, same)
+    assert score.recall == 1.0 and score.precision == 1.0
+    assert score.mean_iou is not None and 0.9 < score.mean_iou < 1.0
     missed_and_extra = [found(det((0, 0, 10, 10))), found(det((5, 5, 9, 9)))]
-    assert box_agreement(ref, missed_and_extra)[0] == pytest.approx(1 / 3)
+    score = box_score(ref, missed_and_extra)
+    assert score.recall == 0.5 and score.precision == 0.5
     other_class = [found(det((0, 0, 10, 10), label=1), det((20, 20, 30, 30))), found()]
-    assert box_agreement(ref, other_class)[0] == 0.5
-    assert box_agreement([found()], [found()]) == (1.0, None)
+    assert box_score(ref, other_class).recall == 0.5
+    nothing = box_score([found()], [found()])
+    assert nothing.recall is None and box_agreement([found()], [found()])[0] is None  # not 100 %
+
+
+def test_scale_errors_fail_even_with_a_perfect_cosine() -> None:
+    ref = [[np.array([0.0, 0.5, 1.0], np.float32)]]
+    shrunk = [[np.array([0.0, 0.25, 0.5], np.float32)]]  # same direction: cosine 1.0
+    report = verify(Comparison("classify", ("probs",), ref, shrunk, [IDENTITY]), None, VerifyThresholds())
+    assert report["outputs"][0]["cosine"] == pytest.approx(1.0)
+    assert report["passed"] is False and "of the float output's range" in report["problems"][0]

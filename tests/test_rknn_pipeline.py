@@ -112,19 +112,21 @@ def test_device_dying_mid_run_loses_no_frame(running: Running, fake_npu: ModuleT
     results = running.run(images)
     assert [r.seq for r in running.published] == list(range(1, FRAMES + 1))
     backends = [r.backend for r in results]
-    assert all(b.startswith("rknn:core") for b in backends[:20])
+    # the device answers its first 20 inferences (in whatever order the workers reach it), then never
+    assert sum(b.startswith("rknn:core") for b in backends) == 20
     assert backends[-1].startswith("litert:fallback(rknn:core")
     expected = [label for label, _ in images]
     assert sum(r.label == e for r, e in zip(results, expected, strict=True)) >= FRAMES * 0.9
     runtime = running.manager.current()
     assert runtime is not None
-    assert not any(row["healthy"] for row in context_status(runtime.contexts))
+    # every context failed; each is rebuilt in the background and fails again on its next frame
+    assert all(row["failures"] >= 1 for row in context_status(runtime.contexts))
+    assert sum(b.startswith("litert:fallback(rknn:core") for b in backends) == FRAMES - 20
 
 
 def test_workers_never_share_a_context(running: Running, fake_npu: ModuleType) -> None:
-    """The fake raises when one context runs in two threads at once; a long inference makes it likely."""
+    """The fake counts inferences that overlap on one context (the real one fails to submit)."""
     fake_npu.NPU.delay_s = 0.01
     results = running.run(samples(30))
-    # a shared context would raise in the fake, fail over to the CPU and show in the labels
     assert all(r.backend.startswith("rknn:core") for r in results)
-    assert not any("another thread" in line for line in fake_npu.NPU.log)
+    assert fake_npu.NPU.shared_use == 0

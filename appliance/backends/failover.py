@@ -1,83 +1,61 @@
-"""A context that keeps producing results when its primary (NPU) context fails.
+"""NPU contexts with deadlines, spares and one shared CPU fallback: a hung core cannot stall the line.
 
-`FailoverContext` wraps one primary context (built by a factory, e.g. an RKNN context pinned to one
-NPU core) and one CPU fallback built from the model's float twin, so pre- and post-processing stay the
-same. When the primary fails (it cannot start, or a run raises InferenceFailed), the wrapper marks it
-unhealthy, releases it, runs the same frame on the fallback within the same call, logs one line with
-what failed and how to fix it, and rebuilds the primary after a backoff that doubles up to a cap.
-`label` is the label of whoever produced the last result, so results record the backend that ran.
+`NPUGroup` holds the runners of one opened model (one `NPURunner` per NPU context, each on its own
+thread, see runner.py) and one `CPUPool` built from the float twin. The pipeline gets one
+`FailoverContext` per worker; its `run`:
 
-One wrapper belongs to one pipeline worker thread, like every context; its lock only makes an
-accidental second user wait instead of reaching the vendor runtime concurrently.
+1. submits the frame to its own runner and waits at most the deadline (`Deadline`: configured, or a
+   few times the median measured latency); past it the runner is marked hung;
+2. otherwise (hung, failed or rebuilding) tries one other runner that is usable and idle, with the
+   same deadline;
+3. otherwise runs the frame on the shared CPU pool.
+
+So a frame waits at most two deadlines plus one CPU inference, whatever the NPU does, and the
+pipeline's in-order publication never stalls behind a hung core. Runners rebuild themselves in the
+background with backoff; nothing slow happens on a frame's call. `label` is the label of whoever
+produced the last result, so results record the backend that ran. `problems()` says, in words,
+what is wrong right now (for /health).
 """
 
 from __future__ import annotations
 
 import logging
+import statistics
 import threading
-import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from appliance.backends.base import Context, TensorSpec
+from appliance.backends.cpupool import CPUPool
+from appliance.backends.runner import NPURunner, RetryPolicy
 from appliance.errors import ApplianceError, InferenceFailed
 
 logger = logging.getLogger(__name__)
 
-Factory = Callable[[], Context]
-Clock = Callable[[], float]
+__all__ = ["Deadline", "FailoverContext", "NPUGroup", "RetryPolicy", "conform", "context_status"]
+
+START_WAIT_S = 60.0  # open() waits this long for every context's first build
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Wait `first_s` before the first retry, doubling after each failed retry, at most `max_s`."""
+class Deadline:
+    """`fixed_s` > 0: that; else `factor` x the median measured latency, at least `min_s`."""
 
-    first_s: float = 5.0
-    max_s: float = 300.0
+    fixed_s: float = 0.0
+    factor: float = 5.0
+    min_s: float = 0.5
+    startup_s: float = 5.0  # before any latency is measured (the first inferences warm up)
 
-    def delay(self, failures: int) -> float:
-        return float(min(self.first_s * 2 ** max(failures - 1, 0), max(self.max_s, self.first_s)))
-
-
-@dataclass(frozen=True)
-class FailoverPlan:
-    """How to build both sides of a wrapper and what to tell the operator when the primary fails."""
-
-    label: str
-    primary: Factory
-    fallback: Factory | None
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-    hint: str = ""
-
-
-@dataclass(frozen=True)
-class ContextStatus:
-    """What /api/v1/status shows for one context."""
-
-    label: str
-    healthy: bool
-    running_on: str
-    failures: int
-    last_error: str | None
-    retry_in_s: float | None
-    primary_runs: int
-    fallback_runs: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "healthy": self.healthy,
-            "running_on": self.running_on,
-            "failures": self.failures,
-            "last_error": self.last_error,
-            "retry_in_s": None if self.retry_in_s is None else round(self.retry_in_s, 1),
-            "primary_runs": self.primary_runs,
-            "fallback_runs": self.fallback_runs,
-        }
+    def of(self, latencies: Sequence[float]) -> float:
+        if self.fixed_s > 0:
+            return self.fixed_s
+        if len(latencies) < 3:
+            return max(self.startup_s, self.min_s)
+        return max(self.factor * statistics.median(latencies), self.min_s)
 
 
 def conform(outputs: list[np.ndarray], produced: Sequence[TensorSpec], wanted: Sequence[TensorSpec]) -> None:
@@ -87,24 +65,126 @@ def conform(outputs: list[np.ndarray], produced: Sequence[TensorSpec], wanted: S
             outputs[i] = (outputs[i].astype(np.float32) - have.zero_point) * np.float32(have.scale)
 
 
-class FailoverContext:
-    def __init__(self, plan: FailoverPlan, policy: RetryPolicy, clock: Clock = time.monotonic) -> None:
-        self._plan = plan
-        self._policy = policy
-        self._clock = clock
+class NPUGroup:
+    def __init__(
+        self,
+        runners: list[NPURunner],
+        cpu: CPUPool | None,
+        specs: tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]],
+        deadline: Deadline,
+    ) -> None:
+        self.runners = runners
+        self.cpu = cpu
+        self.inputs, self.outputs = specs
+        self.deadline = deadline
+        self._open = len(runners)
         self._lock = threading.Lock()
-        self._primary: Context | None = None
-        self._fallback: Context | None = None
-        self._label = plan.label
-        self._failures = 0  # consecutive: 0 means healthy
-        self._total_failures = 0
-        self._next_retry = 0.0
-        self._last_error: str | None = None
-        self._runs = [0, 0]
+        self.on_close: Callable[[NPUGroup], None] | None = None
+        self.cpu_inputs: Callable[[Sequence[np.ndarray]], list[np.ndarray]] = list
+        for runner in runners:
+            runner.wait_started(START_WAIT_S)
+
+    def deadline_s(self) -> float:
+        samples = [s for r in self.runners for s in r.latencies()]
+        return self.deadline.of(samples)
+
+    def call(self, runner: NPURunner, inputs: Sequence[np.ndarray]) -> list[np.ndarray] | None:
+        """The runner's outputs, or None when it is unusable, failed, or missed the deadline."""
+        future = runner.submit(inputs)
+        if future is None:
+            return None
+        limit = self.deadline_s()
         try:
-            self._primary = plan.primary()
-        except ApplianceError as err:
-            self._fail(f"cannot start: {err}")
+            return future.result(timeout=limit)
+        except FutureTimeout:
+            runner.mark_hung(limit)
+        except ApplianceError:
+            pass  # the runner logged it and rebuilds itself
+        return None
+
+    def spare(self, exclude: NPURunner) -> NPURunner | None:
+        idle = [r for r in self.runners if r is not exclude and r.usable() and r.pending == 0]
+        return idle[0] if idle else None
+
+    def run_cpu(self, inputs: Sequence[np.ndarray], why: str) -> tuple[list[np.ndarray], str]:
+        if self.cpu is None:
+            raise InferenceFailed(f"{why} and there is no CPU fallback")
+        outputs, context = self.cpu.run(self.cpu_inputs(inputs))
+        conform(outputs, context.outputs, self.outputs)
+        return outputs, context.label
+
+    def problems(self) -> list[str]:
+        """What is wrong right now, in words (empty when every context runs on the NPU)."""
+        found = []
+        for runner in self.runners:
+            st = runner.status()
+            if st.state == "hung":
+                found.append(
+                    f"npu context {st.label} hung since {st.since_s:.1f} s "
+                    f"(deadline {self.deadline_s():.2f} s); "
+                    "its frames run on other contexts or the CPU"
+                )
+            elif st.state == "failed":
+                retry = f", rebuilt in {st.retry_in_s:.1f} s" if st.retry_in_s is not None else ""
+                found.append(f"npu context {st.label} failed ({st.last_error}){retry}; running on the CPU")
+            elif st.state == "starting":
+                found.append(f"npu context {st.label} is starting since {st.since_s:.1f} s")
+        return found
+
+    def release(self) -> None:
+        with self._lock:
+            self._open -= 1
+            last = self._open == 0
+        if last:
+            for runner in self.runners:
+                runner.close()
+            if self.cpu is not None:
+                self.cpu.close()
+            if self.on_close is not None:
+                self.on_close(self)
+
+
+@dataclass(frozen=True)
+class ContextStatus:
+    """What /api/v1/status shows for one context."""
+
+    label: str
+    healthy: bool
+    state: str
+    running_on: str
+    failures: int
+    hangs: int
+    last_error: str | None
+    retry_in_s: float | None
+    deadline_s: float
+    primary_runs: int
+    fallback_runs: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "healthy": self.healthy,
+            "state": self.state,
+            "running_on": self.running_on,
+            "failures": self.failures,
+            "hangs": self.hangs,
+            "last_error": self.last_error,
+            "retry_in_s": None if self.retry_in_s is None else round(self.retry_in_s, 1),
+            "deadline_s": round(self.deadline_s, 3),
+            "primary_runs": self.primary_runs,
+            "fallback_runs": self.fallback_runs,
+        }
+
+
+class FailoverContext:
+    """The context one pipeline worker owns: its runner first, then a spare runner, then the CPU."""
+
+    def __init__(self, group: NPUGroup, index: int) -> None:
+        self._group = group
+        self._runner = group.runners[index]
+        self._label = self._runner.label
+        self._runs = [0, 0]
+        self._closed = False
 
     @property
     def label(self) -> str:
@@ -112,104 +192,59 @@ class FailoverContext:
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
-        return self._plan.inputs
+        return self._group.inputs
 
     @property
     def outputs(self) -> tuple[TensorSpec, ...]:
-        return self._plan.outputs
+        return self._group.outputs
 
     @property
     def healthy(self) -> bool:
-        return self._failures == 0
+        return self._runner.usable()
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        with self._lock:
-            primary = self._ready_primary()
-            if primary is not None:
-                try:
-                    outputs = primary.run(inputs)
-                except ApplianceError as err:
-                    self._fail(str(err))
-                else:
-                    self._recovered()
-                    return outputs
-            return self._run_fallback(inputs)
-
-    def _ready_primary(self) -> Context | None:
-        if self._primary is not None or self._clock() < self._next_retry:
-            return self._primary
-        try:
-            self._primary = self._plan.primary()
-        except ApplianceError as err:
-            self._fail(f"retry failed: {err}")
-        return self._primary
-
-    def _fail(self, reason: str) -> None:
-        if self._primary is not None:
-            self._primary.close()
-            self._primary = None
-        self._failures += 1
-        self._total_failures += 1
-        reason = reason.removeprefix(f"{self._plan.label}: ")
-        self._last_error = reason
-        delay = self._policy.delay(self._failures)
-        self._next_retry = self._clock() + delay
-        if self._failures == 1:
-            fallback = "the CPU fallback" if self._plan.fallback is not None else "no fallback (frames fail)"
-            hint = f" To fix: {self._plan.hint}" if self._plan.hint else ""
-            logger.warning(
-                "%s failed: %s; running on %s, retrying in %.0f s.%s",
-                self._plan.label,
-                reason,
-                fallback,
-                delay,
-                hint,
-            )
-        else:
-            logger.debug("%s still failing (%s); next retry in %.0f s", self._plan.label, reason, delay)
-
-    def _recovered(self) -> None:
-        if self._failures:
-            logger.info("%s is back after %d failed attempt(s)", self._plan.label, self._failures)
-            self._failures = 0
-        self._label = self._plan.label
-        self._runs[0] += 1
-
-    def _run_fallback(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        if self._plan.fallback is None:
-            raise InferenceFailed(f"{self._plan.label} is unavailable: {self._last_error}")
-        if self._fallback is None:
-            try:
-                self._fallback = self._plan.fallback()
-            except ApplianceError as err:
-                raise InferenceFailed(
-                    f"{self._plan.label} failed and the CPU fallback cannot start: {err}"
-                ) from err
-        outputs = self._fallback.run(inputs)
-        conform(outputs, self._fallback.outputs, self._plan.outputs)
-        self._label = f"{self._fallback.label}:fallback({self._plan.label})"
+        group = self._group
+        outputs = group.call(self._runner, inputs)
+        if outputs is not None:
+            self._label = self._runner.label
+            self._runs[0] += 1
+            return outputs
+        spare = group.spare(self._runner)
+        if spare is not None:
+            outputs = group.call(spare, inputs)
+            if outputs is not None:
+                self._label = spare.label
+                self._runs[1] += 1
+                return outputs
+        why = f"{self._runner.label} is {self._runner.status().state}"
+        outputs, label = group.run_cpu(inputs, why)
+        self._label = f"{label}:fallback({self._runner.label})"
         self._runs[1] += 1
         return outputs
 
     def status(self) -> ContextStatus:
-        unhealthy = self._failures > 0
+        st = self._runner.status()
         return ContextStatus(
-            label=self._plan.label,
-            healthy=not unhealthy,
+            label=st.label,
+            healthy=st.state == "ok",
+            state=st.state,
             running_on=self._label,
-            failures=self._total_failures,
-            last_error=self._last_error,
-            retry_in_s=max(self._next_retry - self._clock(), 0.0) if unhealthy else None,
+            failures=st.failures,
+            hangs=st.hangs,
+            last_error=st.last_error,
+            retry_in_s=st.retry_in_s if st.state == "failed" else None,
+            deadline_s=self._group.deadline_s(),
             primary_runs=self._runs[0],
             fallback_runs=self._runs[1],
         )
 
+    def problems(self) -> list[str]:
+        return self._group.problems()
+
     def close(self) -> None:
-        with self._lock:
-            for context in (self._primary, self._fallback):
-                if context is not None:
-                    context.close()
-            self._primary = self._fallback = None
+        if not self._closed:
+            self._closed = True
+            self._group.release()
 
 
 def context_status(contexts: Sequence[Context]) -> list[dict[str, Any]]:
@@ -219,5 +254,5 @@ def context_status(contexts: Sequence[Context]) -> list[dict[str, Any]]:
         if isinstance(context, FailoverContext):
             rows.append(context.status().to_json())
         else:
-            rows.append({"label": context.label, "healthy": True, "running_on": context.label})
+            rows.append({"label": context.label, "healthy": True, "state": "ok", "running_on": context.label})
     return rows

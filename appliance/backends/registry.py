@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.backends.base import Backend, BackendOptions, Context
-from appliance.backends.failover import RetryPolicy
+from appliance.backends.failover import Deadline, RetryPolicy
 from appliance.backends.litert import LiteRTBackend
 from appliance.backends.rknn import NPUSettings, RKNNBackend
 from appliance.config import BackendConfig
@@ -26,7 +26,9 @@ def configure_backends(config: BackendConfig, sources: ProbeSources | None = Non
     """Rebuild the backends from the [backend] section; call once at startup, before opening models."""
     platform = sources or ProbeSources()
     BACKENDS["litert"] = LiteRTBackend(config.delegate, platform.root)
-    settings = NPUSettings(config.core_policy, RetryPolicy(config.retry_s, config.retry_max_s), platform)
+    deadline = Deadline(config.deadline_s, config.deadline_factor, config.deadline_min_s)
+    retry = RetryPolicy(config.retry_s, config.retry_max_s)
+    settings = NPUSettings(config.core_policy, retry, platform, deadline)
     BACKENDS["rknn"] = RKNNBackend(settings)
 
 

@@ -2,25 +2,29 @@
 
 The vendor module is imported inside `probe`/`open` only, so the package imports on any machine, and
 its errors are translated here, once: `load_rknn`/`init_runtime` returning -1 become ModelRejected /
-BackendUnavailable with a plain-words fix, `inference` returning None (the vendor only logs why) or
-raising becomes InferenceFailed.
+BackendUnavailable with a plain-words fix, `inference` returning None (the vendor only logs why;
+rknn_lite.py catches every exception) becomes InferenceFailed.
 
-RKNNLite cannot report tensor shapes, so the backend reads them from the model's float twin: the
-`.tflite` of the same name beside the `.rknn` (the registry stores `model.tflite` and `model.rknn` in
-one version folder). The same twin feeds the CPU fallback of every context (`failover.py`), so
-results keep the same pre/post-processing when the NPU fails. RKNNLite returns float32 outputs.
+RKNNLite cannot report tensor attributes, so the backend takes them from what the model declares:
+the version's manifest (`report.rknn.outputs`, written by `appliance models convert` from the
+simulator: dtype, scale, zero point, layout), else the float twin (the `.tflite` of the same name
+beside the `.rknn`, which also feeds the CPU fallback). Raw integer outputs are dequantised with
+those attributes, NCHW 4-D outputs (ONNX-sourced models) are turned back into the twin's NHWC, and
+anything else that does not fit is an InferenceFailed, never a wrong number. The input layout passed
+as `data_format` is the manifest's `input.layout`.
 
 Core policy: `auto` lets the driver pick (NPU_CORE_AUTO); `core0` ... `core0_1_2` pin every context
-to that mask; `per-core` pins context i to core i mod N, N the SoC's NPU cores (3 on RK3588), so with
-one pipeline worker per context every core runs its own model instance. Each context is used by the
-one worker thread that owns it: sharing one across threads has crashed boards.
+to that mask; `per-core` pins context i to core i mod N, N the SoC's NPU cores (3 on RK3588). Every
+context lives on its own thread (runner.py) with a deadline per inference; failover.py routes frames
+around hung or failed contexts to a spare context or the one shared CPU pool.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
-import time
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +33,11 @@ from typing import Any
 import numpy as np
 
 from appliance.backends.base import Backend, BackendOptions, Context, TensorSpec
-from appliance.backends.failover import Clock, FailoverContext, FailoverPlan, RetryPolicy
+from appliance.backends.cpupool import CPUPool, PoolSize
+from appliance.backends.failover import Deadline, FailoverContext, NPUGroup
 from appliance.backends.litert import LiteRTBackend, read_specs
+from appliance.backends.rknnio import Declared, OutputConverter, declared
+from appliance.backends.runner import NPURunner, RetryPolicy
 from appliance.errors import BackendUnavailable, InferenceFailed, ModelRejected
 from appliance.platform import LITE_FIX, PlatformReport, ProbeSources, probe_platform
 
@@ -60,7 +67,8 @@ class NPUSettings:
     core_policy: str = "auto"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     platform: ProbeSources = field(default_factory=ProbeSources)
-    clock: Clock = time.monotonic
+    deadline: Deadline = field(default_factory=Deadline)
+    cpu_cores: int | None = None  # None: os.cpu_count()
 
 
 @dataclass(frozen=True)
@@ -73,19 +81,38 @@ class Slot:
 
 @dataclass(frozen=True)
 class NPUModel:
-    """A .rknn file, its float twin, and the tensors read from the twin (outputs as RKNNLite gives them)."""
+    """A .rknn file, its float twin, the twin's tensors and what the manifest declares."""
 
     path: Path
     twin: Path
     inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]  # the twin's, as LiteRT has them (maybe quantised)
     threads: int = 1
+    declared: Declared = field(default_factory=Declared)
 
     @classmethod
     def of(cls, path: Path, threads: int = 1) -> NPUModel:
         twin = twin_of(path)
         inputs, outputs = read_specs(twin)
-        return cls(path, twin, inputs, float_specs(outputs), threads)
+        return cls(path, twin, inputs, outputs, threads, declared(path))
+
+    @property
+    def npu_inputs(self) -> tuple[TensorSpec, ...]:
+        """What the pipeline feeds: raw uint8 when mean/std are folded into the .rknn, else the twin's."""
+        if self.declared.folded is None:
+            return self.inputs
+        return tuple(dataclasses.replace(s, dtype="uint8", scale=0.0, zero_point=0) for s in self.inputs)
+
+    def cpu_inputs(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The same frame for the float twin (normalised on the CPU only when the NPU is not there)."""
+        folded = self.declared.folded
+        if folded is None:
+            return list(inputs)
+        return [folded.normalise(t, self.declared.layout or "nhwc") for t in inputs]
+
+    @property
+    def float_outputs(self) -> tuple[TensorSpec, ...]:
+        return float_specs(self.outputs)
 
 
 def plan_slots(policy: str, cores: int, contexts: int) -> list[Slot]:
@@ -110,7 +137,7 @@ def plan_slots(policy: str, cores: int, contexts: int) -> list[Slot]:
     ]
 
 
-def _data_format(spec: TensorSpec) -> str:
+def _guess_format(spec: TensorSpec) -> str:
     shape = spec.shape
     if len(shape) == 4 and shape[1] in CHANNEL_COUNTS and shape[3] not in CHANNEL_COUNTS:
         return "nchw"
@@ -118,20 +145,23 @@ def _data_format(spec: TensorSpec) -> str:
 
 
 def float_specs(outputs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
-    """RKNNLite dequantises: every output arrives as float32 whatever the twin's output type."""
+    """What the backend hands on: every output float32 (dequantised here when the NPU gives raw integers)."""
     return tuple(dataclasses.replace(s, dtype="float32", scale=0.0, zero_point=0) for s in outputs)
 
 
 class RKNNContext:
-    """One RKNNLite runtime on one core mask. Not thread-safe: one worker thread owns it."""
+    """One RKNNLite runtime on one core mask. Not thread-safe: its runner thread owns it."""
 
     def __init__(self, runtime: Any, label: str, model: NPUModel) -> None:
         self._rknn = runtime
         self._label = label
-        self._inputs = model.inputs
-        self._outputs = model.outputs
-        formats = [_data_format(s) for s in model.inputs]
+        self._inputs = model.npu_inputs
+        self._outputs = model.float_outputs
+        self._convert = OutputConverter(label, model.outputs, model.declared.outputs)
+        layout = model.declared.layout
+        formats = [layout or _guess_format(s) for s in model.inputs]
         self._format: str | list[str] = formats[0] if len(set(formats)) == 1 else formats
+        self._pass_through = [1] * len(model.inputs) if model.declared.pass_through else None
 
     @property
     def label(self) -> str:
@@ -147,17 +177,14 @@ class RKNNContext:
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         # the arrays go as they are: already in the layout and dtype the model expects
+        extra = {"inputs_pass_through": self._pass_through} if self._pass_through else {}
         try:
-            outputs = self._rknn.inference(inputs=list(inputs), data_format=self._format)
-        except Exception as err:  # the vendor raises assorted types; translated here, once
+            outputs = self._rknn.inference(inputs=list(inputs), data_format=self._format, **extra)
+        except Exception as err:  # rknn_lite.py never raises; a binding that does is translated, once
             raise InferenceFailed(f"{self._label}: inference raised {type(err).__name__}: {err}") from err
         if outputs is None:
             raise InferenceFailed(f"{self._label}: inference returned None (the NPU runtime logged why)")
-        if len(outputs) != len(self._outputs):
-            raise InferenceFailed(
-                f"{self._label}: {len(outputs)} outputs, the model has {len(self._outputs)}"
-            )
-        return list(outputs)
+        return self._convert(outputs)
 
     def close(self) -> None:
         runtime, self._rknn = self._rknn, None
@@ -187,7 +214,10 @@ def twin_of(model: Path) -> Path:
 
 
 def open_runtime(cls: type[Any], model: NPUModel, slot: Slot) -> RKNNContext:
-    """load_rknn + init_runtime for one slot; -1 from either becomes an error with its fix."""
+    """load_rknn + init_runtime for one slot; -1 from either becomes an error with its fix.
+
+    load_rknn only reads the file (rknn_lite.py); a damaged or too new model fails in init_runtime.
+    """
     try:
         runtime = cls(verbose=False)
         loaded = runtime.load_rknn(str(model.path))
@@ -197,18 +227,18 @@ def open_runtime(cls: type[Any], model: NPUModel, slot: Slot) -> RKNNContext:
     if loaded != 0:
         runtime.release()
         raise ModelRejected(
-            f"load_rknn({model.path.name}) returned {loaded}: the file is not a .rknn model this "
-            "runtime can read, or it is damaged; convert it again with `appliance models convert`"
+            f"load_rknn({model.path.name}) returned {loaded}: the file cannot be read; "
+            "convert it again with `appliance models convert`"
         )
     if started != 0:
         runtime.release()
         mask = MASK_NAMES.get(slot.core_mask, str(slot.core_mask))
         raise BackendUnavailable(
             f"init_runtime(core_mask={mask}) returned {started} on {slot.label}: the NPU runtime cannot "
-            "start the model. Check that the RKNPU driver is loaded (appliance doctor), that "
-            "/usr/lib/librknnrt.so is not older than the toolkit that converted the model (the "
-            "vendor log then says 'Invalid RKNN model version'), and that the model was converted "
-            "for this SoC (--target)"
+            "start the model. Check that the RKNPU driver is loaded and its device node is accessible "
+            "(appliance doctor), that /usr/lib/librknnrt.so is not older than the toolkit that converted "
+            "the model (the vendor log then says 'Invalid RKNN model version'), that the file is not "
+            "damaged ('Invalid RKNN format'), and that it was converted for this SoC (--target)"
         )
     return RKNNContext(runtime, slot.label, model)
 
@@ -221,6 +251,8 @@ class RKNNBackend:
         self.settings = settings or NPUSettings()
         self._fallback = fallback or LiteRTBackend()
         self._report: PlatformReport | None = None
+        self._groups: list[NPUGroup] = []
+        self._lock = threading.Lock()
 
     def platform(self) -> PlatformReport:
         if self._report is None:
@@ -238,20 +270,32 @@ class RKNNBackend:
         cls = vendor_class()
         spec = NPUModel.of(model, options.threads)
         slots = plan_slots(self.settings.core_policy, self.platform().npu_cores, options.contexts)
-        contexts: list[Context] = [
-            FailoverContext(self._plan(cls, spec, slot), self.settings.retry, self.settings.clock)
+        runners = [
+            NPURunner(
+                slot.label,
+                functools.partial(open_runtime, cls, spec, slot),
+                self.settings.retry,
+                FAILURE_HINT,
+            )
             for slot in slots
         ]
+        size = PoolSize.for_machine(len(slots), spec.threads, self.settings.cpu_cores)
+        cpu = CPUPool(lambda threads: self._fallback.open(spec.twin, BackendOptions(threads, 1))[0], size)
+        group = NPUGroup(runners, cpu, (spec.npu_inputs, spec.float_outputs), self.settings.deadline)
+        group.cpu_inputs = spec.cpu_inputs
+        group.on_close = self._forget
+        with self._lock:
+            self._groups.append(group)
         logger.info("%s opened on %s", model.name, ", ".join(s.label for s in slots))
-        return contexts
+        return [FailoverContext(group, i) for i in range(len(slots))]
 
-    def _plan(self, cls: type[Any], model: NPUModel, slot: Slot) -> FailoverPlan:
-        cpu = BackendOptions(threads=model.threads, contexts=1)
-        return FailoverPlan(
-            label=slot.label,
-            primary=lambda: open_runtime(cls, model, slot),
-            fallback=lambda: self._fallback.open(model.twin, cpu)[0],
-            inputs=model.inputs,
-            outputs=model.outputs,
-            hint=FAILURE_HINT,
-        )
+    def _forget(self, group: NPUGroup) -> None:
+        with self._lock:
+            if group in self._groups:
+                self._groups.remove(group)
+
+    def problems(self) -> list[str]:
+        """Why the NPU is not fully working right now, in words (for /health); empty when it is."""
+        with self._lock:
+            groups = list(self._groups)
+        return [problem for group in groups for problem in group.problems()]

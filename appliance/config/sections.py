@@ -95,6 +95,19 @@ class BackendConfig:
         5.0, "First wait before a failed NPU context is retried; doubles each time.", min=0.1
     )
     retry_max_s: float = setting(300.0, "Longest wait between retries of a failed NPU context.", min=0.1)
+    deadline_s: float = setting(
+        0.0,
+        "Longest wait for one NPU inference before its context is marked hung and the frame runs on "
+        "another context or the CPU; 0 = auto (deadline_factor x the median measured latency, at least "
+        "deadline_min_s).",
+        min=0.0,
+    )
+    deadline_factor: float = setting(
+        5.0, "With deadline_s = 0: the deadline is this many times the median measured latency.", min=1.0
+    )
+    deadline_min_s: float = setting(
+        0.5, "With deadline_s = 0: the deadline is never shorter than this.", min=0.01
+    )
     rknn_venv: str = setting(".venv-rknn", "Virtualenv with rknn-toolkit2 for `appliance models convert`.")
     verify_min_cosine: float = setting(
         0.98,
@@ -106,7 +119,25 @@ class BackendConfig:
         0.9, "A converted classifier fails when fewer samples keep LiteRT's top-1 class.", min=0.0, max=1.0
     )
     verify_min_boxes: float = setting(
-        0.9, "A converted detector fails when fewer LiteRT boxes are matched (IoU >= 0.5).", min=0.0, max=1.0
+        0.9,
+        "A converted detector fails when its box recall against LiteRT (share of LiteRT boxes matched at "
+        "IoU >= 0.5) is lower.",
+        min=0.0,
+        max=1.0,
+    )
+    verify_min_precision: float = setting(
+        0.9,
+        "A converted detector fails when its box precision (share of its boxes matched by a LiteRT box) "
+        "is lower.",
+        min=0.0,
+        max=1.0,
+    )
+    verify_max_error: float = setting(
+        0.05,
+        "A converted model fails when the mean absolute error of an output exceeds this share of "
+        "LiteRT's output range.",
+        min=0.0,
+        max=1.0,
     )
 
 

@@ -6,7 +6,13 @@ named version's .tflite), `model.rknn`, the settings of the named version (task,
 normalisation, thresholds, decoder) and the verification report under `report`. Versions never
 change once written, so the running model is untouched, activation stays a deliberate step, and
 rollback works. A version whose report did not pass has `report.passed = false`: it is flagged and
-must not be activated.
+cannot be activated unless `--force` is given (recorded as `report.forced`).
+
+Verification never runs on calibration inputs: an int8 conversion verifies on `--verify DIR`, or on
+a held-out split of `--calib` (every HOLD_OUT-th file, which is then not calibrated on), and is
+refused when neither gives a distinct image. The simulator's outputs are read the way the board
+reads them (rknnio.OutputConverter: raw integers dequantised, NCHW turned back), and the attributes
+found are stored as `report.rknn` for the backend.
 
 Inputs for calibration and verification go through the appliance's own pre-processing (the manifest's
 input settings), so the toolkit never normalises (`config()` gets no mean/std) and the board's
@@ -16,6 +22,7 @@ runtime receives exactly what the pipeline produces.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -31,10 +38,11 @@ from appliance.backends.base import BackendOptions, TensorSpec
 from appliance.backends.failover import conform
 from appliance.backends.litert import LiteRTBackend, read_specs
 from appliance.backends.rknn import float_specs
+from appliance.backends.rknnio import OutputAttr, OutputConverter, nchw_of
 from appliance.convert import DEFAULT_SAMPLES, TARGETS
 from appliance.convert.toolkit import Job, Toolkit, WorkerResult
 from appliance.convert.verify import Comparison, VerifyThresholds, verify
-from appliance.errors import BadRequest, ModelRejected, NotFound
+from appliance.errors import ApplianceError, BadRequest, ModelRejected, NotFound
 from appliance.models.manifest import Manifest
 from appliance.models.registry import MANIFEST, AddRequest, Registry, write_json_atomic
 from appliance.processing.image import Preprocessor
@@ -46,6 +54,8 @@ SOURCE_SUFFIXES = (".onnx", ".tflite")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 SYNTHETIC_SEED = 20251125
 SYNTHETIC_GRID = 8  # synthetic images: smooth noise upscaled from an 8x8 grid, more like photos
+HOLD_OUT = 4  # without --verify, every 4th calibration file is held out for verification
+MIN_FOR_SPLIT = 4
 
 Progress = Callable[[str, str], None]
 
@@ -59,6 +69,14 @@ class ConvertRequest:
     calib: Path | None = None
     samples: int = DEFAULT_SAMPLES
     limits: VerifyThresholds = field(default_factory=VerifyThresholds)
+    verify: Path | None = None  # verification inputs; an int8 build never verifies on its calibration
+
+
+@dataclass(frozen=True)
+class InputPlan:
+    calibrate: tuple[Path, ...]
+    verify: tuple[Path, ...] | None  # None: synthetic inputs (fp16 without any folder)
+    held_out: bool = False
 
 
 @dataclass
@@ -67,6 +85,7 @@ class Samples:
     transforms: list[Transform] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     dataset: Path | None = None
+    held_out: bool = False
 
 
 def resolve(registry: Registry, request: ConvertRequest) -> tuple[Manifest, Path]:
@@ -92,15 +111,45 @@ def resolve(registry: Registry, request: ConvertRequest) -> tuple[Manifest, Path
     return base, twin
 
 
-def _calibration_files(calib: Path | None) -> list[Path]:
-    if calib is None:
+def _input_files(folder: Path | None, flag: str) -> list[Path]:
+    if folder is None:
         return []
-    if not calib.is_dir():
-        raise BadRequest(f"--calib {calib}: not a folder")
-    files = sorted(p for p in calib.iterdir() if p.suffix.lower() in (*IMAGE_SUFFIXES, ".npy"))
+    if not folder.is_dir():
+        raise BadRequest(f"{flag} {folder}: not a folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (*IMAGE_SUFFIXES, ".npy"))
     if not files:
-        raise BadRequest(f"--calib {calib}: no images ({', '.join(IMAGE_SUFFIXES)}) or .npy files")
+        raise BadRequest(f"{flag} {folder}: no images ({', '.join(IMAGE_SUFFIXES)}) or .npy files")
     return files
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def plan_inputs(request: ConvertRequest) -> InputPlan:
+    """Which files calibrate and which verify; for int8 the two never share an image."""
+    calib = _input_files(request.calib, "--calib")
+    verify = _input_files(request.verify, "--verify")
+    if not request.quantize:
+        chosen = verify or calib
+        return InputPlan((), tuple(chosen) if chosen else None)
+    held_out = not verify
+    if held_out:
+        if len(calib) < MIN_FOR_SPLIT:
+            raise BadRequest(
+                f"--int8 verifies on images it did not calibrate on: give --verify DIR, or at least "
+                f"{MIN_FOR_SPLIT} files in --calib so every {HOLD_OUT}th can be held out ({len(calib)} given)"
+            )
+        verify = calib[::HOLD_OUT]
+        calib = [p for i, p in enumerate(calib) if i % HOLD_OUT]
+    seen = {_digest(p) for p in calib}
+    distinct = [p for p in verify if _digest(p) not in seen]
+    if not distinct:
+        raise BadRequest(
+            f"--verify {request.verify}: every file is also a calibration file; an int8 model must be "
+            "verified on images it was not calibrated on"
+        )
+    return InputPlan(tuple(calib), tuple(distinct), held_out)
 
 
 def _synthetic(spec: TensorSpec, image: bool, count: int) -> Iterator[np.ndarray]:
@@ -113,10 +162,12 @@ def _synthetic(spec: TensorSpec, image: bool, count: int) -> Iterator[np.ndarray
             yield rng.standard_normal(spec.shape).astype(np.float32)
 
 
-def _raw_inputs(spec: TensorSpec, image: bool, request: ConvertRequest) -> Iterator[np.ndarray]:
-    files = _calibration_files(request.calib)
-    if not files:
-        yield from _synthetic(spec, image, request.samples)
+def _raw_inputs(
+    spec: TensorSpec, image: bool, files: tuple[Path, ...] | None, count: int
+) -> Iterator[np.ndarray]:
+    if files is None:
+        yield from _synthetic(spec, image, count)
+        return
     for path in files:
         raw = np.load(path) if path.suffix == ".npy" else cv2.imread(str(path), cv2.IMREAD_COLOR)
         if raw is None:
@@ -139,27 +190,29 @@ def _calibration_layout(tensor: np.ndarray, layout: str) -> np.ndarray:
 
 
 def prepare_samples(base: Manifest, spec: TensorSpec, request: ConvertRequest, workdir: Path) -> Samples:
-    """Pre-process the calibration inputs; write the calibration set and the verification samples."""
+    """Pre-process the inputs; write the calibration set and the (distinct) verification samples."""
     pre = _preprocessor(base, spec)
     image = isinstance(pre, Preprocessor)
+    plan = plan_inputs(request)
     samples = Samples()
     calib_dir, sample_dir = workdir / "calib", workdir / "samples"
     calib_dir.mkdir()
     sample_dir.mkdir()
     lines = []
-    for index, raw in enumerate(_raw_inputs(spec, image, request)):
-        if index >= request.samples and not request.quantize:
+    for index, raw in enumerate(_raw_inputs(spec, image, plan.calibrate, len(plan.calibrate))):
+        tensor = pre(raw)[0].copy()  # the preprocessor reuses its buffer
+        np.save(calib_dir / f"{index:05d}.npy", _calibration_layout(tensor, base.input.layout))
+        lines.append(str(calib_dir / f"{index:05d}.npy"))
+    for index, raw in enumerate(_raw_inputs(spec, image, plan.verify, request.samples)):
+        if index >= request.samples:
             break
         tensor, transform = pre(raw)
-        tensor = tensor.copy()  # the preprocessor reuses its buffer
-        if request.quantize:
-            np.save(calib_dir / f"{index:05d}.npy", _calibration_layout(tensor, base.input.layout))
-            lines.append(str(calib_dir / f"{index:05d}.npy"))
-        if index < request.samples:
-            np.save(sample_dir / f"{index:05d}.npy", tensor)
-            samples.files.append(sample_dir / f"{index:05d}.npy")
-            samples.tensors.append(tensor)
-            samples.transforms.append(transform if image else IDENTITY)
+        tensor = tensor.copy()
+        np.save(sample_dir / f"{index:05d}.npy", tensor)
+        samples.files.append(sample_dir / f"{index:05d}.npy")
+        samples.tensors.append(tensor)
+        samples.transforms.append(transform if image else IDENTITY)
+    samples.held_out = plan.held_out
     if lines:
         samples.dataset = workdir / "dataset.txt"
         samples.dataset.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -205,15 +258,41 @@ def store_version(
     return manifest
 
 
+def output_attrs(raw: list[np.ndarray], twin: tuple[TensorSpec, ...]) -> list[OutputAttr]:
+    """The runtime's output attributes, from what the simulator returned and the twin's quantisation."""
+    attrs = []
+    for array, spec in zip(raw, twin, strict=False):
+        layout = "nhwc"
+        if array.ndim == 4 and len(spec.shape) == 4 and tuple(array.shape) != spec.shape:
+            layout = "nchw" if tuple(array.shape) == nchw_of(spec.shape) else "nhwc"
+        scale, zero_point = 0.0, 0
+        if array.dtype.kind in "iu" and spec.quantized and spec.dtype == array.dtype.name:
+            scale, zero_point = spec.scale, spec.zero_point
+        attrs.append(OutputAttr(array.dtype.name, scale, zero_point, layout))
+    return attrs
+
+
+def _candidate(
+    result: WorkerResult, twin: tuple[TensorSpec, ...]
+) -> tuple[list[list[np.ndarray]], list[OutputAttr]]:
+    raw = []
+    for path in result.outputs:
+        with np.load(path) as saved:
+            raw.append([saved[f"arr_{k}"] for k in range(len(saved.files))])
+    attrs = output_attrs(raw[0], twin) if raw else []
+    convert = OutputConverter("simulator", twin, attrs)
+    try:
+        return [convert(sample) for sample in raw], attrs
+    except ApplianceError as err:
+        raise ModelRejected(f"the simulator's outputs do not fit the model: {err}") from err
+
+
 def _report(
     request: ConvertRequest, base: Manifest, twin: Path, result: WorkerResult, samples: Samples
 ) -> dict[str, Any]:
     inputs, outputs = read_specs(twin)
     floats = float_specs(outputs)
-    candidate = []
-    for path in result.outputs:
-        with np.load(path) as saved:
-            candidate.append([saved[f"arr_{k}"] for k in range(len(saved.files))])
+    candidate, attrs = _candidate(result, outputs)
     comparison = Comparison(
         base.task,
         tuple(s.name for s in floats),
@@ -229,8 +308,16 @@ def _report(
         "dtype": "int8" if request.quantize else "fp16",
         "source": request.source.name,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "verified_on": "held-out calibration split" if samples.held_out else _verified_on(request),
+        "rknn": {"outputs": [a.to_json() for a in attrs], "source": request.source.suffix.lstrip(".")},
         **verify(comparison, post, request.limits),
     }
+
+
+def _verified_on(request: ConvertRequest) -> str:
+    if request.verify is not None:
+        return f"--verify {request.verify}"
+    return f"--calib {request.calib} (fp16: no calibration)" if request.calib else "synthetic inputs"
 
 
 def convert(registry: Registry, toolkit: Toolkit, request: ConvertRequest, progress: Progress) -> Manifest:

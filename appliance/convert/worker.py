@@ -77,7 +77,7 @@ def simulate(rknn: Any, job: dict[str, Any]) -> list[str]:
         if outputs is None:
             raise RuntimeError(f"simulator inference returned None for sample {index}")
         path = Path(job["workdir"]) / f"sim_{index:04d}.npz"
-        np.savez(path, *[np.asarray(o, dtype=np.float32) for o in outputs])
+        np.savez(path, *[np.asarray(o) for o in outputs])  # raw, as the runtime returns them
         written.append(str(path))
     return written
 

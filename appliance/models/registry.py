@@ -84,7 +84,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def check_activatable(manifest: Manifest) -> None:
     """A version whose conversion check failed is kept for inspection but never activated."""
     report = manifest.report
-    if report is not None and report.get("passed") is False:
+    if report is not None and report.get("passed") is False and not report.get("forced"):
         problems = "; ".join(report.get("problems", []))
         raise Conflict(
             f"model {manifest.ref} failed its conversion check ({problems}); "

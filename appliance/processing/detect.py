@@ -19,6 +19,7 @@ from appliance.processing.anchors import ssd_anchors
 from appliance.processing.inference import Detection, Inference, Transform
 from appliance.processing.nms import nms
 from appliance.processing.quant import dequantize
+from appliance.processing.yolo_zoo import ZooYoloDecoder, zoo_branches
 
 SCORE_CLIP = 80.0  # MediaPipe clips at 100; exp(100) overflows float32
 YOLO_NORMALISED_MAX = 1.5  # coordinates no larger than this are taken as already normalised
@@ -122,6 +123,17 @@ class YoloDecoder:
         return Candidates(boxes, scores, classes)
 
 
+class ZooYolo:
+    """rknn_model_zoo's multi-output YOLOv8/YOLO11 head (yolo_zoo.py), as a Decoder."""
+
+    def __init__(self, outputs: Sequence[TensorSpec], classes: int, input_hw: tuple[int, int]) -> None:
+        self._decode = ZooYoloDecoder(outputs, classes, input_hw)
+
+    def __call__(self, outputs: Sequence[np.ndarray]) -> Candidates:
+        boxes, scores, classes = self._decode(outputs)
+        return Candidates(boxes, scores, classes)
+
+
 class SsdPostprocessedDecoder:
     """TFLite_Detection_PostProcess outputs: boxes (ymin, xmin, ymax, xmax), classes, scores, count."""
 
@@ -152,16 +164,17 @@ class SsdPostprocessedDecoder:
 
 def make_decoder(manifest: Manifest, outputs: Sequence[TensorSpec], input_hw: tuple[int, int]) -> Decoder:
     kind = manifest.decoder.kind
+    zoo = zoo_branches(outputs, input_hw) is not None  # told apart by the output shapes
     if kind == "auto":
-        kind = {4: "ssd_postprocessed", 2: "anchors", 1: "yolo"}.get(len(outputs), "")
+        kind = "yolo" if zoo else {4: "ssd_postprocessed", 2: "anchors", 1: "yolo"}.get(len(outputs), "")
         if not kind:
             raise ModelRejected(f"cannot tell the detector type from {len(outputs)} outputs; set --decoder")
     if kind == "anchors":
         return AnchorDecoder(outputs, manifest.decoder.anchors, input_hw)
     if kind == "yolo":
-        if len(outputs) != 1:
-            raise ModelRejected(f"YOLO decoder needs one output, model has {len(outputs)}")
-        return YoloDecoder(outputs[0], len(manifest.labels), input_hw)
+        if len(outputs) == 1:
+            return YoloDecoder(outputs[0], len(manifest.labels), input_hw)
+        return ZooYolo(outputs, len(manifest.labels), input_hw)
     return SsdPostprocessedDecoder(outputs)
 
 

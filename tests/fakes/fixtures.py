@@ -47,7 +47,9 @@ def rk3588(tmp_path: Path) -> ProbeSources:
 def npu_backends(fake_npu: ModuleType, rk3588: ProbeSources) -> Iterator[ProbeSources]:
     """BACKENDS configured for an RK3588 with the per-core policy and a fast retry; restored after."""
     saved = dict(backend_registry.BACKENDS)
-    config = BackendConfig(order=("rknn", "litert"), core_policy="per-core", retry_s=0.05, retry_max_s=0.2)
+    config = BackendConfig(
+        order=("rknn", "litert"), core_policy="per-core", retry_s=0.05, retry_max_s=0.2, deadline_s=10.0
+    )
     backend_registry.configure_backends(config, rk3588)
     yield rk3588
     backend_registry.BACKENDS.clear()

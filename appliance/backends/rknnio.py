@@ -1,0 +1,162 @@
+"""What a .rknn model declares about its tensors, and turning RKNNLite's outputs into what it declares.
+
+RKNNLite (rknn-toolkit-lite2) has no call that reports tensor attributes, and what `inference`
+returns depends on the model: raw uint8/int8 for quantised outputs, NCHW for the 4-D outputs of
+ONNX-sourced models. The attributes come from the version's manifest (`report.rknn`, written by
+`appliance models convert` from the simulator's actual outputs) and, for what it does not say, from
+the float twin. Anything that fits neither is an InferenceFailed naming the output, never a
+silently wrong number.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance.backends.base import TensorSpec
+from appliance.errors import InferenceFailed, ModelRejected
+
+MANIFEST = "manifest.json"  # the registry keeps it beside model.rknn
+LAYOUTS = ("nhwc", "nchw")
+
+
+@dataclass(frozen=True)
+class OutputAttr:
+    """One output as the runtime returns it: dtype, affine quantisation (scale 0 = float), layout."""
+
+    dtype: str = "float32"
+    scale: float = 0.0
+    zero_point: int = 0
+    layout: str = "nhwc"
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> OutputAttr:
+        layout = str(data.get("layout", "nhwc"))
+        return cls(
+            str(data.get("dtype", "float32")),
+            float(data.get("scale", 0.0)),
+            int(data.get("zero_point", 0)),
+            layout if layout in LAYOUTS else "nhwc",
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dtype": self.dtype,
+            "scale": self.scale,
+            "zero_point": self.zero_point,
+            "layout": self.layout,
+        }
+
+
+@dataclass(frozen=True)
+class FoldedInput:
+    """The .rknn takes raw uint8 pixels: mean/std were given to rknn.config() at conversion, so the NPU
+    normalises and the CPU does not. The CPU fallback (the float twin) gets (pixel - mean) / std."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def normalise(self, tensor: np.ndarray, layout: str) -> np.ndarray:
+        mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
+        if layout == "nchw" and tensor.ndim == 4:
+            mean, std = mean[:, None, None], std[:, None, None]
+        return ((tensor.astype(np.float32) - mean) / std).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Declared:
+    """The manifest's word on the model: input layout, output attributes, uint8 input handling."""
+
+    layout: str | None = None
+    outputs: tuple[OutputAttr, ...] = ()
+    pass_through: bool = False  # inputs_pass_through=[1]: the tensor is already the model's native input
+    folded: FoldedInput | None = None
+
+
+def declared(model: Path) -> Declared:
+    """Read the manifest beside `model` (a registry version folder); nothing declared when absent."""
+    try:
+        data = json.loads((model.parent / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return Declared()
+    if not isinstance(data, dict):
+        return Declared()
+    settings = data.get("input") or {}
+    layout = settings.get("layout")
+    rknn = ((data.get("report") or {}).get("rknn")) or {}
+    outputs = tuple(OutputAttr.of(o) for o in rknn.get("outputs", []) if isinstance(o, dict))
+    folded = rknn.get("folded_input")
+    fold = None
+    if isinstance(folded, dict) and folded.get("mean") and folded.get("std"):
+        fold = FoldedInput(tuple(map(float, folded["mean"])), tuple(map(float, folded["std"])))
+        if any(float(v) != 0.0 for v in settings.get("mean", [0.0])) or any(
+            float(v) != 1.0 for v in settings.get("std", [1.0])
+        ):
+            raise ModelRejected(
+                f"{model.name} has mean/std folded in (report.rknn.folded_input) but the manifest's input "
+                "normalises too (input.mean/std must be 0/1 for raw pixels): it would be normalised twice"
+            )
+    return Declared(
+        layout if layout in LAYOUTS else None, outputs, bool(rknn.get("pass_through", False)), fold
+    )
+
+
+def nchw_of(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (shape[0], shape[3], shape[1], shape[2])
+
+
+class OutputConverter:
+    """RKNNLite's outputs -> float32 arrays of the twin's shapes (dequantised, NHWC)."""
+
+    def __init__(
+        self, label: str, twin: Sequence[TensorSpec], declared_outputs: Sequence[OutputAttr]
+    ) -> None:
+        self._label = label
+        self._twin = tuple(twin)
+        self._attrs = tuple(declared_outputs)
+
+    def _attr(self, k: int) -> OutputAttr | None:
+        return self._attrs[k] if k < len(self._attrs) else None
+
+    def _layout(self, k: int, array: np.ndarray, want: TensorSpec, attr: OutputAttr | None) -> np.ndarray:
+        if array.ndim == 4 and len(want.shape) == 4:
+            if attr is not None and attr.layout == "nchw" and array.shape == nchw_of(want.shape):
+                return array.transpose(0, 2, 3, 1)
+            if array.shape != want.shape and array.shape == nchw_of(want.shape):
+                return array.transpose(0, 2, 3, 1)  # undeclared, but only NCHW fits
+        if array.shape != want.shape:
+            raise InferenceFailed(
+                f"{self._label}: output {k} ({want.name}) came back with shape {array.shape}; the model "
+                f"declares {want.shape}"
+            )
+        return array
+
+    def _dequantise(self, k: int, array: np.ndarray, want: TensorSpec, attr: OutputAttr | None) -> np.ndarray:
+        if array.dtype.kind not in "iu":
+            return array if array.dtype == np.float32 else array.astype(np.float32)
+        if attr is not None and attr.scale:
+            scale, zero_point = attr.scale, attr.zero_point
+        elif want.quantized and want.dtype == array.dtype.name:
+            scale, zero_point = want.scale, want.zero_point
+        else:
+            raise InferenceFailed(
+                f"{self._label}: output {k} ({want.name}) came back as raw {array.dtype} and neither the "
+                "manifest (report.rknn.outputs) nor the float twin gives its scale and zero point; convert "
+                "the model again with `appliance models convert`"
+            )
+        return (array.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
+
+    def __call__(self, outputs: Sequence[Any]) -> list[np.ndarray]:
+        if len(outputs) != len(self._twin):
+            raise InferenceFailed(f"{self._label}: {len(outputs)} outputs, the model has {len(self._twin)}")
+        converted = []
+        for k, (value, want) in enumerate(zip(outputs, self._twin, strict=True)):
+            array = np.asarray(value)
+            attr = self._attr(k)
+            converted.append(self._dequantise(k, self._layout(k, array, want, attr), want, attr))
+        return converted
