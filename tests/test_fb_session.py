@@ -172,7 +172,7 @@ def test_reject_is_answered_with_nack(pair: Pair) -> None:
 def test_session_rejects_managed_types_and_sends_after_stop() -> None:
     p = Pair()
     with pytest.raises(ValueError, match="managed by the session"):
-        p.host.send(Hello(0, 1, 1, 0, 0, 0, ""))  # type: ignore[arg-type]
+        p.host.send(Hello(0, 1, 1, 0, 0, 64, ""))  # type: ignore[arg-type]
     assert p.host.send(Trigger(0, 0)).status is DeliveryStatus.DROPPED
     p.start()
     pending = p.host.send(Result(1, 0, 0, 0, Verdict.PASS))

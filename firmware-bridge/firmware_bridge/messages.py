@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import numpy.typing as npt
 
-from firmware_bridge.protocol import FIRMWARE_STRING_MAX, MAX_PAYLOAD, MAX_RANK
+from firmware_bridge.protocol import FIRMWARE_STRING_MAX, MAX_PAYLOAD, MAX_RANK, MIN_MAX_PAYLOAD
 from firmware_bridge.tensor import DType, array_to_wire, expected_size, wire_to_array
 
 
@@ -23,16 +23,35 @@ class MessageType(IntEnum):
     ACK = 0x02
     NACK = 0x03
     HEARTBEAT = 0x04
+    TIME_REQUEST = 0x05
+    TIME_REPLY = 0x06
     SENSOR_FRAME = 0x10
     TRIGGER = 0x11
+    DEVICE_STATUS = 0x12
     RESULT = 0x20
     IO_SET = 0x21
+    ENTER_BOOTLOADER = 0x22
 
 
 RELIABLE_TYPES: frozenset[MessageType] = frozenset(
-    {MessageType.TRIGGER, MessageType.RESULT, MessageType.IO_SET}
+    {MessageType.TRIGGER, MessageType.RESULT, MessageType.IO_SET, MessageType.ENTER_BOOTLOADER}
 )
 """Types that must be acknowledged with ACK/NACK and are retried by the sender."""
+
+MINOR1_TYPES: frozenset[MessageType] = frozenset(
+    {
+        MessageType.TIME_REQUEST,
+        MessageType.TIME_REPLY,
+        MessageType.DEVICE_STATUS,
+        MessageType.ENTER_BOOTLOADER,
+    }
+)
+"""Types added in protocol 1.1: never sent to a 1.0 peer, unknown to a 1.0 receiver."""
+
+NACKABLE_TYPES: frozenset[int] = frozenset({MessageType.HELLO, *RELIABLE_TYPES})
+"""Known types a receiver may answer with NACK. ACK, NACK, HEARTBEAT and the other unreliable types
+are never answered, whatever is wrong with them (no NACK storms); unknown types are NACKed once per
+burst."""
 
 
 class ErrorCode(IntEnum):
@@ -66,6 +85,24 @@ class Capability(IntFlag):
     RESULT = 1 << 2
     IO_SET = 1 << 3
     HEARTBEAT = 1 << 4
+    TIME_SYNC = 1 << 5
+    """1.1: answers TIME_REQUEST (device) / sends it (host)."""
+    DEVICE_STATUS = 1 << 6
+    """1.1: sends DEVICE_STATUS (device) / accepts it (host)."""
+    BOOTLOADER = 1 << 7
+    """1.1: accepts ENTER_BOOTLOADER (device) / may send it (host)."""
+
+
+CAPABILITY_OF: dict[int, Capability] = {
+    MessageType.SENSOR_FRAME: Capability.SENSOR_FRAME,
+    MessageType.TRIGGER: Capability.TRIGGER,
+    MessageType.RESULT: Capability.RESULT,
+    MessageType.IO_SET: Capability.IO_SET,
+    MessageType.TIME_REQUEST: Capability.TIME_SYNC,
+    MessageType.DEVICE_STATUS: Capability.DEVICE_STATUS,
+    MessageType.ENTER_BOOTLOADER: Capability.BOOTLOADER,
+}
+"""The capability bit a peer must have advertised before a message of the type is sent to it."""
 
 
 class HelloFlag(IntFlag):
@@ -103,17 +140,25 @@ class Hello:
     capabilities: int
     max_payload: int
     firmware: str
+    minor_version: int | None = None
+    """1.1 extension (appended after ``firmware``); ``None``: a 1.0 HELLO without extension."""
+    schema_hash: int = 0
+    boot_id: int = 0
     seq: int = field(default=0, kw_only=True)
 
     def __post_init__(self) -> None:
         _u8("Hello.flags", self.flags)
+        if self.minor_version is not None:
+            _u8("Hello.minor_version", self.minor_version)
+        _u32("Hello.schema_hash", self.schema_hash)
+        _u32("Hello.boot_id", self.boot_id)
         _u8("Hello.min_version", self.min_version)
         _u8("Hello.max_version", self.max_version)
         if self.min_version > self.max_version:
             raise ValueError(f"Hello.min_version {self.min_version} > max_version {self.max_version}")
         _u32("Hello.device_id", self.device_id)
         _u32("Hello.capabilities", self.capabilities)
-        _u16("Hello.max_payload", self.max_payload)
+        _check("Hello.max_payload", self.max_payload, MIN_MAX_PAYLOAD, 0xFFFF)
         if len(self.firmware) > FIRMWARE_STRING_MAX or not all(" " <= ch <= "~" for ch in self.firmware):
             raise ValueError(
                 f"Hello.firmware must be printable ASCII of at most {FIRMWARE_STRING_MAX} chars, "
@@ -124,6 +169,11 @@ class Hello:
     @property
     def reply_requested(self) -> bool:
         return bool(self.flags & HelloFlag.REPLY_REQUESTED)
+
+    @property
+    def minor(self) -> int:
+        """The sender's minor version (0 for a 1.0 HELLO)."""
+        return 0 if self.minor_version is None else self.minor_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,9 +327,106 @@ class Heartbeat:
         _u16("Heartbeat.seq", self.seq)
 
 
-Message = Hello | SensorFrame | Trigger | Result | IoSet | Ack | Nack | Heartbeat
+@dataclass(frozen=True, slots=True)
+class TimeRequest:
+    """1.1, host -> device: "what is your clock?"; ``token`` comes back in the TIME_REPLY."""
+
+    TYPE: ClassVar[MessageType] = MessageType.TIME_REQUEST
+    token: int
+    seq: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _u32("TimeRequest.token", self.token)
+        _u16("TimeRequest.seq", self.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeReply:
+    """1.1, device -> host: the request's ``token`` and the device clock when the request arrived."""
+
+    TYPE: ClassVar[MessageType] = MessageType.TIME_REPLY
+    token: int
+    device_ms: int
+    seq: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _u32("TimeReply.token", self.token)
+        _u32("TimeReply.device_ms", self.device_ms)
+        _u16("TimeReply.seq", self.seq)
+
+
+class DeviceFault(IntFlag):
+    """DEVICE_STATUS fault_flags; bits 4..31 reserved (sent 0, ignored)."""
+
+    SENSOR = 1 << 0
+    OUTPUT = 1 << 1
+    BROWNOUT_RESET = 1 << 2
+    WATCHDOG_RESET = 1 << 3
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """1.1, device -> host: fault flags and loss counters (all wrap at 2^32)."""
+
+    TYPE: ClassVar[MessageType] = MessageType.DEVICE_STATUS
+    uptime_ms: int
+    fault_flags: int
+    trigger_overflows: int
+    sample_overruns: int
+    tx_dropped: int
+    seq: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        for name in ("uptime_ms", "fault_flags", "trigger_overflows", "sample_overruns", "tx_dropped"):
+            _u32(f"DeviceStatus.{name}", getattr(self, name))
+        _u16("DeviceStatus.seq", self.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class EnterBootloader:
+    """1.1, host -> device (reliable): reset into the firmware-update bootloader after the ACK."""
+
+    TYPE: ClassVar[MessageType] = MessageType.ENTER_BOOTLOADER
+    magic: int
+    mode: int = 0
+    seq: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        _u32("EnterBootloader.magic", self.magic)
+        _u8("EnterBootloader.mode", self.mode)
+        _u16("EnterBootloader.seq", self.seq)
+
+
+Message = (
+    Hello
+    | SensorFrame
+    | Trigger
+    | Result
+    | IoSet
+    | Ack
+    | Nack
+    | Heartbeat
+    | TimeRequest
+    | TimeReply
+    | DeviceStatus
+    | EnterBootloader
+)
 
 MESSAGE_CLASSES: dict[MessageType, type[Message]] = {
-    cls.TYPE: cls for cls in (Hello, SensorFrame, Trigger, Result, IoSet, Ack, Nack, Heartbeat)
+    cls.TYPE: cls
+    for cls in (
+        Hello,
+        SensorFrame,
+        Trigger,
+        Result,
+        IoSet,
+        Ack,
+        Nack,
+        Heartbeat,
+        TimeRequest,
+        TimeReply,
+        DeviceStatus,
+        EnterBootloader,
+    )
 }
 """Registry: wire type code -> message class."""

@@ -23,8 +23,12 @@ from firmware_bridge.delivery import Delivery, DeliveryStatus, Outbox, OutboxPol
 from firmware_bridge.inbox import Inbox, MessageCallback
 from firmware_bridge.keepalive import Keepalive, KeepalivePolicy
 from firmware_bridge.messages import (
+    CAPABILITY_OF,
+    MINOR1_TYPES,
     RELIABLE_TYPES,
     Ack,
+    DeviceStatus,
+    EnterBootloader,
     ErrorCode,
     Heartbeat,
     Hello,
@@ -35,10 +39,15 @@ from firmware_bridge.messages import (
     Nack,
     Result,
     SensorFrame,
+    TimeReply,
+    TimeRequest,
     Trigger,
 )
-from firmware_bridge.protocol import DEFAULT_BAUDRATE, DELIMITER, SEQ_MODULO
+from firmware_bridge.protocol import BOOTLOADER_MAGIC, DEFAULT_BAUDRATE, DELIMITER, REF_SEQ_NONE, SEQ_MODULO
+from firmware_bridge.replies import Dedupe, NackPolicy
+from firmware_bridge.schema import SCHEMA_HASHES
 from firmware_bridge.session_config import SessionConfig
+from firmware_bridge.timesync import ClockSync
 from firmware_bridge.session_state import SessionState, StateListener, StateTracker
 from firmware_bridge.session_stats import SessionCounters, SessionStats
 from firmware_bridge.transport import LinkState, PortSpec, SerialTransport, Transport, TransportConfig
@@ -72,20 +81,26 @@ class Session:
         self._wake = threading.Condition(self._lock)
         self._dirty = False
         self._states = StateTracker()
-        self._seq = secrets.randbelow(SEQ_MODULO)
+        self._seq = secrets.randbelow(REF_SEQ_NONE)
         cfg = self._config
         policy = OutboxPolicy(cfg.outbox_size, cfg.ack_timeout_s, cfg.max_retries)
         self._outboxes: dict[int, Outbox] = {t: Outbox(policy) for t in sorted(RELIABLE_TYPES)}
         self._timers = Keepalive(
             KeepalivePolicy(cfg.heartbeat_interval_s, cfg.hello_interval_s, cfg.link_timeout_s)
         )
-        self._last_seen: dict[MessageType, int] = {}
+        self._dedupe = Dedupe(cfg.duplicate_window_s)
+        self._nack_policy = NackPolicy()
+        self._clock_sync = ClockSync()
+        self._next_time_sync = 0.0
+        self._boot_id = secrets.randbits(32)
+        self._minor = 0  # negotiated minor version while READY
         self._counts = SessionCounters().as_dict()
         self._peer: Hello | None = None
         self._peer_heartbeat: Heartbeat | None = None
+        self._peer_status: DeviceStatus | None = None
         self._rx_lock = threading.Lock()
         self._rejects: list[Reject] = []
-        self._decoder = Decoder(on_reject=self._rejects.append)
+        self._decoder = Decoder(self._rejects.append, cfg.inter_byte_timeout_s)
         self._inbox = Inbox(cfg.rx_queue_size, on_message)
         self._thread: threading.Thread | None = None
         self._handlers: dict[MessageType, Callable[[Message, float], None]] = {
@@ -93,10 +108,14 @@ class Session:
             MessageType.ACK: self._on_ack,
             MessageType.NACK: self._on_ack,
             MessageType.HEARTBEAT: self._on_heartbeat,
+            MessageType.TIME_REQUEST: self._on_time_request,
+            MessageType.TIME_REPLY: self._on_time_reply,
+            MessageType.DEVICE_STATUS: self._on_device_status,
             MessageType.SENSOR_FRAME: self._on_unreliable,
             MessageType.TRIGGER: self._on_reliable,
             MessageType.RESULT: self._on_reliable,
             MessageType.IO_SET: self._on_reliable,
+            MessageType.ENTER_BOOTLOADER: self._on_reliable,
         }
 
     @classmethod
@@ -119,8 +138,28 @@ class Session:
 
     @property
     def peer(self) -> Hello | None:
-        """The peer's last HELLO (identity, versions, capabilities)."""
+        """The peer's last HELLO (identity, versions, capabilities); ``None`` after link loss."""
         return self._peer
+
+    @property
+    def boot_id(self) -> int:
+        """Random per session object; sent in the 1.1 HELLO so the peer can tell a restart."""
+        return self._boot_id
+
+    def device_ms(self, now: float | None = None) -> int:
+        """This side's ms clock as sent in HEARTBEAT / TIME_REPLY (uptime + ``clock_offset_ms``)."""
+        at = self._clock() if now is None else now
+        return (self._timers.uptime_ms(at) + self._config.clock_offset_ms) & _U32
+
+    def peer_time(self, peer_ms: int) -> float | None:
+        """Our clock's time (``clock``, default monotonic) of a peer timestamp such as
+        ``SensorFrame.timestamp_ms``; ``None`` until a TIME_REPLY arrived (1.0 peer: never)."""
+        with self._lock:
+            return self._clock_sync.to_host(peer_ms)
+
+    def enter_bootloader(self, mode: int = 0) -> Delivery:
+        """Ask the device to reset into its update bootloader (ACKed, then it leaves the link)."""
+        return self.send(EnterBootloader(BOOTLOADER_MAGIC, mode))
 
     @property
     def transport(self) -> Transport:
@@ -170,16 +209,23 @@ class Session:
         """Block until the handshake completed (state READY) or ``timeout``; returns whether ready."""
         return self._states.ready.wait(timeout)
 
-    def send(self, message: SensorFrame | Trigger | Result | IoSet | Heartbeat) -> Delivery:
+    def send(
+        self,
+        message: SensorFrame | Trigger | Result | IoSet | Heartbeat | DeviceStatus | EnterBootloader,
+        *,
+        expires_in: float | None = None,
+    ) -> Delivery:
         """Send ``message`` with a fresh sequence number; thread-safe, never blocks on ACKs.
 
-        TRIGGER, RESULT and IO_SET are reliable: the returned :class:`Delivery` resolves when they
-        are ACKed/NACKed or timed out. Other types resolve as SENT or DROPPED immediately.
+        TRIGGER, RESULT, IO_SET and ENTER_BOOTLOADER are reliable: the returned :class:`Delivery`
+        resolves when they are ACKed/NACKed, timed out, or -- with ``expires_in`` seconds -- when that
+        deadline passed first (EXPIRED: never sent or retransmitted after it). Other types resolve as
+        SENT or DROPPED immediately. A type the peer did not advertise is DROPPED.
         """
-        if isinstance(message, Hello | Ack | Nack):
+        if isinstance(message, Hello | Ack | Nack | TimeRequest | TimeReply):
             raise ValueError(f"{message.TYPE.name} is managed by the session and cannot be sent directly")
         with self._lock:
-            if self._states.state is SessionState.STOPPED:
+            if self._states.state is SessionState.STOPPED or not self._peer_accepts(message.TYPE):
                 delivery = Delivery(message)
                 delivery.resolve(DeliveryStatus.DROPPED)
                 return delivery
@@ -187,7 +233,9 @@ class Session:
             delivery = Delivery(stamped)
             frame = encode(stamped)
             outbox = self._outboxes.get(stamped.TYPE)
-            frames = [frame] if outbox is None else outbox.submit(delivery, frame, self._clock())
+            now = self._clock()
+            expires = None if expires_in is None else now + expires_in
+            frames = [frame] if outbox is None else outbox.submit(delivery, frame, now, expires)
             self._notify()
         written = self._transmit(frames)
         if outbox is None:
@@ -205,13 +253,19 @@ class Session:
                 counts["retries"] += outbox.retries
                 counts["timeouts"] += outbox.timeouts
                 counts["outbox_dropped"] += outbox.dropped
+                counts["expired"] += outbox.expired
                 counts["stray_acks"] += outbox.stray_acks
             counts["delivered"] = self._inbox.delivered
             counts["rx_dropped"] = self._inbox.dropped
+            counts["nacks_suppressed"] = self._nack_policy.suppressed
+            ready = self._states.state is SessionState.READY
             return SessionStats(
                 state=self._states.state.value,
                 peer=self._peer,
                 peer_heartbeat=self._peer_heartbeat,
+                peer_status=self._peer_status,
+                clock_offset_ms=self._clock_sync.offset_ms(),
+                protocol=f"1.{self._minor}" if ready else "",
                 counters=SessionCounters(**counts),
                 decoder=self._decoder.stats,
                 transport=self._transport.stats(),
@@ -220,20 +274,30 @@ class Session:
     # -- receive path (transport reader thread) ------------------------------------------------
 
     def _on_data(self, data: bytes) -> None:
+        now = self._clock()
         with self._rx_lock:
-            messages = self._decoder.feed(data)
+            messages = self._decoder.feed(data, now)
             rejects = list(self._rejects)
             self._rejects.clear()
         if not messages and not rejects:
             return
-        now = self._clock()
         with self._lock:
             self._timers.heard(now)
             self._counts["rx_messages"] += len(messages)
+            if messages:
+                self._nack_policy.valid_frame()
         for message in messages:
+            if message.TYPE in MINOR1_TYPES and self._config.identity.minor_version == 0:
+                rejects.append(Reject(message.TYPE, message.seq, ErrorCode.UNKNOWN_TYPE))  # as 1.0 would
+                continue
             self._handlers[message.TYPE](message, now)
+        legacy = self._config.identity.minor_version == 0
         for reject in rejects:
-            self._reply(Nack(reject.type_code & 0xFF, reject.seq, reject.code))
+            with self._lock:
+                known = not (legacy and reject.type_code in MINOR1_TYPES)
+                answer = self._nack_policy.should_nack(reject, now, known=known)
+            if answer:
+                self._reply(Nack(reject.type_code & 0xFF, reject.seq, reject.code))
 
     def _on_link(self, state: LinkState) -> None:
         if state is LinkState.CONNECTED:
@@ -247,8 +311,10 @@ class Session:
                 self._states.set(SessionState.CONNECTING)
                 self._timers.restart(self._clock())
                 self._notify()
-            elif state is LinkState.LOST and self._states.state is SessionState.READY:
-                self._lose_link()
+            elif state is LinkState.LOST:
+                if self._states.state is SessionState.READY:
+                    self._lose_link()
+                self._forget_peer()
         self._states.announce()
 
     def _on_hello(self, message: Message, now: float) -> None:
@@ -257,20 +323,27 @@ class Session:
         frames: list[bytes] = []
         with self._lock:
             self._peer = message
+            self._dedupe.peer_boot(message.boot_id)
             if message.reply_requested:
-                self._last_seen.clear()  # the peer started a new session
-            if max(ours.min_version, message.min_version) > min(ours.max_version, message.max_version):
-                self._counts["incompatible"] += 1
-                logger.error(
-                    "peer protocol versions %d..%d unsupported", message.min_version, message.max_version
-                )
+                self._dedupe.clear()  # the peer started a new session
+            problem = self._incompatibility(message)
+            if problem is not None:
+                logger.error("handshake refused: %s", problem)
+                self._counts["nacks_tx"] += 1
                 frames.append(self._frame(Nack(message.TYPE, message.seq, ErrorCode.UNSUPPORTED_VERSION)))
             else:
+                self._minor = min(ours.minor_version, message.minor)
                 if message.reply_requested:
                     frames.append(self._hello_frame(request=False))
                 if self._states.set(SessionState.READY):
                     self._counts["handshakes"] += 1
-                    logger.info("handshake with device %#010x (%s)", message.device_id, message.firmware)
+                    self._next_time_sync = now
+                    logger.info(
+                        "handshake with device %#010x (%s), protocol 1.%d",
+                        message.device_id,
+                        message.firmware,
+                        self._minor,
+                    )
             self._notify()
         self._transmit(frames)
         self._states.announce()
@@ -296,10 +369,40 @@ class Session:
             self._notify()
         self._transmit(frames)
 
+    def _incompatibility(self, hello: Hello) -> str | None:
+        ours = self._config.identity
+        if max(ours.min_version, hello.min_version) > min(ours.max_version, hello.max_version):
+            self._counts["incompatible"] += 1
+            return f"peer protocol versions {hello.min_version}..{hello.max_version} unsupported"
+        if hello.minor_version is None or ours.minor_version == 0 or hello.minor not in SCHEMA_HASHES:
+            return None  # a 1.0 peer, or a newer minor whose table we cannot check
+        if hello.schema_hash != SCHEMA_HASHES[hello.minor]:
+            self._counts["incompatible"] += 1
+            self._counts["schema_mismatch"] += 1
+            return f"peer message table hash {hello.schema_hash:#010x} != {SCHEMA_HASHES[hello.minor]:#010x}"
+        return None
+
     def _on_heartbeat(self, message: Message, now: float) -> None:
         assert isinstance(message, Heartbeat)
         with self._lock:
             self._peer_heartbeat = message
+
+    def _on_time_request(self, message: Message, now: float) -> None:
+        assert isinstance(message, TimeRequest)
+        with self._lock:
+            frame = self._frame(TimeReply(message.token, self.device_ms(now)))
+        self._transmit([frame])
+
+    def _on_time_reply(self, message: Message, now: float) -> None:
+        assert isinstance(message, TimeReply)
+        with self._lock:
+            if self._clock_sync.on_reply(message, now):
+                self._counts["time_replies"] += 1
+
+    def _on_device_status(self, message: Message, now: float) -> None:
+        assert isinstance(message, DeviceStatus)
+        with self._lock:
+            self._peer_status = message
 
     def _on_unreliable(self, message: Message, now: float) -> None:
         self._inbox.deliver(message)
@@ -307,7 +410,7 @@ class Session:
     def _on_reliable(self, message: Message, now: float) -> None:
         """Dedup, accept/refuse, deliver, then ACK: an ACK means the application has the message."""
         with self._lock:
-            duplicate = self._last_seen.get(message.TYPE) == message.seq
+            duplicate = self._dedupe.is_duplicate(message.TYPE, message.seq, now)
             if duplicate:
                 self._counts["duplicates"] += 1
         if duplicate:
@@ -322,7 +425,7 @@ class Session:
             self._reply(Nack(message.TYPE, message.seq, code))
             return
         with self._lock:
-            self._last_seen[message.TYPE] = message.seq
+            self._dedupe.acked(message.TYPE, message.seq, now)
         self._reply(Ack(message.TYPE, message.seq))
 
     def _reply(self, message: Ack | Nack) -> None:
@@ -360,12 +463,16 @@ class Session:
             self._timers.restart(now)
         if self._states.state is not SessionState.READY and self._timers.hello_due(now) and link_up:
             frames.append(self._hello_frame(request=True))
+        if self._time_sync_due(now) and link_up:
+            frames.append(self._frame(self._clock_sync.request(now)))
         for outbox in self._outboxes.values():
             frames += outbox.due(now)
         return frames
 
     def _seconds_until_due(self, now: float) -> float:
         deadlines = [self._timers.next_deadline(ready=self._states.state is SessionState.READY)]
+        if self._syncs_time():
+            deadlines.append(self._next_time_sync)
         deadlines += [d for d in (o.next_deadline() for o in self._outboxes.values()) if d is not None]
         return min(_MAX_WAIT_S, max(0.0, min(deadlines) - now))
 
@@ -377,6 +484,45 @@ class Session:
     def _lose_link(self) -> None:
         self._counts["link_losses"] += 1
         self._states.set(SessionState.LINK_LOST)
+        self._forget_peer()
+
+    def _forget_peer(self) -> None:
+        """Link lost or port gone: the peer's identity, heartbeat, status and clock are unknown now."""
+        self._peer = None
+        self._peer_heartbeat = None
+        self._peer_status = None
+        self._clock_sync.clear()
+
+    def _peer_accepts(self, type_code: int) -> bool:
+        """Rule 1.1: never send a type the peer did not advertise (unknown before its HELLO: allowed)."""
+        peer = self._peer
+        if peer is None:
+            return type_code not in MINOR1_TYPES or self._config.identity.minor_version > 0
+        capability = CAPABILITY_OF.get(type_code)
+        ok = capability is None or bool(peer.capabilities & capability)
+        if type_code in MINOR1_TYPES and (peer.minor == 0 or self._config.identity.minor_version == 0):
+            ok = False
+        if not ok:
+            self._counts["unadvertised"] += 1
+        return ok
+
+    def _syncs_time(self) -> bool:
+        return (
+            self._config.time_sync_interval_s > 0
+            and self._states.state is SessionState.READY
+            and self._peer is not None
+            and self._peer.minor > 0
+            and self._config.identity.minor_version > 0
+            and bool(self._peer.capabilities & CAPABILITY_OF[MessageType.TIME_REQUEST])
+        )
+
+    def _time_sync_due(self, now: float) -> bool:
+        if not self._syncs_time() or now < self._next_time_sync:
+            return False
+        # four quick samples after the handshake, then one per interval
+        quick = self._clock_sync.sample_count < 4
+        self._next_time_sync = now + (0.1 if quick else self._config.time_sync_interval_s)
+        return True
 
     def _notify(self) -> None:
         self._dirty = True
@@ -385,6 +531,8 @@ class Session:
     def _take_seq(self) -> int:
         seq = self._seq
         self._seq = (seq + 1) % SEQ_MODULO
+        if self._seq == REF_SEQ_NONE and self._config.identity.minor_version > 0:
+            self._seq = 0  # 1.1: 0xFFFF is "no message" in RESULT.ref_seq, never a sequence number
         return seq
 
     def _frame(self, message: Message) -> bytes:
@@ -392,12 +540,12 @@ class Session:
 
     def _hello_frame(self, *, request: bool) -> bytes:
         flags = HelloFlag.REPLY_REQUESTED if request else 0
-        return self._frame(self._config.identity.hello(int(flags)))
+        return self._frame(self._config.identity.hello(int(flags), self._boot_id))
 
     def _heartbeat(self, now: float) -> Heartbeat:
         decoder = self._decoder.stats
         return Heartbeat(
-            uptime_ms=self._timers.uptime_ms(now) & _U32,
+            uptime_ms=self.device_ms(now),
             rx_frames=decoder.frames_ok & _U32,
             rx_errors=decoder.errors & _U32,
             tx_frames=self._counts["tx_frames"] & _U32,
