@@ -80,7 +80,7 @@ def test_simulator_and_session_over_pty() -> None:
         sim.start()
         host.start()
         assert host.wait_ready(3.0)
-        assert host.peer is not None and host.peer.firmware == "fb-sim/1.0.0"
+        assert host.peer is not None and host.peer.firmware == "fb-sim/1.1.0"
         assert inbox.wait(lambda ms: sum(isinstance(m, SensorFrame) for m in ms) >= 35)
         assert inbox.wait(lambda ms: any(isinstance(m, Trigger) for m in ms))
         frames = [m for m in inbox.messages if isinstance(m, SensorFrame)]

@@ -22,10 +22,10 @@ from firmware_bridge.protocol import (
     CRC_SIZE,
     DELIMITER,
     HEADER_SIZE,
+    INTER_BYTE_TIMEOUT_S,
     MAX_ENCODED_FRAME,
     MAX_PAYLOAD,
     MAX_RAW_FRAME,
-    INTER_BYTE_TIMEOUT_S,
     PROTOCOL_VERSION,
 )
 

@@ -42,7 +42,9 @@ class Identity:
 
     def __post_init__(self) -> None:
         if self.minor_version not in SCHEMA_HASHES:
-            raise ValueError(f"minor_version must be one of {sorted(SCHEMA_HASHES)}, got {self.minor_version}")
+            raise ValueError(
+                f"minor_version must be one of {sorted(SCHEMA_HASHES)}, got {self.minor_version}"
+            )
         self.hello(0)  # validates all fields
 
     def hello(self, flags: int, boot_id: int = 0) -> Hello:

@@ -47,9 +47,9 @@ from firmware_bridge.protocol import BOOTLOADER_MAGIC, DEFAULT_BAUDRATE, DELIMIT
 from firmware_bridge.replies import Dedupe, NackPolicy
 from firmware_bridge.schema import SCHEMA_HASHES
 from firmware_bridge.session_config import SessionConfig
-from firmware_bridge.timesync import ClockSync
 from firmware_bridge.session_state import SessionState, StateListener, StateTracker
 from firmware_bridge.session_stats import SessionCounters, SessionStats
+from firmware_bridge.timesync import ClockSync
 from firmware_bridge.transport import LinkState, PortSpec, SerialTransport, Transport, TransportConfig
 
 logger = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 from firmware_bridge.identity import Identity
 from firmware_bridge.protocol import (
     ACK_TIMEOUT_S,
-    HEARTBEAT_INTERVAL_S,
     DUPLICATE_WINDOW_S,
+    HEARTBEAT_INTERVAL_S,
     HELLO_INTERVAL_S,
     INTER_BYTE_TIMEOUT_S,
     LINK_TIMEOUT_S,
