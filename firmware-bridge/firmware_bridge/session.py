@@ -519,8 +519,8 @@ class Session:
     def _time_sync_due(self, now: float) -> bool:
         if not self._syncs_time() or now < self._next_time_sync:
             return False
-        # four quick samples after the handshake, then one per interval
-        quick = self._clock_sync.sample_count < 4
+        # a quick round of samples after the handshake (the best round trip wins), then one per interval
+        quick = self._clock_sync.sample_count < 8
         self._next_time_sync = now + (0.1 if quick else self._config.time_sync_interval_s)
         return True
 

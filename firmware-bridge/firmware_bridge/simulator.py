@@ -135,7 +135,10 @@ class Simulator:
         self.bootloader_requested = False
         self._busy = False
         self._next_status = 0.0
-        self._frame_log: deque[tuple[int, float]] = deque(maxlen=1000)
+        self._frame_log: deque[tuple[int, int, float]] = deque(maxlen=1000)
+        self._result_log: deque[tuple[Result, float]] = deque(maxlen=1000)
+        self._io_log: deque[tuple[IoSet, float]] = deque(maxlen=1000)
+        self._trigger_log: dict[int, float] = {}
 
     @classmethod
     def on_port(
@@ -160,10 +163,22 @@ class Simulator:
             return list(self._triggers)
 
     @property
-    def sent_frames(self) -> list[tuple[int, float]]:
-        """(device timestamp_ms, monotonic time it was generated) of the recent SENSOR_FRAMEs."""
+    def sent_frames(self) -> list[tuple[int, int, float]]:
+        """(seq, device timestamp_ms, monotonic time generated) of the recent SENSOR_FRAMEs."""
         with self._lock:
             return list(self._frame_log)
+
+    @property
+    def results(self) -> list[tuple[Result, float]]:
+        """Recent RESULTs taken, with the monotonic time each was applied."""
+        with self._lock:
+            return list(self._result_log)
+
+    @property
+    def io_log(self) -> list[tuple[IoSet, float]]:
+        """Recent IO_SETs applied, with the monotonic time each was applied."""
+        with self._lock:
+            return list(self._io_log)
 
     def set_busy(self, busy: bool) -> None:
         """While on, RESULT and IO_SET are NACKed BUSY (the device cannot take them now)."""
@@ -175,7 +190,15 @@ class Simulator:
         delivery = self._session.send(Trigger(input_id=input_id, timestamp_ms=self._session.device_ms()))
         with self._lock:
             self._triggers.append(delivery)
+            self._trigger_log[delivery.seq] = time.monotonic()
+            while len(self._trigger_log) > 1000:
+                del self._trigger_log[next(iter(self._trigger_log))]
         return delivery
+
+    def trigger_time(self, seq: int) -> float | None:
+        """Monotonic time the TRIGGER with ``seq`` was first sent."""
+        with self._lock:
+            return self._trigger_log.get(seq)
 
     @property
     def outputs(self) -> dict[int, bool]:
@@ -236,6 +259,7 @@ class Simulator:
             with self._lock:
                 self._last_result = message
                 self.results_received += 1
+                self._result_log.append((message, time.monotonic()))
             logger.info(
                 "RESULT id=%d ref=%d label=%d score=%d%% %s",
                 message.result_id,
@@ -247,6 +271,7 @@ class Simulator:
         elif isinstance(message, IoSet):
             with self._lock:
                 self.io_received += 1
+                self._io_log.append((message, time.monotonic()))
             self._apply_io(message)
         elif isinstance(message, EnterBootloader):
             logger.warning("ENTER_BOOTLOADER: would reset into the vendor bootloader now")
@@ -299,10 +324,10 @@ class Simulator:
         samples = window(self.mode_at(now), self._rng, now - self._started_at)
         stamp = self.uptime_ms(now)
         frame = SensorFrame.from_array(samples, sensor_id=0, timestamp_ms=stamp)
-        self._session.send(frame)
+        delivery = self._session.send(frame)
         self.frames_sent += 1
         with self._lock:
-            self._frame_log.append((stamp, now))
+            self._frame_log.append((delivery.seq, stamp, now))
 
     def _expire_pulses(self, now: float) -> None:
         with self._lock:
