@@ -370,3 +370,28 @@ def test_enter_bootloader_is_acked_by_a_11_device() -> None:
     finally:
         host.stop()
         device.stop()
+
+
+def test_paced_transport_sends_control_frames_before_waiting_bulk() -> None:
+    """R16: an ACK queued behind a window that has not started goes first; one that started is
+    finished first (frames cannot interleave)."""
+    from firmware_bridge.messages import Ack
+    from firmware_bridge.uart import PacedTransport
+
+    inner = Probe()
+    paced = PacedTransport(inner, 921600)
+    paced.start(lambda _data: None, lambda _state: None)
+    try:
+        frame = SensorFrame.from_array(np.ones((128, 3), np.float32))
+        window = encode(SensorFrame(0, 0, frame.dtype, frame.shape, frame.data, seq=1))
+        paced.write(window)
+        assert wait_for(lambda: bool(inner.sent))  # the first window is on the wire
+        paced.write(window)  # waits
+        paced.write(encode(Ack(MessageType.TRIGGER, 5, seq=2)))  # must overtake the waiting window
+        assert wait_for(lambda: len(inner.messages()) == 3)
+        assert [m.seq for m in inner.messages()] == [1, 2, 1]
+        decoder = Decoder()
+        decoder.feed(b"".join(inner.sent))
+        assert decoder.stats.errors == 0  # never interleaved
+    finally:
+        paced.stop()

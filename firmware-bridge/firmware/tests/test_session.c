@@ -489,6 +489,28 @@ static void test_hello_below_min_max_payload_malformed(void)
     CHECK_EQ_INT(host.s.decoder.stats.malformed, 1);
 }
 
+static void test_reserved_bits_ignored(void)
+{
+    uint8_t p[23];
+    connect_pair();
+    memset(p, 0, sizeof p);
+    p[0] = 0xFE;                   /* reserved flag bits set, REPLY_REQUESTED clear */
+    p[1] = p[2] = 1;
+    p[7] = 0xFF;                   /* every capability ... */
+    p[10] = 0xFF;                  /* ... and unknown high bits */
+    p[11] = 0x80;
+    p[14] = 1;                     /* minor 1 */
+    p[15] = (uint8_t)(FB_SCHEMA_HASH_V11 & 0xFFu);
+    p[16] = (uint8_t)((FB_SCHEMA_HASH_V11 >> 8) & 0xFFu);
+    p[17] = (uint8_t)((FB_SCHEMA_HASH_V11 >> 16) & 0xFFu);
+    p[18] = (uint8_t)(FB_SCHEMA_HASH_V11 >> 24);
+    host.s.state = FB_SESSION_CONNECTING;
+    inject(&host, 1, FB_TYPE_HELLO, 90, p, 23, 0);
+    CHECK(fb_session_is_ready(&host.s));
+    CHECK_EQ_INT(host.s.stats.incompatible, 0);
+    CHECK_EQ_INT(host.s.minor, 1);
+}
+
 static void test_v10_peer(void)
 {
     fb_msg m;
@@ -596,6 +618,7 @@ void test_session(void)
     test_seq_never_ref_seq_none();
     test_schema_hash_mismatch_refused();
     test_hello_below_min_max_payload_malformed();
+    test_reserved_bits_ignored();
     test_v10_peer();
     test_time_request_answered();
     test_inter_byte_timeout();
