@@ -23,7 +23,6 @@ from firmware_bridge.delivery import Delivery, DeliveryStatus, Outbox, OutboxPol
 from firmware_bridge.inbox import Inbox, MessageCallback
 from firmware_bridge.keepalive import Keepalive, KeepalivePolicy
 from firmware_bridge.messages import (
-    CAPABILITY_OF,
     MINOR1_TYPES,
     RELIABLE_TYPES,
     Ack,
@@ -43,9 +42,9 @@ from firmware_bridge.messages import (
     TimeRequest,
     Trigger,
 )
+from firmware_bridge.peer_rules import may_send, refusal, syncs_time
 from firmware_bridge.protocol import BOOTLOADER_MAGIC, DEFAULT_BAUDRATE, DELIMITER, REF_SEQ_NONE, SEQ_MODULO
 from firmware_bridge.replies import Dedupe, NackPolicy
-from firmware_bridge.schema import SCHEMA_HASHES
 from firmware_bridge.session_config import SessionConfig
 from firmware_bridge.session_state import SessionState, StateListener, StateTracker
 from firmware_bridge.session_stats import SessionCounters, SessionStats
@@ -326,9 +325,11 @@ class Session:
             self._dedupe.peer_boot(message.boot_id)
             if message.reply_requested:
                 self._dedupe.clear()  # the peer started a new session
-            problem = self._incompatibility(message)
+            problem = refusal(ours, message)
             if problem is not None:
-                logger.error("handshake refused: %s", problem)
+                logger.error("handshake refused: %s", problem.reason)
+                self._counts["incompatible"] += 1
+                self._counts["schema_mismatch"] += int(problem.schema_mismatch)
                 self._counts["nacks_tx"] += 1
                 frames.append(self._frame(Nack(message.TYPE, message.seq, ErrorCode.UNSUPPORTED_VERSION)))
             else:
@@ -368,19 +369,6 @@ class Session:
                 frames = outbox.on_ack(message.acked_seq, now)
             self._notify()
         self._transmit(frames)
-
-    def _incompatibility(self, hello: Hello) -> str | None:
-        ours = self._config.identity
-        if max(ours.min_version, hello.min_version) > min(ours.max_version, hello.max_version):
-            self._counts["incompatible"] += 1
-            return f"peer protocol versions {hello.min_version}..{hello.max_version} unsupported"
-        if hello.minor_version is None or ours.minor_version == 0 or hello.minor not in SCHEMA_HASHES:
-            return None  # a 1.0 peer, or a newer minor whose table we cannot check
-        if hello.schema_hash != SCHEMA_HASHES[hello.minor]:
-            self._counts["incompatible"] += 1
-            self._counts["schema_mismatch"] += 1
-            return f"peer message table hash {hello.schema_hash:#010x} != {SCHEMA_HASHES[hello.minor]:#010x}"
-        return None
 
     def _on_heartbeat(self, message: Message, now: float) -> None:
         assert isinstance(message, Heartbeat)
@@ -494,26 +482,14 @@ class Session:
         self._clock_sync.clear()
 
     def _peer_accepts(self, type_code: int) -> bool:
-        """Rule 1.1: never send a type the peer did not advertise (unknown before its HELLO: allowed)."""
-        peer = self._peer
-        if peer is None:
-            return type_code not in MINOR1_TYPES or self._config.identity.minor_version > 0
-        capability = CAPABILITY_OF.get(type_code)
-        ok = capability is None or bool(peer.capabilities & capability)
-        if type_code in MINOR1_TYPES and (peer.minor == 0 or self._config.identity.minor_version == 0):
-            ok = False
-        if not ok:
-            self._counts["unadvertised"] += 1
+        ok = may_send(self._config.identity, self._peer, type_code)
+        self._counts["unadvertised"] += int(not ok)
         return ok
 
     def _syncs_time(self) -> bool:
+        ready = self._states.state is SessionState.READY
         return (
-            self._config.time_sync_interval_s > 0
-            and self._states.state is SessionState.READY
-            and self._peer is not None
-            and self._peer.minor > 0
-            and self._config.identity.minor_version > 0
-            and bool(self._peer.capabilities & CAPABILITY_OF[MessageType.TIME_REQUEST])
+            ready and self._config.time_sync_interval_s > 0 and syncs_time(self._config.identity, self._peer)
         )
 
     def _time_sync_due(self, now: float) -> bool:
