@@ -245,3 +245,25 @@ def test_device_clock_an_hour_off_gets_sensor_timestamps_right(
     stamps = [row[0] for row in conn.execute("SELECT ts FROM results WHERE source = 'shaker' ORDER BY ts")]
     errors = sorted(min(abs(ts - g) for g in generated) for ts in stamps[4:])  # after the first syncs
     assert errors and errors[len(errors) // 2] < 0.05, f"median stamp error {errors[len(errors) // 2]:.3f} s"
+
+
+def test_the_serial_demo_rejects_only_faults(data_dir: Path, registry: Registry, vport: VirtualPort) -> None:
+    """Issue 17: `make run-serial` pulsed the reject output on normal running (30/30 "fault").
+    With the demo's rules, normal running and idle pass; only the fault mode is rejected."""
+    registry.activate("vibration")
+    sim = simulator(vport, SensorMode.NORMAL, rate=10.0)
+    services = start(
+        data_dir,
+        f'[source]\nkind = "serial"\nname = "shaker"\n[serial]\nport = "{vport.path}"\nresults = "all"\n'
+        'reject_output = 0\nreject_when = "fail"\n[inspection]\npass_labels = ["idle", "normal"]\n',
+    )
+    try:
+        wait_for(lambda: sim.results_received >= 20, timeout=30)
+        verdicts = [r.verdict for r, _ in sim.results]
+        assert verdicts.count(Verdict.FAIL) <= 1, (
+            f"{verdicts.count(Verdict.FAIL)} of {len(verdicts)} rejected"
+        )
+        assert len(sim.io_log) <= 1
+    finally:
+        services.stop()
+        sim.stop()
