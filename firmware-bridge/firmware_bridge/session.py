@@ -1,13 +1,17 @@
 """Session layer over a :class:`~firmware_bridge.transport.Transport`.
 
-Handles the HELLO handshake, heartbeats, link-lost detection, ACK/NACK of reliable messages,
-retransmission (:class:`~firmware_bridge.delivery.Outbox`) and duplicate suppression. Both ends of
-the link run the same state machine (the simulator uses this class as the "device").
+Handles the HELLO handshake (versions, 1.1 schema hash and boot id), heartbeats, link-lost
+detection, ACK/NACK of reliable messages (never answering ACK/NACK/unreliable frames, one NACK per
+burst: :mod:`firmware_bridge.replies`), retransmission and deadlines
+(:class:`~firmware_bridge.delivery.Outbox`), exact duplicate suppression, time sync
+(:mod:`firmware_bridge.timesync`) and the advertised-types rule (:mod:`firmware_bridge.peer_rules`).
+Both ends of the link run the same state machine (the simulator uses this class as the "device").
 
-Received SENSOR_FRAME, TRIGGER, RESULT and IO_SET messages go to ``on_message`` (called on the
-transport's reader thread; keep it short) or, without a callback, to a bounded queue read with
-:meth:`Session.receive`. HELLO, ACK, NACK and HEARTBEAT are consumed by the session; the peer's
-HELLO and last HEARTBEAT are in :meth:`Session.stats`.
+Received SENSOR_FRAME, TRIGGER, RESULT, IO_SET and ENTER_BOOTLOADER messages go to ``on_message``
+(called on the transport's reader thread; keep it short) or, without a callback, to a bounded queue
+read with :meth:`Session.receive`. HELLO, ACK, NACK, HEARTBEAT, TIME_* and DEVICE_STATUS are
+consumed by the session; the peer's HELLO, last HEARTBEAT and DEVICE_STATUS are in
+:meth:`Session.stats` until the link is lost.
 """
 
 import logging
