@@ -386,7 +386,5 @@ class Session(SessionCore):
             frame = self._frame(message)
         self._transmit([frame])
 
-    # -- timers (session thread) ----------------------------------------------------------------
-
 
 __all__ = ["AcceptHook", "Session", "SessionConfig", "SessionState", "StateListener"]

@@ -75,6 +75,8 @@ class SessionCore:
         at = self._clock() if now is None else now
         return (self._timers.uptime_ms(at) + self._config.clock_offset_ms) & _U32
 
+    # -- timers (session thread) ----------------------------------------------------------------
+
     def _run(self) -> None:
         while True:
             with self._wake:
