@@ -26,9 +26,13 @@
 
 #include "fb_session.h"
 
+#ifdef FB_HAVE_BOOTLOADER
 /* Vendor-specific: reset into the serial/USB bootloader (e.g. SAMD double-tap magic, RP2040
- * reset_usb_boot, ESP32 download mode via the boot strap). Provided by the board package. */
+ * reset_usb_boot, ESP32 download mode via the boot strap). Define FB_HAVE_BOOTLOADER in
+ * fb_board_config.h and implement this for your board; without it the sketch does not advertise
+ * BOOTLOADER and the host never sends ENTER_BOOTLOADER (PROTOCOL.md R8, R12). */
 void board_reset_to_bootloader(void);
+#endif
 
 /* ---- board wiring ------------------------------------------------------------------------ */
 static const uint8_t PHOTO_EYE_PIN = 2;
@@ -72,7 +76,9 @@ static uint32_t tx_dropped;
 static uint32_t sample_overruns;
 static uint32_t next_status_ms;
 static uint8_t status_sent_since_ready;
+#ifdef FB_HAVE_BOOTLOADER
 static uint8_t bootloader_pending;
+#endif
 
 static uint32_t pulse_end_ms[sizeof OUTPUT_PINS];
 static uint8_t pulse_active[sizeof OUTPUT_PINS];
@@ -161,10 +167,14 @@ static uint8_t board_on_message(void *ctx, const fb_msg *msg)
             set_output(0, 1, AUTO_REJECT_PULSE_MS);
         }
     } else if (msg->type == FB_TYPE_ENTER_BOOTLOADER) {
+#ifdef FB_HAVE_BOOTLOADER
         if (msg->u.enter_bootloader.mode != 0) {
             return FB_ERR_INVALID_ARGUMENT; /* only the vendor bootloader (mode 0) exists here */
         }
         bootloader_pending = 1; /* after the ACK has left the UART */
+#else
+        return FB_ERR_NOT_READY; /* not advertised: a host should not have sent it */
+#endif
     }
     return FB_ERR_NONE;
 }
@@ -296,7 +306,9 @@ void setup()
     fb_session_default_config(&cfg);
     cfg.device_id = 0x5EED0001ul;
     cfg.firmware = "fb-ref/1.1.0";
+#ifdef FB_HAVE_BOOTLOADER
     cfg.capabilities |= FB_CAP_BOOTLOADER;
+#endif
     cfg.initial_seq = (uint16_t)(analogRead(ACCEL_PINS[0]) * 31u + micros()); /* differs per boot */
     cfg.boot_id = ((uint32_t)analogRead(ACCEL_PINS[1]) << 20) ^ ((uint32_t)analogRead(ACCEL_PINS[2]) << 10) ^
                   micros(); /* differs per boot (ADC noise + start-up jitter) */
@@ -328,8 +340,10 @@ void loop()
     send_status();
     expire_pulses();
     drain_tx();
+#ifdef FB_HAVE_BOOTLOADER
     if (bootloader_pending && control_len == 0 && bulk_len == 0 && Serial.availableForWrite() >= 64) {
         board_reset_to_bootloader(); /* the ACK is out; on hardware this does not return */
         bootloader_pending = 0;
     }
+#endif
 }
