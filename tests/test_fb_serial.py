@@ -272,3 +272,16 @@ def test_device_status_reaches_the_host_and_is_forgotten_on_unplug(vport: Virtua
     finally:
         host.stop()
         sim.stop()
+
+
+def test_bootloader_tool_puts_a_11_device_into_update_mode(vport: VirtualPort) -> None:
+    from firmware_bridge.bootloader import enter_bootloader
+
+    sim = Simulator(FdTransport(vport.master_fd), SimulatorConfig(rate_hz=20.0, trigger_every_s=0.0))
+    sim.start()
+    try:
+        code, text = enter_bootloader(vport.path, 115200)
+        assert code == 0, text
+        assert sim.bootloader_requested
+    finally:
+        sim.stop()

@@ -119,6 +119,10 @@ class SerialLink:
         """Never blocks; a message still un-ACKed after ``expires_in`` s is dropped (counted)."""
         return self.session.send(message, expires_in=expires_in)
 
+    def enter_bootloader(self) -> Delivery:
+        """Put the device into firmware-update mode (PROTOCOL.md R12); DROPPED if it cannot."""
+        return self.session.enter_bootloader()
+
     def state(self) -> SourceState:
         return SESSION_STATES.get(self.session.state.value, SourceState.RECONNECTING)
 
