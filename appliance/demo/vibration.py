@@ -14,7 +14,7 @@ The last FULLY_CONNECTED is a multinomial logistic regression fitted by full-bat
 in numpy on windows generated from `seed` (so the same seed gives the same bytes): the generic machine
 model of `make_window`, plus the windows the serial demo device (`firmware_bridge.simulator`, via
 `firmware_bridge.waveform`) sends in its idle, normal and fault modes, so `make run-serial` rejects only
-faults. The normal-running range covers 2-14 cycles per window (at 400 Hz: up to ~44 Hz, the
+faults. The normal-running range covers 2-12 cycles per window (at 400 Hz: up to ~37 Hz, the
 simulator's 30 Hz machine is ~9.6 cycles per window).
 """
 
@@ -43,7 +43,7 @@ LABELS_FILE: Final = "vibration.labels.txt"
 # Window generator, amplitudes in g, frequencies in cycles per window.
 NOISE_SIGMA_RANGE: Final = (0.005, 0.015)
 SENSOR_OFFSET: Final = 0.05  # largest constant bias per axis
-NORMAL_AMPLITUDE: Final = (0.2, 0.6)
+NORMAL_AMPLITUDE: Final = (0.2, 0.5)
 NORMAL_CYCLES: Final = (2.0, 12.0)
 HARMONIC_RATIO: Final = 0.2  # second harmonic of normal running, relative to the fundamental
 FAULT_AMPLITUDE: Final = (0.8, 2.0)
