@@ -284,10 +284,13 @@ class Session(SessionCore):
         ours = self._config.identity
         frames: list[bytes] = []
         with self._lock:
+            rebooted = self._peer is not None and self._peer.boot_id != message.boot_id
             self._peer = message
             self._dedupe.peer_boot(message.boot_id)
-            if message.reply_requested:
-                self._dedupe.clear()  # the peer started a new session
+            if message.reply_requested or rebooted:
+                self._dedupe.clear()  # the peer started a new session: new clock, new sequence
+                self._clock_sync.clear()
+                self._next_time_sync = now
             problem = refusal(ours, message)
             if problem is not None:
                 logger.error("handshake refused: %s", problem.reason)
