@@ -118,9 +118,9 @@ def test_sensor_frame_tensor_helper() -> None:
         (lambda: Trigger(256, 0), "input_id"),
         (lambda: Trigger(1, 0, seq=70000), "seq"),
         (lambda: IoSet(1, 1, 0), "state"),  # type: ignore[arg-type]
-        (lambda: Hello(0, 2, 1, 0, 0, 0, ""), "min_version"),
-        (lambda: Hello(0, 1, 1, 0, 0, 0, "x" * 33), "firmware"),
-        (lambda: Hello(0, 1, 1, 0, 0, 0, "tab\t"), "firmware"),
+        (lambda: Hello(0, 2, 1, 0, 0, 64, ""), "min_version"),
+        (lambda: Hello(0, 1, 1, 0, 0, 64, "x" * 33), "firmware"),
+        (lambda: Hello(0, 1, 1, 0, 0, 64, "tab\t"), "firmware"),
         (lambda: SensorFrame(0, 0, DType.F32, (2,), b"\x00" * 7), "needs 8"),
         (lambda: SensorFrame(0, 0, DType.U8, (0,), b""), "dimension"),
         (lambda: SensorFrame(0, 0, DType.U8, (2041,), b"\x01" * 2041), "MAX_PAYLOAD"),

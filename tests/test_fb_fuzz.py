@@ -10,6 +10,8 @@ from firmware_bridge import cobs, fuzzbench
 from firmware_bridge.codec import Decoder, encode, encode_raw
 from firmware_bridge.messages import (
     Ack,
+    DeviceStatus,
+    EnterBootloader,
     Heartbeat,
     Hello,
     IoSet,
@@ -17,10 +19,12 @@ from firmware_bridge.messages import (
     Nack,
     Result,
     SensorFrame,
+    TimeReply,
+    TimeRequest,
     Trigger,
     Verdict,
 )
-from firmware_bridge.protocol import FIRMWARE_STRING_MAX, MAX_ENCODED_FRAME
+from firmware_bridge.protocol import FIRMWARE_STRING_MAX, MAX_ENCODED_FRAME, MIN_MAX_PAYLOAD
 from firmware_bridge.tensor import DType, itemsize
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -46,7 +50,11 @@ def sensor_frames(draw: st.DrawFn) -> SensorFrame:
 def hellos(draw: st.DrawFn) -> Hello:
     low, high = sorted((draw(u8), draw(u8)))
     text = draw(st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=FIRMWARE_STRING_MAX))
-    return Hello(draw(u8), low, high, draw(u32), draw(u32), draw(u16), text, seq=draw(u16))
+    max_payload = draw(st.integers(MIN_MAX_PAYLOAD, 0xFFFF))
+    fixed = (draw(u8), low, high, draw(u32), draw(u32), max_payload, text)
+    if draw(st.booleans()):  # 1.0 HELLO without the 1.1 extension
+        return Hello(*fixed, seq=draw(u16))
+    return Hello(*fixed, draw(u8), draw(u32), draw(u32), seq=draw(u16))
 
 
 messages: st.SearchStrategy[Message] = st.one_of(
@@ -66,6 +74,10 @@ messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(Ack, u8, u16, seq=u16),
     st.builds(Nack, u8, u16, u8, seq=u16),
     st.builds(Heartbeat, u32, u32, u32, u32, u32, seq=u16),
+    st.builds(TimeRequest, u32, seq=u16),
+    st.builds(TimeReply, u32, u32, seq=u16),
+    st.builds(DeviceStatus, u32, u32, u32, u32, u32, seq=u16),
+    st.builds(EnterBootloader, u32, u8, seq=u16),
 )
 
 

@@ -65,3 +65,25 @@ def test_c_firmware_host_tests() -> None:
     assert proc.returncode == 0, output
     assert " 0 failures" in output, output
     assert "golden   ok" in output and "session  ok" in output, output
+
+
+def test_c_session_fuzz_smoke() -> None:
+    """The C session fuzz target (every 1.1 receive rule) on mutated golden frames under ASan/UBSan;
+    `make -C firmware-bridge/firmware fuzz` runs the same target under libFuzzer where clang exists."""
+    proc = subprocess.run(
+        [
+            "make",
+            "-C",
+            str(ROOT / "firmware"),
+            "fuzz-smoke",
+            f"PYTHON={sys.executable}",
+            "FUZZ_ITERATIONS=20000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "no invariant violated" in output, output

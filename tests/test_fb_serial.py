@@ -80,7 +80,7 @@ def test_simulator_and_session_over_pty() -> None:
         sim.start()
         host.start()
         assert host.wait_ready(3.0)
-        assert host.peer is not None and host.peer.firmware == "fb-sim/1.0.0"
+        assert host.peer is not None and host.peer.firmware == "fb-sim/1.1.0"
         assert inbox.wait(lambda ms: sum(isinstance(m, SensorFrame) for m in ms) >= 35)
         assert inbox.wait(lambda ms: any(isinstance(m, Trigger) for m in ms))
         frames = [m for m in inbox.messages if isinstance(m, SensorFrame)]
@@ -227,3 +227,61 @@ def test_simulator_on_port_path_with_host_on_master(vport: VirtualPort) -> None:
         assert inbox.wait(lambda ms: any(isinstance(m, SensorFrame) for m in ms))
         assert host.send(IoSet(0, True)).wait(2.0) is DeliveryStatus.ACKED
         assert sim.outputs[0] is True
+
+
+def test_a_long_unplug_does_not_grow_the_reopen_backoff(vport: VirtualPort) -> None:
+    """R19: while the device node is gone the transport polls for it at the minimum interval, so a
+    device that comes back after a long absence is opened at once (not after a grown backoff)."""
+    sim = Simulator(FdTransport(vport.master_fd), SIM)
+    sim.start()
+    transport = SerialTransport(vport.path, TransportConfig(backoff_min_s=0.1, backoff_max_s=5.0))
+    host = Session(transport)
+    host.start()
+    try:
+        assert host.wait_ready(3.0)
+        sim.stop()
+        vport.close()  # unplugged for 7 s: a doubling backoff would be at its 5 s cap by then
+        assert _wait(lambda: transport.state in (LinkState.LOST, LinkState.RECONNECTING))
+        time.sleep(7.0)  # the scenario: the device stays away
+        failures = transport.stats().open_failures
+        assert failures >= 30  # polled every 0.1 s, not 0.1 + 0.2 + 0.4 + ... s
+        vport.open()
+        sim = Simulator(FdTransport(vport.master_fd), SIM)
+        sim.start()
+        assert host.wait_ready(3.0)
+        assert host.stats().peer is not None
+    finally:
+        host.stop()
+        sim.stop()
+
+
+def test_device_status_reaches_the_host_and_is_forgotten_on_unplug(vport: VirtualPort) -> None:
+    """R11/R18: a 1.1 device reports its counters after the handshake; unplugged, they are gone."""
+    sim = Simulator(FdTransport(vport.master_fd), SimulatorConfig(rate_hz=0.0, trigger_every_s=0.0))
+    sim.start()
+    transport = SerialTransport(vport.path, FAST_BACKOFF)
+    host = Session(transport)
+    host.start()
+    try:
+        assert host.wait_ready(3.0)
+        assert _wait(lambda: host.stats().peer_status is not None)
+        assert host.stats().protocol == "1.1"
+        sim.stop()
+        vport.close()
+        assert _wait(lambda: host.stats().peer_status is None and host.peer is None)
+    finally:
+        host.stop()
+        sim.stop()
+
+
+def test_bootloader_tool_puts_a_11_device_into_update_mode(vport: VirtualPort) -> None:
+    from firmware_bridge.bootloader import enter_bootloader
+
+    sim = Simulator(FdTransport(vport.master_fd), SimulatorConfig(rate_hz=20.0, trigger_every_s=0.0))
+    sim.start()
+    try:
+        code, text = enter_bootloader(vport.path, 115200)
+        assert code == 0, text
+        assert sim.bootloader_requested
+    finally:
+        sim.stop()

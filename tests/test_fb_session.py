@@ -152,12 +152,18 @@ def test_nack_final_and_retryable(pair: Pair) -> None:
     assert not any(isinstance(m, IoSet) for m in pair.device_messages)
 
     pair.refuse[MessageType.RESULT] = ErrorCode.BUSY
-    timer = threading.Timer(0.08, lambda: pair.refuse.pop(MessageType.RESULT))
-    timer.start()
+    before = pair.host.stats().counters.nacks_rx
+
+    def lift_after_two_busy() -> None:  # the device takes it once it refused twice (no timing race)
+        wait_for(lambda: pair.host.stats().counters.nacks_rx >= before + 2)
+        pair.refuse.pop(MessageType.RESULT)
+
+    lifter = threading.Thread(target=lift_after_two_busy)
+    lifter.start()
     delivery = pair.host.send(Result(5, 0, 1, 2, Verdict.PASS))
     assert delivery.wait(2.0) is DeliveryStatus.ACKED
-    timer.join()
-    assert pair.host.stats().counters.nacks_rx >= 2
+    lifter.join()
+    assert pair.host.stats().counters.nacks_rx >= before + 2
 
 
 def test_reject_is_answered_with_nack(pair: Pair) -> None:
@@ -172,7 +178,7 @@ def test_reject_is_answered_with_nack(pair: Pair) -> None:
 def test_session_rejects_managed_types_and_sends_after_stop() -> None:
     p = Pair()
     with pytest.raises(ValueError, match="managed by the session"):
-        p.host.send(Hello(0, 1, 1, 0, 0, 0, ""))  # type: ignore[arg-type]
+        p.host.send(Hello(0, 1, 1, 0, 0, 64, ""))  # type: ignore[arg-type]
     assert p.host.send(Trigger(0, 0)).status is DeliveryStatus.DROPPED
     p.start()
     pending = p.host.send(Result(1, 0, 0, 0, Verdict.PASS))

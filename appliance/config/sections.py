@@ -193,6 +193,18 @@ class SerialConfig:
         "fail", "Pulse the reject output when a result is: fail, pass or never.", choices=REJECT_WHEN
     )
     reject_pulse_ms: int = setting(300, "Length of the reject pulse in milliseconds.", min=1, max=60_000)
+    io_deadline_ms: int = setting(
+        250,
+        "A reject IO_SET not ACKed this long after its trigger (or result) is dropped, never sent late.",
+        min=10,
+        max=60_000,
+    )
+    result_deadline_ms: int = setting(
+        1000,
+        "A RESULT not ACKed this long after its trigger (or result) is dropped, never sent late.",
+        min=10,
+        max=600_000,
+    )
 
 
 @dataclass(frozen=True)

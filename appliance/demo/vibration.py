@@ -5,11 +5,17 @@ Output: `probabilities` 1x3 softmax in `LABELS` order.
 
 Graph (features in-graph, head fitted here):
   MEAN over time (keep dims) -> SUB (removes gravity / sensor offset per axis) -> RESHAPE to
-  1x128x1x3 -> CONV_2D with fixed taps (3 channels copy x[t], 3 take x[t+1] - x[t]) -> ABS ->
-  MEAN over time -> FULLY_CONNECTED with fixed 0/1 weights (sum over axes: level = mean |x - mean|,
-  roughness = mean |dx|) -> ADD a small floor -> LOG -> FULLY_CONNECTED (fitted) -> SOFTMAX.
+  1x128x1x3 -> CONV_2D with fixed taps (3 channels copy x[t], 3 take x[t+1] - x[t], 3 take
+  x[t+2] - 2 x[t+1] + x[t]) -> ABS -> MEAN over time -> FULLY_CONNECTED with fixed 0/1 weights (sum
+  over axes: level = mean |x - mean|, roughness = mean |dx|, curvature = mean |d2x|) -> ADD a small
+  floor -> LOG -> FULLY_CONNECTED (fitted) -> SOFTMAX. Curvature separates impact ringing (high
+  frequency) from a strong low-frequency running tone of the same level.
 The last FULLY_CONNECTED is a multinomial logistic regression fitted by full-batch gradient descent
-in numpy on windows that `make_window` generates from `seed`, so the same seed gives the same bytes.
+in numpy on windows generated from `seed` (so the same seed gives the same bytes): the generic machine
+model of `make_window`, plus the windows the serial demo device (`firmware_bridge.simulator`, via
+`firmware_bridge.waveform`) sends in its idle, normal and fault modes, so `make run-serial` rejects only
+faults. The normal-running range covers 2-12 cycles per window (at 400 Hz: up to ~37 Hz, the
+simulator's 30 Hz machine is ~9.6 cycles per window).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+from firmware_bridge.waveform import SensorMode
+from firmware_bridge.waveform import window as device_window
 
 from appliance.demo.tflite_builder import ConvParams, GraphBuilder, Padding
 
@@ -36,7 +44,7 @@ LABELS_FILE: Final = "vibration.labels.txt"
 NOISE_SIGMA_RANGE: Final = (0.005, 0.015)
 SENSOR_OFFSET: Final = 0.05  # largest constant bias per axis
 NORMAL_AMPLITUDE: Final = (0.2, 0.5)
-NORMAL_CYCLES: Final = (2.0, 6.0)
+NORMAL_CYCLES: Final = (2.0, 12.0)
 HARMONIC_RATIO: Final = 0.2  # second harmonic of normal running, relative to the fundamental
 FAULT_AMPLITUDE: Final = (0.8, 2.0)
 FAULT_CYCLES: Final = (20.0, 50.0)
@@ -46,9 +54,14 @@ IMPACT_DECAY: Final = (0.3, 0.7)  # per sample
 FAULT_TONE, FAULT_IMPACTS, FAULT_BOTH = 0, 1, 2
 
 # Features and fit.
+TAP_LENGTH: Final = 3
+FEATURES: Final = 3
 FEATURE_FLOOR: Final = 1e-3  # g, keeps LOG finite on a perfectly still sensor
 TRAIN_WINDOWS_PER_CLASS: Final = 200
-FIT_STEPS: Final = 1500
+DEVICE_WINDOWS_PER_CLASS: Final = 100  # from the demo device's generator, at random start times
+DEVICE_MODES: Final = (SensorMode.IDLE, SensorMode.NORMAL, SensorMode.FAULT)  # in LABELS order
+DEVICE_SPAN_S: Final = 3600.0
+FIT_STEPS: Final = 3000
 LEARNING_RATE: Final = 0.5
 L2_PENALTY: Final = 1e-4
 
@@ -112,35 +125,42 @@ def make_window(label: str, rng: np.random.Generator) -> npt.NDArray[np.float32]
 
 # -------------------------------------------------------------------- features
 def window_features(windows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Numpy reference of the in-graph features for windows [N, 128, 3]: [N, 2] log(level), log(roughness)."""
+    """Numpy reference of the in-graph features for windows [N, 128, 3]: [N, 3] log of level,
+    roughness and curvature (over the VALID conv span of 126 samples)."""
     centred = windows - windows.mean(axis=1, keepdims=True)
-    level = np.abs(centred[:, :-1]).mean(axis=1).sum(axis=1)
-    roughness = np.abs(np.diff(centred, axis=1)).mean(axis=1).sum(axis=1)
-    return np.log(np.stack([level, roughness], axis=1) + np.float32(FEATURE_FLOOR)).astype(np.float32)
+    span = WINDOW_SAMPLES - TAP_LENGTH + 1
+    level = np.abs(centred[:, :span]).mean(axis=1).sum(axis=1)
+    roughness = np.abs(np.diff(centred, axis=1)[:, :span]).mean(axis=1).sum(axis=1)
+    curvature = np.abs(np.diff(centred, n=2, axis=1)[:, :span]).mean(axis=1).sum(axis=1)
+    stacked = np.stack([level, roughness, curvature], axis=1)
+    return np.log(stacked + np.float32(FEATURE_FLOOR)).astype(np.float32)
 
 
 def _feature_taps() -> npt.NDArray[np.float32]:
-    """CONV_2D filters [6, 2, 1, 3]: channels 0-2 copy x[t] per axis, 3-5 take x[t+1] - x[t]."""
-    taps = np.zeros((2 * AXES, 2, 1, AXES), dtype=np.float32)
-    for axis in range(AXES):
-        taps[axis, 0, 0, axis] = 1.0
-        taps[AXES + axis, 0, 0, axis], taps[AXES + axis, 1, 0, axis] = -1.0, 1.0
+    """CONV_2D filters [9, 3, 1, 3]: per axis, x[t]; x[t+1] - x[t]; x[t+2] - 2 x[t+1] + x[t]."""
+    kernels = ((1.0, 0.0, 0.0), (-1.0, 1.0, 0.0), (1.0, -2.0, 1.0))
+    taps = np.zeros((len(kernels) * AXES, TAP_LENGTH, 1, AXES), dtype=np.float32)
+    for k, kernel in enumerate(kernels):
+        for axis in range(AXES):
+            taps[k * AXES + axis, :, 0, axis] = kernel
     return taps
 
 
 def _axis_sum() -> npt.NDArray[np.float32]:
-    """FULLY_CONNECTED weights [2, 6] summing the level and the roughness channels over the axes."""
-    summing: npt.NDArray[np.float32] = np.repeat(np.eye(2, dtype=np.float32), AXES, axis=1)
+    """FULLY_CONNECTED weights [3, 9] summing each feature's channels over the axes."""
+    summing: npt.NDArray[np.float32] = np.repeat(np.eye(FEATURES, dtype=np.float32), AXES, axis=1)
     return summing
 
 
 # ------------------------------------------------------------------------- fit
 def training_set(seed: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-    """Features [N, 2] and label indices [N] of the windows the head is fitted on."""
+    """Features [N, 3] and label indices [N] of the windows the head is fitted on."""
     rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(len(LABELS)), TRAIN_WINDOWS_PER_CLASS)
-    windows = np.stack([make_window(LABELS[int(k)], rng) for k in labels])
-    return window_features(windows), labels
+    generic = np.repeat(np.arange(len(LABELS)), TRAIN_WINDOWS_PER_CLASS)
+    device = np.repeat(np.arange(len(LABELS)), DEVICE_WINDOWS_PER_CLASS)
+    windows = [make_window(LABELS[int(k)], rng) for k in generic]
+    windows += [device_window(DEVICE_MODES[int(k)], rng, rng.uniform(0.0, DEVICE_SPAN_S)) for k in device]
+    return window_features(np.stack(windows)), np.concatenate([generic, device])
 
 
 def fit_softmax_regression(
@@ -177,7 +197,7 @@ def build_vibration_model(seed: int = 0) -> bytes:
     tapped = builder.conv_2d(image, taps, params=ConvParams(padding=Padding.VALID), name="taps")
     per_axis = builder.mean(builder.abs(tapped, name="taps/abs"), (1, 2), name="taps/mean")
     summed = builder.fully_connected(per_axis, builder.add_constant("axis_sum", _axis_sum()), name="features")
-    floor = builder.add_constant("features/floor", np.full(2, FEATURE_FLOOR, dtype=np.float32))
+    floor = builder.add_constant("features/floor", np.full(FEATURES, FEATURE_FLOOR, dtype=np.float32))
     log_features = builder.log(builder.add(summed, floor, name="features/floored"), name="features/log")
     logits = builder.fully_connected(
         log_features,

@@ -1,19 +1,34 @@
 """The serial link to a microcontroller (firmware-bridge protocol) and the source fed by it.
 
-`SerialLink` owns the firmware-bridge Session on one port: it reopens the port with backoff after an
-unplug, hands SENSOR_FRAME tensors to the `SerialSource` (newest window wins, drops counted) and
-TRIGGERs to whoever registered for them (the result sink runs inspections on its own thread).
+`SerialLink` owns the firmware-bridge Session on one port: it reopens the port after an unplug, hands
+SENSOR_FRAME tensors to the `SerialSource` (newest window wins, drops counted) and TRIGGERs to the
+result sink's queue. A TRIGGER is ACKed only once it is queued for inspection; with the queue full it
+is NACKed BUSY (the device retries it), so an ACK always means "this part will be inspected".
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from firmware_bridge import IoSet, Message, Result, SensorFrame, Session, Trigger
+from firmware_bridge import (
+    Delivery,
+    ErrorCode,
+    IoSet,
+    Message,
+    Result,
+    SensorFrame,
+    SerialTransport,
+    Session,
+    TransportConfig,
+    Trigger,
+)
 
 from appliance.config import SerialConfig
 from appliance.sources.base import Frame, FrameCounter, LatestSlot, SourceState, SourceStatus
@@ -21,6 +36,7 @@ from appliance.sources.base import Frame, FrameCounter, LatestSlot, SourceState,
 logger = logging.getLogger(__name__)
 
 TRIGGER_QUEUE = 64
+FRAME_REFS = 512  # how many recent SENSOR_FRAME seqs are remembered for RESULT.ref_seq
 SESSION_STATES = {
     "ready": SourceState.CONNECTED,
     "connecting": SourceState.RECONNECTING,
@@ -29,18 +45,40 @@ SESSION_STATES = {
 }
 
 
+@dataclass(frozen=True)
+class QueuedTrigger:
+    trigger: Trigger
+    arrived: float
+    """time.monotonic() when it arrived: the deadlines of its RESULT and IO_SET count from here."""
+
+
 class SerialLink:
     def __init__(self, config: SerialConfig) -> None:
         self.config = config
-        self.session = Session.open(config.port, baudrate=config.baudrate, on_message=self._on_message)
-        self.triggers: queue.Queue[Trigger] = queue.Queue(TRIGGER_QUEUE)
+        transport = SerialTransport(config.port, TransportConfig(baudrate=config.baudrate))
+        self.session = Session(transport, on_message=self._on_message, accept=self._accept)
+        self.triggers: queue.Queue[QueuedTrigger] = queue.Queue(TRIGGER_QUEUE)
         self._frame_handler: Callable[[SensorFrame], None] | None = None
-        self.triggers_dropped = 0
+        self._frame_refs: OrderedDict[tuple[str, int], int] = OrderedDict()
+        self._refs_lock = threading.Lock()
+        self.triggers_busy = 0
         self.frames_ignored = 0
         self._started = False
 
     def on_frames(self, handler: Callable[[SensorFrame], None]) -> None:
         self._frame_handler = handler
+
+    def _accept(self, message: Message) -> int | None:
+        """Runs on the reader thread before the ACK: a TRIGGER is ACKed only if it could be queued."""
+        if not isinstance(message, Trigger) or not self.config.trigger:
+            return None
+        try:
+            self.triggers.put_nowait(QueuedTrigger(message, time.monotonic()))
+        except queue.Full:
+            self.triggers_busy += 1
+            logger.warning("photo-eye trigger seq %d refused (BUSY): %d waiting", message.seq, TRIGGER_QUEUE)
+            return int(ErrorCode.BUSY)
+        return None
 
     def _on_message(self, message: Message) -> None:
         """Runs on the link's reader thread: hand off and return at once."""
@@ -49,11 +87,22 @@ class SerialLink:
                 self.frames_ignored += 1
             else:
                 self._frame_handler(message)
-        elif isinstance(message, Trigger):
-            try:
-                self.triggers.put_nowait(message)
-            except queue.Full:
-                self.triggers_dropped += 1
+
+    def note_frame(self, source: str, frame_id: int, seq: int) -> None:
+        """Remember which SENSOR_FRAME a source frame came from (for RESULT.ref_seq)."""
+        with self._refs_lock:
+            self._frame_refs[(source, frame_id)] = seq
+            while len(self._frame_refs) > FRAME_REFS:
+                self._frame_refs.popitem(last=False)
+
+    def frame_ref(self, source: str, frame_id: int) -> int | None:
+        with self._refs_lock:
+            return self._frame_refs.get((source, frame_id))
+
+    def wall_time(self, device_ms: int) -> float | None:
+        """Host wall-clock time of a device timestamp, if the clocks are synchronised (1.1)."""
+        at = self.session.peer_time(device_ms)
+        return None if at is None else time.time() - (time.monotonic() - at)
 
     def start(self) -> None:
         if not self._started:
@@ -66,8 +115,13 @@ class SerialLink:
             self._started = False
             self.session.stop()
 
-    def send(self, message: Result | IoSet) -> None:
-        self.session.send(message)  # never blocks; delivery is tracked by the session's counters
+    def send(self, message: Result | IoSet, expires_in: float | None = None) -> Delivery:
+        """Never blocks; a message still un-ACKed after ``expires_in`` s is dropped (counted)."""
+        return self.session.send(message, expires_in=expires_in)
+
+    def enter_bootloader(self) -> Delivery:
+        """Put the device into firmware-update mode (PROTOCOL.md R12); DROPPED if it cannot."""
+        return self.session.enter_bootloader()
 
     def state(self) -> SourceState:
         return SESSION_STATES.get(self.session.state.value, SourceState.RECONNECTING)
@@ -75,13 +129,19 @@ class SerialLink:
     def status(self) -> dict[str, Any]:
         stats: dict[str, Any] = self.session.stats().as_dict()
         stats.update(
-            port=self.config.port, triggers_dropped=self.triggers_dropped, frames_ignored=self.frames_ignored
+            port=self.config.port,
+            triggers_busy=self.triggers_busy,
+            triggers_waiting=self.triggers.qsize(),
+            frames_ignored=self.frames_ignored,
         )
         return stats
 
 
 class SerialSource:
-    """SENSOR_FRAME tensors from the microcontroller as frames; a live source (newest window wins)."""
+    """SENSOR_FRAME tensors from the microcontroller as frames; a live source (newest window wins).
+
+    A frame's `ts` is the device's timestamp of its first sample mapped to host time when the link
+    has time sync (protocol 1.1), else its arrival time (a 1.0 device)."""
 
     kind = "serial"
     live = True
@@ -102,7 +162,10 @@ class SerialSource:
         except ValueError as err:
             self.counter.error(f"bad sensor frame: {err}")
             return
-        self._slot.put(Frame(self.counter.frame(), time.time(), self.name, tensor=tensor))
+        stamp = self.link.wall_time(message.timestamp_ms)
+        frame = Frame(self.counter.frame(), time.time() if stamp is None else stamp, self.name, tensor=tensor)
+        self.link.note_frame(self.name, frame.frame_id, message.seq)
+        self._slot.put(frame)
 
     def start(self) -> None:
         self.link.on_frames(self._frame)

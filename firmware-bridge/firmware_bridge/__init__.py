@@ -24,6 +24,8 @@ from firmware_bridge.messages import (
     RELIABLE_TYPES,
     Ack,
     Capability,
+    DeviceStatus,
+    EnterBootloader,
     ErrorCode,
     Heartbeat,
     Hello,
@@ -34,20 +36,24 @@ from firmware_bridge.messages import (
     Nack,
     Result,
     SensorFrame,
+    TimeReply,
+    TimeRequest,
     Trigger,
     Verdict,
 )
-from firmware_bridge.protocol import PACKAGE_VERSION
+from firmware_bridge.protocol import PACKAGE_VERSION, REF_SEQ_NONE
 from firmware_bridge.session import Session, SessionConfig, SessionState
 from firmware_bridge.session_stats import SessionCounters, SessionStats
 from firmware_bridge.tensor import DType
 from firmware_bridge.transport import LinkState, SerialTransport, Transport, TransportConfig, TransportStats
+from firmware_bridge.uart import PacedTransport
 from firmware_bridge.virtualport import VirtualPort
 
 __version__ = PACKAGE_VERSION
 
 __all__ = [
     "MESSAGE_CLASSES",
+    "REF_SEQ_NONE",
     "RELIABLE_TYPES",
     "Ack",
     "Capability",
@@ -56,7 +62,9 @@ __all__ = [
     "DecoderStats",
     "Delivery",
     "DeliveryStatus",
+    "DeviceStatus",
     "EncodeError",
+    "EnterBootloader",
     "ErrorCode",
     "FdTransport",
     "FrameError",
@@ -70,6 +78,7 @@ __all__ = [
     "Message",
     "MessageType",
     "Nack",
+    "PacedTransport",
     "Reject",
     "Result",
     "SensorFrame",
@@ -79,6 +88,8 @@ __all__ = [
     "SessionCounters",
     "SessionState",
     "SessionStats",
+    "TimeReply",
+    "TimeRequest",
     "Transport",
     "TransportConfig",
     "TransportStats",

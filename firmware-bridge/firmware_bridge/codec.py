@@ -22,6 +22,7 @@ from firmware_bridge.protocol import (
     CRC_SIZE,
     DELIMITER,
     HEADER_SIZE,
+    INTER_BYTE_TIMEOUT_S,
     MAX_ENCODED_FRAME,
     MAX_PAYLOAD,
     MAX_RAW_FRAME,
@@ -86,6 +87,8 @@ class DecoderStats:
     bad_version: int = 0
     unknown_type: int = 0
     malformed: int = 0
+    partial_timeouts: int = 0
+    """Partial frames discarded because no byte followed for ``INTER_BYTE_TIMEOUT_S``."""
     max_buffered: int = 0
 
     @property
@@ -98,6 +101,7 @@ class DecoderStats:
             + self.bad_version
             + self.unknown_type
             + self.malformed
+            + self.partial_timeouts
         )
 
     def as_dict(self) -> dict[str, int]:
@@ -156,12 +160,20 @@ class Decoder:
     """Streaming frame decoder (sans-I/O). Not thread-safe: feed it from one thread.
 
     ``on_reject`` is called for CRC-valid frames with an unsupported version, unknown type or
-    malformed payload, so the caller can NACK them; it must not raise.
+    malformed payload, so the caller can decide whether to NACK them; it must not raise.
+    When :meth:`feed` is given the time, a partial frame after which no byte arrived for
+    ``inter_byte_timeout_s`` is discarded (``partial_timeouts``) before the new bytes are used.
     """
 
-    def __init__(self, on_reject: Callable[[Reject], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_reject: Callable[[Reject], None] | None = None,
+        inter_byte_timeout_s: float = INTER_BYTE_TIMEOUT_S,
+    ) -> None:
         self._buffer = bytearray()
         self._skipping = False
+        self._inter_byte_timeout_s = inter_byte_timeout_s
+        self._last_byte_at: float | None = None
         self._counts: dict[str, int] = {f.name: 0 for f in fields(DecoderStats)}
         self._on_reject = on_reject
 
@@ -179,9 +191,13 @@ class Decoder:
         self._buffer.clear()
         self._skipping = False
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[Message]:
-        """Consume bytes and return the messages completed by them, in order."""
+    def feed(self, data: bytes | bytearray | memoryview, now: float | None = None) -> list[Message]:
+        """Consume bytes (received at monotonic time ``now``, if known) and return the messages
+        completed by them, in order."""
         chunk = bytes(data)
+        self._expire_partial(now)
+        if now is not None and chunk:
+            self._last_byte_at = now
         self._counts["bytes_in"] += len(chunk)
         messages: list[Message] = []
         pos = 0
@@ -194,6 +210,15 @@ class Decoder:
             self._complete(messages)
             pos = delimiter + 1
         return messages
+
+    def _expire_partial(self, now: float | None) -> None:
+        last = self._last_byte_at
+        if now is None or last is None or now - last < self._inter_byte_timeout_s:
+            return
+        if self._buffer:
+            self._counts["partial_timeouts"] += 1
+            logger.debug("partial frame of %d bytes timed out", len(self._buffer))
+        self.reset()
 
     def _accumulate(self, chunk: bytes, start: int, end: int) -> None:
         if self._skipping or start == end:

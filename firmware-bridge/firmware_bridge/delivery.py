@@ -3,6 +3,10 @@
 At most one message per reliable type is in flight; later ones wait in a bounded FIFO. The
 in-flight message is retransmitted with the *same* sequence number every ``ack_timeout_s`` until
 it is ACKed, NACKed with a final code, or ``1 + max_retries`` transmissions went unanswered.
+
+A message may have a *deadline* (monotonic seconds): once it has passed, the message is never sent
+or retransmitted again -- it resolves ``EXPIRED`` whether it was still queued or in flight. So a
+peer that answers BUSY for a while gets no stale burst afterwards.
 """
 
 import threading
@@ -22,7 +26,10 @@ class DeliveryStatus(StrEnum):
     TIMED_OUT = "timed_out"
     """No ACK after all retries (``code`` holds the last retryable NACK code, if any)."""
     DROPPED = "dropped"
-    """Not sent: transport down (unreliable types), outbox full, or session stopped."""
+    """Not sent: transport down (unreliable types), outbox full, session stopped, or a type the peer
+    did not advertise."""
+    EXPIRED = "expired"
+    """Its deadline passed before it was ACKed; not sent (again) after that."""
 
 
 class Delivery:
@@ -82,6 +89,9 @@ class _Pending:
     frame: bytes
     attempts: int = 0
     deadline: float = 0.0
+    """Next retransmission time."""
+    expires: float | None = None
+    """The message's own deadline (``None``: none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +114,7 @@ class Outbox:
         self.retries = 0
         self.timeouts = 0
         self.dropped = 0
+        self.expired = 0
         self.stray_acks = 0
 
     @property
@@ -111,10 +122,20 @@ class Outbox:
         return len(self._queue) + (self._inflight is not None)
 
     def next_deadline(self) -> float | None:
-        return self._inflight.deadline if self._inflight is not None else None
+        times = [p.expires for p in self._queue if p.expires is not None]
+        if self._inflight is not None:
+            times.append(self._inflight.deadline)
+            if self._inflight.expires is not None:
+                times.append(self._inflight.expires)
+        return min(times) if times else None
 
-    def submit(self, delivery: Delivery, frame: bytes, now: float) -> list[bytes]:
-        pending = _Pending(delivery, frame)
+    def submit(
+        self, delivery: Delivery, frame: bytes, now: float, expires: float | None = None
+    ) -> list[bytes]:
+        pending = _Pending(delivery, frame, expires=expires)
+        if expires is not None and now >= expires:
+            self._expire(pending)
+            return []
         if self._inflight is None:
             return self._launch(pending, now)
         if len(self._queue) >= self._policy.capacity:
@@ -138,7 +159,12 @@ class Outbox:
         return self._finish(DeliveryStatus.NACKED, code, now)
 
     def due(self, now: float) -> list[bytes]:
+        self._expire_queued(now)
         pending = self._inflight
+        if pending is not None and pending.expires is not None and now >= pending.expires:
+            self._inflight = None
+            self._expire(pending)
+            return self._next(now)
         if pending is None or now < pending.deadline:
             return []
         if pending.attempts > self._policy.max_retries:
@@ -164,9 +190,28 @@ class Outbox:
         if self._inflight is not None:
             self._inflight.delivery.resolve(status, code)
         self._inflight = None
+        return self._next(now)
+
+    def _next(self, now: float) -> list[bytes]:
+        self._expire_queued(now)
         if self._queue:
             return self._launch(self._queue.popleft(), now)
         return []
+
+    def _expire_queued(self, now: float) -> None:
+        if not any(p.expires is not None and now >= p.expires for p in self._queue):
+            return
+        keep: deque[_Pending] = deque()
+        for pending in self._queue:
+            if pending.expires is not None and now >= pending.expires:
+                self._expire(pending)
+            else:
+                keep.append(pending)
+        self._queue = keep
+
+    def _expire(self, pending: _Pending) -> None:
+        self.expired += 1
+        pending.delivery.resolve(DeliveryStatus.EXPIRED, pending.delivery.code)
 
     def _launch(self, pending: _Pending, now: float) -> list[bytes]:
         self._inflight = pending

@@ -7,88 +7,57 @@ Field ranges are validated on construction, so an out-of-range value fails early
 """
 
 from dataclasses import dataclass, field
-from enum import IntEnum, IntFlag
+from enum import IntFlag
 from typing import Any, ClassVar
 
 import numpy.typing as npt
 
-from firmware_bridge.protocol import FIRMWARE_STRING_MAX, MAX_PAYLOAD, MAX_RANK
+from firmware_bridge.protocol import FIRMWARE_STRING_MAX, MAX_PAYLOAD, MAX_RANK, MIN_MAX_PAYLOAD
 from firmware_bridge.tensor import DType, array_to_wire, expected_size, wire_to_array
-
-
-class MessageType(IntEnum):
-    """Header type codes."""
-
-    HELLO = 0x01
-    ACK = 0x02
-    NACK = 0x03
-    HEARTBEAT = 0x04
-    SENSOR_FRAME = 0x10
-    TRIGGER = 0x11
-    RESULT = 0x20
-    IO_SET = 0x21
-
-
-RELIABLE_TYPES: frozenset[MessageType] = frozenset(
-    {MessageType.TRIGGER, MessageType.RESULT, MessageType.IO_SET}
+from firmware_bridge.wire_types import (
+    CAPABILITY_OF,
+    MINOR1_TYPES,
+    NACKABLE_TYPES,
+    RELIABLE_TYPES,
+    RETRYABLE_ERRORS,
+    Capability,
+    ErrorCode,
+    HelloFlag,
+    MessageType,
+    Verdict,
+    check_int,
+    u8,
+    u16,
+    u32,
 )
-"""Types that must be acknowledged with ACK/NACK and are retried by the sender."""
 
-
-class ErrorCode(IntEnum):
-    """NACK error codes."""
-
-    UNKNOWN_TYPE = 0x01
-    MALFORMED = 0x02
-    UNSUPPORTED_VERSION = 0x03
-    BUSY = 0x04
-    INVALID_ARGUMENT = 0x05
-    NOT_READY = 0x06
-    INTERNAL = 0xFF
-
-
-RETRYABLE_ERRORS: frozenset[int] = frozenset({ErrorCode.BUSY, ErrorCode.NOT_READY})
-"""NACK codes after which the sender keeps retrying (the message may succeed later)."""
-
-
-class Verdict(IntEnum):
-    """RESULT pass/fail byte."""
-
-    PASS = 0
-    FAIL = 1
-
-
-class Capability(IntFlag):
-    """HELLO capabilities bitfield (u32); unknown bits must be ignored."""
-
-    SENSOR_FRAME = 1 << 0
-    TRIGGER = 1 << 1
-    RESULT = 1 << 2
-    IO_SET = 1 << 3
-    HEARTBEAT = 1 << 4
-
-
-class HelloFlag(IntFlag):
-    """HELLO flags byte."""
-
-    REPLY_REQUESTED = 1 << 0
-
-
-def _check(name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-
-
-def _u8(name: str, value: int) -> None:
-    _check(name, value, 0, 0xFF)
-
-
-def _u16(name: str, value: int) -> None:
-    _check(name, value, 0, 0xFFFF)
-
-
-def _u32(name: str, value: int) -> None:
-    _check(name, value, 0, 0xFFFF_FFFF)
+__all__ = [
+    "CAPABILITY_OF",
+    "MESSAGE_CLASSES",
+    "MINOR1_TYPES",
+    "NACKABLE_TYPES",
+    "RELIABLE_TYPES",
+    "RETRYABLE_ERRORS",
+    "Ack",
+    "Capability",
+    "DeviceFault",
+    "DeviceStatus",
+    "EnterBootloader",
+    "ErrorCode",
+    "Heartbeat",
+    "Hello",
+    "HelloFlag",
+    "IoSet",
+    "Message",
+    "MessageType",
+    "Nack",
+    "Result",
+    "SensorFrame",
+    "TimeReply",
+    "TimeRequest",
+    "Trigger",
+    "Verdict",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,27 +72,40 @@ class Hello:
     capabilities: int
     max_payload: int
     firmware: str
+    minor_version: int | None = None
+    """1.1 extension (appended after ``firmware``); ``None``: a 1.0 HELLO without extension."""
+    schema_hash: int = 0
+    boot_id: int = 0
     seq: int = field(default=0, kw_only=True)
 
     def __post_init__(self) -> None:
-        _u8("Hello.flags", self.flags)
-        _u8("Hello.min_version", self.min_version)
-        _u8("Hello.max_version", self.max_version)
+        u8("Hello.flags", self.flags)
+        if self.minor_version is not None:
+            u8("Hello.minor_version", self.minor_version)
+        u32("Hello.schema_hash", self.schema_hash)
+        u32("Hello.boot_id", self.boot_id)
+        u8("Hello.min_version", self.min_version)
+        u8("Hello.max_version", self.max_version)
         if self.min_version > self.max_version:
             raise ValueError(f"Hello.min_version {self.min_version} > max_version {self.max_version}")
-        _u32("Hello.device_id", self.device_id)
-        _u32("Hello.capabilities", self.capabilities)
-        _u16("Hello.max_payload", self.max_payload)
+        u32("Hello.device_id", self.device_id)
+        u32("Hello.capabilities", self.capabilities)
+        check_int("Hello.max_payload", self.max_payload, MIN_MAX_PAYLOAD, 0xFFFF)
         if len(self.firmware) > FIRMWARE_STRING_MAX or not all(" " <= ch <= "~" for ch in self.firmware):
             raise ValueError(
                 f"Hello.firmware must be printable ASCII of at most {FIRMWARE_STRING_MAX} chars, "
                 f"got {self.firmware!r}"
             )
-        _u16("Hello.seq", self.seq)
+        u16("Hello.seq", self.seq)
 
     @property
     def reply_requested(self) -> bool:
         return bool(self.flags & HelloFlag.REPLY_REQUESTED)
+
+    @property
+    def minor(self) -> int:
+        """The sender's minor version (0 for a 1.0 HELLO)."""
+        return 0 if self.minor_version is None else self.minor_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,15 +122,15 @@ class SensorFrame:
     seq: int = field(default=0, kw_only=True)
 
     def __post_init__(self) -> None:
-        _u8("SensorFrame.sensor_id", self.sensor_id)
-        _u32("SensorFrame.timestamp_ms", self.timestamp_ms)
+        u8("SensorFrame.sensor_id", self.sensor_id)
+        u32("SensorFrame.timestamp_ms", self.timestamp_ms)
         object.__setattr__(self, "dtype", DType(self.dtype))
         object.__setattr__(self, "shape", tuple(self.shape))
         object.__setattr__(self, "data", bytes(self.data))
         if not 1 <= len(self.shape) <= MAX_RANK:
             raise ValueError(f"SensorFrame rank must be 1..{MAX_RANK}, got shape {self.shape}")
         for dim in self.shape:
-            _check("SensorFrame.shape dimension", dim, 1, 0xFFFF)
+            check_int("SensorFrame.shape dimension", dim, 1, 0xFFFF)
         need = expected_size(self.dtype, self.shape)
         if len(self.data) != need:
             raise ValueError(
@@ -158,7 +140,7 @@ class SensorFrame:
         size = self.HEADER_SIZE + 2 * len(self.shape) + need
         if size > MAX_PAYLOAD:
             raise ValueError(f"SensorFrame payload of {size} bytes exceeds MAX_PAYLOAD {MAX_PAYLOAD}")
-        _u16("SensorFrame.seq", self.seq)
+        u16("SensorFrame.seq", self.seq)
 
     @classmethod
     def from_array(
@@ -183,9 +165,9 @@ class Trigger:
     seq: int = field(default=0, kw_only=True)
 
     def __post_init__(self) -> None:
-        _u8("Trigger.input_id", self.input_id)
-        _u32("Trigger.timestamp_ms", self.timestamp_ms)
-        _u16("Trigger.seq", self.seq)
+        u8("Trigger.input_id", self.input_id)
+        u32("Trigger.timestamp_ms", self.timestamp_ms)
+        u16("Trigger.seq", self.seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,12 +183,12 @@ class Result:
     seq: int = field(default=0, kw_only=True)
 
     def __post_init__(self) -> None:
-        _u32("Result.result_id", self.result_id)
-        _u16("Result.ref_seq", self.ref_seq)
-        _check("Result.label", self.label, -0x8000, 0x7FFF)
-        _check("Result.score_permille", self.score_permille, 0, 1000)
+        u32("Result.result_id", self.result_id)
+        u16("Result.ref_seq", self.ref_seq)
+        check_int("Result.label", self.label, -0x8000, 0x7FFF)
+        check_int("Result.score_permille", self.score_permille, 0, 1000)
         object.__setattr__(self, "verdict", Verdict(self.verdict))
-        _u16("Result.seq", self.seq)
+        u16("Result.seq", self.seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,11 +202,11 @@ class IoSet:
     seq: int = field(default=0, kw_only=True)
 
     def __post_init__(self) -> None:
-        _u8("IoSet.output_id", self.output_id)
+        u8("IoSet.output_id", self.output_id)
         if not isinstance(self.state, bool):
             raise ValueError(f"IoSet.state must be a bool, got {self.state!r}")
-        _u16("IoSet.pulse_ms", self.pulse_ms)
-        _u16("IoSet.seq", self.seq)
+        u16("IoSet.pulse_ms", self.pulse_ms)
+        u16("IoSet.seq", self.seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,9 +219,9 @@ class Ack:
     seq: int = field(default=0, kw_only=True)
 
     def __post_init__(self) -> None:
-        _u8("Ack.acked_type", self.acked_type)
-        _u16("Ack.acked_seq", self.acked_seq)
-        _u16("Ack.seq", self.seq)
+        u8("Ack.acked_type", self.acked_type)
+        u16("Ack.acked_seq", self.acked_seq)
+        u16("Ack.seq", self.seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,10 +235,10 @@ class Nack:
     seq: int = field(default=0, kw_only=True)
 
     def __post_init__(self) -> None:
-        _u8("Nack.acked_type", self.acked_type)
-        _u16("Nack.acked_seq", self.acked_seq)
-        _u8("Nack.code", self.code)
-        _u16("Nack.seq", self.seq)
+        u8("Nack.acked_type", self.acked_type)
+        u16("Nack.acked_seq", self.acked_seq)
+        u8("Nack.code", self.code)
+        u16("Nack.seq", self.seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,13 +255,110 @@ class Heartbeat:
 
     def __post_init__(self) -> None:
         for name in ("uptime_ms", "rx_frames", "rx_errors", "tx_frames", "tx_retries"):
-            _u32(f"Heartbeat.{name}", getattr(self, name))
-        _u16("Heartbeat.seq", self.seq)
+            u32(f"Heartbeat.{name}", getattr(self, name))
+        u16("Heartbeat.seq", self.seq)
 
 
-Message = Hello | SensorFrame | Trigger | Result | IoSet | Ack | Nack | Heartbeat
+@dataclass(frozen=True, slots=True)
+class TimeRequest:
+    """1.1, host -> device: "what is your clock?"; ``token`` comes back in the TIME_REPLY."""
+
+    TYPE: ClassVar[MessageType] = MessageType.TIME_REQUEST
+    token: int
+    seq: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        u32("TimeRequest.token", self.token)
+        u16("TimeRequest.seq", self.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeReply:
+    """1.1, device -> host: the request's ``token`` and the device clock when the request arrived."""
+
+    TYPE: ClassVar[MessageType] = MessageType.TIME_REPLY
+    token: int
+    device_ms: int
+    seq: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        u32("TimeReply.token", self.token)
+        u32("TimeReply.device_ms", self.device_ms)
+        u16("TimeReply.seq", self.seq)
+
+
+class DeviceFault(IntFlag):
+    """DEVICE_STATUS fault_flags; bits 4..31 reserved (sent 0, ignored)."""
+
+    SENSOR = 1 << 0
+    OUTPUT = 1 << 1
+    BROWNOUT_RESET = 1 << 2
+    WATCHDOG_RESET = 1 << 3
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """1.1, device -> host: fault flags and loss counters (all wrap at 2^32)."""
+
+    TYPE: ClassVar[MessageType] = MessageType.DEVICE_STATUS
+    uptime_ms: int
+    fault_flags: int
+    trigger_overflows: int
+    sample_overruns: int
+    tx_dropped: int
+    seq: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        for name in ("uptime_ms", "fault_flags", "trigger_overflows", "sample_overruns", "tx_dropped"):
+            u32(f"DeviceStatus.{name}", getattr(self, name))
+        u16("DeviceStatus.seq", self.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class EnterBootloader:
+    """1.1, host -> device (reliable): reset into the firmware-update bootloader after the ACK."""
+
+    TYPE: ClassVar[MessageType] = MessageType.ENTER_BOOTLOADER
+    magic: int
+    mode: int = 0
+    seq: int = field(default=0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        u32("EnterBootloader.magic", self.magic)
+        u8("EnterBootloader.mode", self.mode)
+        u16("EnterBootloader.seq", self.seq)
+
+
+Message = (
+    Hello
+    | SensorFrame
+    | Trigger
+    | Result
+    | IoSet
+    | Ack
+    | Nack
+    | Heartbeat
+    | TimeRequest
+    | TimeReply
+    | DeviceStatus
+    | EnterBootloader
+)
 
 MESSAGE_CLASSES: dict[MessageType, type[Message]] = {
-    cls.TYPE: cls for cls in (Hello, SensorFrame, Trigger, Result, IoSet, Ack, Nack, Heartbeat)
+    cls.TYPE: cls
+    for cls in (
+        Hello,
+        SensorFrame,
+        Trigger,
+        Result,
+        IoSet,
+        Ack,
+        Nack,
+        Heartbeat,
+        TimeRequest,
+        TimeReply,
+        DeviceStatus,
+        EnterBootloader,
+    )
 }
 """Registry: wire type code -> message class."""

@@ -11,6 +11,8 @@ from typing import Any
 
 from firmware_bridge.messages import (
     Ack,
+    DeviceStatus,
+    EnterBootloader,
     Heartbeat,
     Hello,
     IoSet,
@@ -19,6 +21,8 @@ from firmware_bridge.messages import (
     Nack,
     Result,
     SensorFrame,
+    TimeReply,
+    TimeRequest,
     Trigger,
     Verdict,
 )
@@ -32,6 +36,11 @@ _IO_SET = struct.Struct("<BBH")
 _ACK = struct.Struct("<BH")
 _NACK = struct.Struct("<BHB")
 _HEARTBEAT = struct.Struct("<IIIII")
+_HELLO_EXTENSION = struct.Struct("<BII")
+_TIME_REQUEST = struct.Struct("<I")
+_TIME_REPLY = struct.Struct("<II")
+_DEVICE_STATUS = struct.Struct("<IIIII")
+_ENTER_BOOTLOADER = struct.Struct("<IB")
 
 
 class PayloadError(ValueError):
@@ -49,7 +58,9 @@ def _pack_hello(msg: Any) -> bytes:
     fixed = _HELLO.pack(
         m.flags, m.min_version, m.max_version, m.device_id, m.capabilities, m.max_payload, len(text)
     )
-    return fixed + text
+    if m.minor_version is None:
+        return fixed + text
+    return fixed + text + _HELLO_EXTENSION.pack(m.minor_version, m.schema_hash, m.boot_id)
 
 
 def _unpack_hello(payload: bytes, seq: int) -> Hello:
@@ -60,7 +71,12 @@ def _unpack_hello(payload: bytes, seq: int) -> Hello:
     if end > len(payload):
         raise PayloadError(f"HELLO firmware string of {text_len} bytes overruns the payload")
     firmware = payload[_HELLO.size : end].decode("ascii")
-    return Hello(flags, min_v, max_v, device_id, caps, max_payload, firmware, seq=seq)
+    if len(payload) < end + _HELLO_EXTENSION.size:  # 1.0 HELLO (a partial extension is ignored)
+        return Hello(flags, min_v, max_v, device_id, caps, max_payload, firmware, seq=seq)
+    minor, schema_hash, boot_id = _HELLO_EXTENSION.unpack_from(payload, end)  # later bytes: ignored
+    return Hello(
+        flags, min_v, max_v, device_id, caps, max_payload, firmware, minor, schema_hash, boot_id, seq=seq
+    )
 
 
 def _pack_sensor(msg: Any) -> bytes:
@@ -144,6 +160,48 @@ def _unpack_heartbeat(payload: bytes, seq: int) -> Heartbeat:
     return Heartbeat(*_HEARTBEAT.unpack(payload), seq=seq)
 
 
+def _pack_time_request(msg: Any) -> bytes:
+    m: TimeRequest = msg
+    return _TIME_REQUEST.pack(m.token)
+
+
+def _unpack_time_request(payload: bytes, seq: int) -> TimeRequest:
+    _expect_size(payload, _TIME_REQUEST, "TIME_REQUEST")
+    return TimeRequest(*_TIME_REQUEST.unpack(payload), seq=seq)
+
+
+def _pack_time_reply(msg: Any) -> bytes:
+    m: TimeReply = msg
+    return _TIME_REPLY.pack(m.token, m.device_ms)
+
+
+def _unpack_time_reply(payload: bytes, seq: int) -> TimeReply:
+    _expect_size(payload, _TIME_REPLY, "TIME_REPLY")
+    return TimeReply(*_TIME_REPLY.unpack(payload), seq=seq)
+
+
+def _pack_device_status(msg: Any) -> bytes:
+    m: DeviceStatus = msg
+    return _DEVICE_STATUS.pack(
+        m.uptime_ms, m.fault_flags, m.trigger_overflows, m.sample_overruns, m.tx_dropped
+    )
+
+
+def _unpack_device_status(payload: bytes, seq: int) -> DeviceStatus:
+    _expect_size(payload, _DEVICE_STATUS, "DEVICE_STATUS")
+    return DeviceStatus(*_DEVICE_STATUS.unpack(payload), seq=seq)
+
+
+def _pack_enter_bootloader(msg: Any) -> bytes:
+    m: EnterBootloader = msg
+    return _ENTER_BOOTLOADER.pack(m.magic, m.mode)
+
+
+def _unpack_enter_bootloader(payload: bytes, seq: int) -> EnterBootloader:
+    _expect_size(payload, _ENTER_BOOTLOADER, "ENTER_BOOTLOADER")
+    return EnterBootloader(*_ENTER_BOOTLOADER.unpack(payload), seq=seq)
+
+
 @dataclass(frozen=True)
 class PayloadCodec:
     """Pack/unpack functions for one message type."""
@@ -161,6 +219,10 @@ PAYLOAD_CODECS: dict[MessageType, PayloadCodec] = {
     MessageType.ACK: PayloadCodec(_pack_ack, _unpack_ack),
     MessageType.NACK: PayloadCodec(_pack_nack, _unpack_nack),
     MessageType.HEARTBEAT: PayloadCodec(_pack_heartbeat, _unpack_heartbeat),
+    MessageType.TIME_REQUEST: PayloadCodec(_pack_time_request, _unpack_time_request),
+    MessageType.TIME_REPLY: PayloadCodec(_pack_time_reply, _unpack_time_reply),
+    MessageType.DEVICE_STATUS: PayloadCodec(_pack_device_status, _unpack_device_status),
+    MessageType.ENTER_BOOTLOADER: PayloadCodec(_pack_enter_bootloader, _unpack_enter_bootloader),
 }
 """Registry: message type -> payload codec."""
 

@@ -1,45 +1,52 @@
 """Session layer over a :class:`~firmware_bridge.transport.Transport`.
 
-Handles the HELLO handshake, heartbeats, link-lost detection, ACK/NACK of reliable messages,
-retransmission (:class:`~firmware_bridge.delivery.Outbox`) and duplicate suppression. Both ends of
-the link run the same state machine (the simulator uses this class as the "device").
+Handles the HELLO handshake (versions, 1.1 schema hash and boot id), heartbeats, link-lost
+detection, ACK/NACK of reliable messages (never answering ACK/NACK/unreliable frames, one NACK per
+burst: :mod:`firmware_bridge.replies`), retransmission and deadlines
+(:class:`~firmware_bridge.delivery.Outbox`), exact duplicate suppression, time sync
+(:mod:`firmware_bridge.timesync`) and the advertised-types rule (:mod:`firmware_bridge.peer_rules`).
+Both ends of the link run the same state machine (the simulator uses this class as the "device").
 
-Received SENSOR_FRAME, TRIGGER, RESULT and IO_SET messages go to ``on_message`` (called on the
-transport's reader thread; keep it short) or, without a callback, to a bounded queue read with
-:meth:`Session.receive`. HELLO, ACK, NACK and HEARTBEAT are consumed by the session; the peer's
-HELLO and last HEARTBEAT are in :meth:`Session.stats`.
+Received SENSOR_FRAME, TRIGGER, RESULT, IO_SET and ENTER_BOOTLOADER messages go to ``on_message``
+(called on the transport's reader thread; keep it short) or, without a callback, to a bounded queue
+read with :meth:`Session.receive`. HELLO, ACK, NACK, HEARTBEAT, TIME_* and DEVICE_STATUS are
+consumed by the session; the peer's HELLO, last HEARTBEAT and DEVICE_STATUS are in
+:meth:`Session.stats` until the link is lost.
 """
 
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from types import TracebackType
 
-from firmware_bridge.codec import Decoder, Reject, encode
-from firmware_bridge.delivery import Delivery, DeliveryStatus, Outbox, OutboxPolicy
-from firmware_bridge.inbox import Inbox, MessageCallback
-from firmware_bridge.keepalive import Keepalive, KeepalivePolicy
+from firmware_bridge.codec import Reject, encode
+from firmware_bridge.delivery import Delivery, DeliveryStatus
+from firmware_bridge.inbox import MessageCallback
 from firmware_bridge.messages import (
-    RELIABLE_TYPES,
+    MINOR1_TYPES,
     Ack,
+    DeviceStatus,
+    EnterBootloader,
     ErrorCode,
     Heartbeat,
     Hello,
-    HelloFlag,
     IoSet,
     Message,
     MessageType,
     Nack,
     Result,
     SensorFrame,
+    TimeReply,
+    TimeRequest,
     Trigger,
 )
-from firmware_bridge.protocol import DEFAULT_BAUDRATE, DELIMITER, SEQ_MODULO
+from firmware_bridge.peer_rules import refusal
+from firmware_bridge.protocol import BOOTLOADER_MAGIC, DEFAULT_BAUDRATE, DELIMITER
 from firmware_bridge.session_config import SessionConfig
-from firmware_bridge.session_state import SessionState, StateListener, StateTracker
+from firmware_bridge.session_core import SessionCore
+from firmware_bridge.session_state import SessionState, StateListener
 from firmware_bridge.session_stats import SessionCounters, SessionStats
 from firmware_bridge.transport import LinkState, PortSpec, SerialTransport, Transport, TransportConfig
 
@@ -48,11 +55,8 @@ logger = logging.getLogger(__name__)
 AcceptHook = Callable[[Message], int | None]
 """Called for each new reliable message before it is delivered; return a NACK code to refuse it."""
 
-_U32 = 0xFFFF_FFFF
-_MAX_WAIT_S = 1.0
 
-
-class Session:
+class Session(SessionCore):
     """Thread-safe protocol session. Use as a context manager or call :meth:`start`/:meth:`stop`."""
 
     def __init__(
@@ -64,39 +68,21 @@ class Session:
         accept: AcceptHook | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._transport = transport
-        self._config = config or SessionConfig()
+        super().__init__(transport, config, on_message, clock)
         self._accept = accept
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._dirty = False
-        self._states = StateTracker()
-        self._seq = secrets.randbelow(SEQ_MODULO)
-        cfg = self._config
-        policy = OutboxPolicy(cfg.outbox_size, cfg.ack_timeout_s, cfg.max_retries)
-        self._outboxes: dict[int, Outbox] = {t: Outbox(policy) for t in sorted(RELIABLE_TYPES)}
-        self._timers = Keepalive(
-            KeepalivePolicy(cfg.heartbeat_interval_s, cfg.hello_interval_s, cfg.link_timeout_s)
-        )
-        self._last_seen: dict[MessageType, int] = {}
-        self._counts = SessionCounters().as_dict()
-        self._peer: Hello | None = None
-        self._peer_heartbeat: Heartbeat | None = None
-        self._rx_lock = threading.Lock()
-        self._rejects: list[Reject] = []
-        self._decoder = Decoder(on_reject=self._rejects.append)
-        self._inbox = Inbox(cfg.rx_queue_size, on_message)
-        self._thread: threading.Thread | None = None
         self._handlers: dict[MessageType, Callable[[Message, float], None]] = {
             MessageType.HELLO: self._on_hello,
             MessageType.ACK: self._on_ack,
             MessageType.NACK: self._on_ack,
             MessageType.HEARTBEAT: self._on_heartbeat,
+            MessageType.TIME_REQUEST: self._on_time_request,
+            MessageType.TIME_REPLY: self._on_time_reply,
+            MessageType.DEVICE_STATUS: self._on_device_status,
             MessageType.SENSOR_FRAME: self._on_unreliable,
             MessageType.TRIGGER: self._on_reliable,
             MessageType.RESULT: self._on_reliable,
             MessageType.IO_SET: self._on_reliable,
+            MessageType.ENTER_BOOTLOADER: self._on_reliable,
         }
 
     @classmethod
@@ -119,8 +105,23 @@ class Session:
 
     @property
     def peer(self) -> Hello | None:
-        """The peer's last HELLO (identity, versions, capabilities)."""
+        """The peer's last HELLO (identity, versions, capabilities); ``None`` after link loss."""
         return self._peer
+
+    @property
+    def boot_id(self) -> int:
+        """Random per session object; sent in the 1.1 HELLO so the peer can tell a restart."""
+        return self._boot_id
+
+    def peer_time(self, peer_ms: int) -> float | None:
+        """Our clock's time (``clock``, default monotonic) of a peer timestamp such as
+        ``SensorFrame.timestamp_ms``; ``None`` until a TIME_REPLY arrived (1.0 peer: never)."""
+        with self._lock:
+            return self._clock_sync.to_host(peer_ms)
+
+    def enter_bootloader(self, mode: int = 0) -> Delivery:
+        """Ask the device to reset into its update bootloader (ACKed, then it leaves the link)."""
+        return self.send(EnterBootloader(BOOTLOADER_MAGIC, mode))
 
     @property
     def transport(self) -> Transport:
@@ -170,16 +171,23 @@ class Session:
         """Block until the handshake completed (state READY) or ``timeout``; returns whether ready."""
         return self._states.ready.wait(timeout)
 
-    def send(self, message: SensorFrame | Trigger | Result | IoSet | Heartbeat) -> Delivery:
+    def send(
+        self,
+        message: SensorFrame | Trigger | Result | IoSet | Heartbeat | DeviceStatus | EnterBootloader,
+        *,
+        expires_in: float | None = None,
+    ) -> Delivery:
         """Send ``message`` with a fresh sequence number; thread-safe, never blocks on ACKs.
 
-        TRIGGER, RESULT and IO_SET are reliable: the returned :class:`Delivery` resolves when they
-        are ACKed/NACKed or timed out. Other types resolve as SENT or DROPPED immediately.
+        TRIGGER, RESULT, IO_SET and ENTER_BOOTLOADER are reliable: the returned :class:`Delivery`
+        resolves when they are ACKed/NACKed, timed out, or -- with ``expires_in`` seconds -- when that
+        deadline passed first (EXPIRED: never sent or retransmitted after it). Other types resolve as
+        SENT or DROPPED immediately. A type the peer did not advertise is DROPPED.
         """
-        if isinstance(message, Hello | Ack | Nack):
+        if isinstance(message, Hello | Ack | Nack | TimeRequest | TimeReply):
             raise ValueError(f"{message.TYPE.name} is managed by the session and cannot be sent directly")
         with self._lock:
-            if self._states.state is SessionState.STOPPED:
+            if self._states.state is SessionState.STOPPED or not self._peer_accepts(message.TYPE):
                 delivery = Delivery(message)
                 delivery.resolve(DeliveryStatus.DROPPED)
                 return delivery
@@ -187,7 +195,9 @@ class Session:
             delivery = Delivery(stamped)
             frame = encode(stamped)
             outbox = self._outboxes.get(stamped.TYPE)
-            frames = [frame] if outbox is None else outbox.submit(delivery, frame, self._clock())
+            now = self._clock()
+            expires = None if expires_in is None else now + expires_in
+            frames = [frame] if outbox is None else outbox.submit(delivery, frame, now, expires)
             self._notify()
         written = self._transmit(frames)
         if outbox is None:
@@ -205,13 +215,19 @@ class Session:
                 counts["retries"] += outbox.retries
                 counts["timeouts"] += outbox.timeouts
                 counts["outbox_dropped"] += outbox.dropped
+                counts["expired"] += outbox.expired
                 counts["stray_acks"] += outbox.stray_acks
             counts["delivered"] = self._inbox.delivered
             counts["rx_dropped"] = self._inbox.dropped
+            counts["nacks_suppressed"] = self._nack_policy.suppressed
+            ready = self._states.state is SessionState.READY
             return SessionStats(
                 state=self._states.state.value,
                 peer=self._peer,
                 peer_heartbeat=self._peer_heartbeat,
+                peer_status=self._peer_status,
+                clock_offset_ms=self._clock_sync.offset_ms(),
+                protocol=f"1.{self._minor}" if ready else "",
                 counters=SessionCounters(**counts),
                 decoder=self._decoder.stats,
                 transport=self._transport.stats(),
@@ -220,20 +236,30 @@ class Session:
     # -- receive path (transport reader thread) ------------------------------------------------
 
     def _on_data(self, data: bytes) -> None:
+        now = self._clock()
         with self._rx_lock:
-            messages = self._decoder.feed(data)
+            messages = self._decoder.feed(data, now)
             rejects = list(self._rejects)
             self._rejects.clear()
         if not messages and not rejects:
             return
-        now = self._clock()
         with self._lock:
             self._timers.heard(now)
             self._counts["rx_messages"] += len(messages)
+            if messages:
+                self._nack_policy.valid_frame()
         for message in messages:
+            if message.TYPE in MINOR1_TYPES and self._config.identity.minor_version == 0:
+                rejects.append(Reject(message.TYPE, message.seq, ErrorCode.UNKNOWN_TYPE))  # as 1.0 would
+                continue
             self._handlers[message.TYPE](message, now)
+        legacy = self._config.identity.minor_version == 0
         for reject in rejects:
-            self._reply(Nack(reject.type_code & 0xFF, reject.seq, reject.code))
+            with self._lock:
+                known = not (legacy and reject.type_code in MINOR1_TYPES)
+                answer = self._nack_policy.should_nack(reject, now, known=known)
+            if answer:
+                self._reply(Nack(reject.type_code & 0xFF, reject.seq, reject.code))
 
     def _on_link(self, state: LinkState) -> None:
         if state is LinkState.CONNECTED:
@@ -247,8 +273,10 @@ class Session:
                 self._states.set(SessionState.CONNECTING)
                 self._timers.restart(self._clock())
                 self._notify()
-            elif state is LinkState.LOST and self._states.state is SessionState.READY:
-                self._lose_link()
+            elif state is LinkState.LOST:
+                if self._states.state is SessionState.READY:
+                    self._lose_link()
+                self._forget_peer()
         self._states.announce()
 
     def _on_hello(self, message: Message, now: float) -> None:
@@ -256,21 +284,33 @@ class Session:
         ours = self._config.identity
         frames: list[bytes] = []
         with self._lock:
+            rebooted = self._peer is not None and self._peer.boot_id != message.boot_id
             self._peer = message
-            if message.reply_requested:
-                self._last_seen.clear()  # the peer started a new session
-            if max(ours.min_version, message.min_version) > min(ours.max_version, message.max_version):
+            self._dedupe.peer_boot(message.boot_id)
+            if message.reply_requested or rebooted:
+                self._dedupe.clear()  # the peer started a new session: new clock, new sequence
+                self._clock_sync.clear()
+                self._next_time_sync = now
+            problem = refusal(ours, message)
+            if problem is not None:
+                logger.error("handshake refused: %s", problem.reason)
                 self._counts["incompatible"] += 1
-                logger.error(
-                    "peer protocol versions %d..%d unsupported", message.min_version, message.max_version
-                )
+                self._counts["schema_mismatch"] += int(problem.schema_mismatch)
+                self._counts["nacks_tx"] += 1
                 frames.append(self._frame(Nack(message.TYPE, message.seq, ErrorCode.UNSUPPORTED_VERSION)))
             else:
+                self._minor = min(ours.minor_version, message.minor)
                 if message.reply_requested:
                     frames.append(self._hello_frame(request=False))
                 if self._states.set(SessionState.READY):
                     self._counts["handshakes"] += 1
-                    logger.info("handshake with device %#010x (%s)", message.device_id, message.firmware)
+                    self._next_time_sync = now
+                    logger.info(
+                        "handshake with device %#010x (%s), protocol 1.%d",
+                        message.device_id,
+                        message.firmware,
+                        self._minor,
+                    )
             self._notify()
         self._transmit(frames)
         self._states.announce()
@@ -301,13 +341,30 @@ class Session:
         with self._lock:
             self._peer_heartbeat = message
 
+    def _on_time_request(self, message: Message, now: float) -> None:
+        assert isinstance(message, TimeRequest)
+        with self._lock:
+            frame = self._frame(TimeReply(message.token, self.device_ms(now)))
+        self._transmit([frame])
+
+    def _on_time_reply(self, message: Message, now: float) -> None:
+        assert isinstance(message, TimeReply)
+        with self._lock:
+            if self._clock_sync.on_reply(message, now):
+                self._counts["time_replies"] += 1
+
+    def _on_device_status(self, message: Message, now: float) -> None:
+        assert isinstance(message, DeviceStatus)
+        with self._lock:
+            self._peer_status = message
+
     def _on_unreliable(self, message: Message, now: float) -> None:
         self._inbox.deliver(message)
 
     def _on_reliable(self, message: Message, now: float) -> None:
         """Dedup, accept/refuse, deliver, then ACK: an ACK means the application has the message."""
         with self._lock:
-            duplicate = self._last_seen.get(message.TYPE) == message.seq
+            duplicate = self._dedupe.is_duplicate(message.TYPE, message.seq, now)
             if duplicate:
                 self._counts["duplicates"] += 1
         if duplicate:
@@ -322,7 +379,7 @@ class Session:
             self._reply(Nack(message.TYPE, message.seq, code))
             return
         with self._lock:
-            self._last_seen[message.TYPE] = message.seq
+            self._dedupe.acked(message.TYPE, message.seq, now)
         self._reply(Ack(message.TYPE, message.seq))
 
     def _reply(self, message: Ack | Nack) -> None:
@@ -331,88 +388,6 @@ class Session:
                 self._counts["nacks_tx"] += 1
             frame = self._frame(message)
         self._transmit([frame])
-
-    # -- timers (session thread) ----------------------------------------------------------------
-
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                if self._states.state is SessionState.STOPPED:
-                    return
-                frames = self._collect_due(self._clock())
-            self._transmit(frames)
-            self._states.announce()
-            with self._wake:
-                if self._stopped():
-                    return
-                if not self._dirty:
-                    self._wake.wait(self._seconds_until_due(self._clock()))
-                self._dirty = False
-
-    def _collect_due(self, now: float) -> list[bytes]:
-        link_up = self._transport.state is LinkState.CONNECTED
-        frames: list[bytes] = []
-        if self._timers.heartbeat_due(now) and link_up:
-            frames.append(self._frame(self._heartbeat(now)))
-        if self._states.state is SessionState.READY and self._timers.link_expired(now):
-            logger.warning("link lost: nothing received for %.1f s", self._timers.silence(now))
-            self._lose_link()
-            self._timers.restart(now)
-        if self._states.state is not SessionState.READY and self._timers.hello_due(now) and link_up:
-            frames.append(self._hello_frame(request=True))
-        for outbox in self._outboxes.values():
-            frames += outbox.due(now)
-        return frames
-
-    def _seconds_until_due(self, now: float) -> float:
-        deadlines = [self._timers.next_deadline(ready=self._states.state is SessionState.READY)]
-        deadlines += [d for d in (o.next_deadline() for o in self._outboxes.values()) if d is not None]
-        return min(_MAX_WAIT_S, max(0.0, min(deadlines) - now))
-
-    # -- helpers (callers hold self._lock unless stated) ----------------------------------------
-
-    def _stopped(self) -> bool:
-        return self._states.state is SessionState.STOPPED
-
-    def _lose_link(self) -> None:
-        self._counts["link_losses"] += 1
-        self._states.set(SessionState.LINK_LOST)
-
-    def _notify(self) -> None:
-        self._dirty = True
-        self._wake.notify_all()
-
-    def _take_seq(self) -> int:
-        seq = self._seq
-        self._seq = (seq + 1) % SEQ_MODULO
-        return seq
-
-    def _frame(self, message: Message) -> bytes:
-        return encode(replace(message, seq=self._take_seq()))
-
-    def _hello_frame(self, *, request: bool) -> bytes:
-        flags = HelloFlag.REPLY_REQUESTED if request else 0
-        return self._frame(self._config.identity.hello(int(flags)))
-
-    def _heartbeat(self, now: float) -> Heartbeat:
-        decoder = self._decoder.stats
-        return Heartbeat(
-            uptime_ms=self._timers.uptime_ms(now) & _U32,
-            rx_frames=decoder.frames_ok & _U32,
-            rx_errors=decoder.errors & _U32,
-            tx_frames=self._counts["tx_frames"] & _U32,
-            tx_retries=sum(o.retries for o in self._outboxes.values()) & _U32,
-        )
-
-    def _transmit(self, frames: list[bytes]) -> bool:
-        """Write frames (caller must NOT hold the lock); returns whether all were written."""
-        ok = True
-        for frame in frames:
-            written = self._transport.write(frame)
-            ok = ok and written
-            with self._lock:
-                self._counts["tx_frames" if written else "tx_failed"] += 1
-        return ok
 
 
 __all__ = ["AcceptHook", "Session", "SessionConfig", "SessionState", "StateListener"]

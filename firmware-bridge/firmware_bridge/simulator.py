@@ -1,14 +1,17 @@
 """Firmware simulator: behaves like the reference MCU firmware on a serial port.
 
 It answers HELLO (and requests one), sends SENSOR_FRAME windows (float32 [128, 3]) at ``rate_hz``
-and TRIGGER every ``trigger_every_s`` once the handshake is done, sends heartbeats, ACKs RESULT and
-IO_SET (NACKs IO_SET for non-existent outputs with INVALID_ARGUMENT), applies output pulses, and
-keeps/logs the last result and the output states.
+and TRIGGER every ``trigger_every_s`` once the handshake is done, sends heartbeats and (1.1)
+DEVICE_STATUS, answers TIME_REQUEST, ACKs RESULT and IO_SET (NACKs IO_SET for non-existent outputs
+with INVALID_ARGUMENT, and both with BUSY while :meth:`Simulator.set_busy` is on), applies output
+pulses, accepts ENTER_BOOTLOADER (then stops streaming), and keeps/logs the last result and the
+output states. ``protocol_minor=0`` makes it a 1.0 device; ``clock_offset_ms`` sets its clock far
+from the host's; ``uart_baud`` paces its output like a real UART (with the 1.1 TX priority).
 
 CLI::
 
     python -m firmware_bridge.simulator --port /dev/ttyUSB1 [--rate HZ] [--trigger-every S]
-        [--mode idle|normal|fault|cycle] [--create-pty]
+        [--mode idle|normal|fault|cycle] [--create-pty] [--protocol 1.0|1.1] [--uart-baud BAUD]
 
 With ``--create-pty`` the simulator creates a virtual serial port itself and ``--port`` is the
 symlink to create (e.g. ``/tmp/ttyFB0``), which the appliance then opens.
@@ -30,22 +33,49 @@ import numpy as np
 from firmware_bridge.delivery import Delivery
 from firmware_bridge.fdtransport import FdTransport
 from firmware_bridge.identity import Identity
-from firmware_bridge.messages import Capability, ErrorCode, IoSet, Message, Result, SensorFrame, Trigger
-from firmware_bridge.protocol import DEFAULT_BAUDRATE, SUPPORTED_BAUDRATES
+from firmware_bridge.messages import (
+    Capability,
+    DeviceStatus,
+    EnterBootloader,
+    ErrorCode,
+    IoSet,
+    Message,
+    Result,
+    SensorFrame,
+    Trigger,
+)
+from firmware_bridge.protocol import DEFAULT_BAUDRATE, DEVICE_STATUS_INTERVAL_S, SUPPORTED_BAUDRATES
 from firmware_bridge.session import Session, SessionConfig, SessionState
 from firmware_bridge.transport import SerialTransport, Transport, TransportConfig
+from firmware_bridge.uart import PacedTransport
 from firmware_bridge.virtualport import VirtualPort
 from firmware_bridge.waveform import SensorMode, cycle_mode, window
 
 logger = logging.getLogger(__name__)
 
-DEVICE_CAPABILITIES = (
+V10_CAPABILITIES = (
     Capability.SENSOR_FRAME
     | Capability.TRIGGER
     | Capability.RESULT
     | Capability.IO_SET
     | Capability.HEARTBEAT
 )
+DEVICE_CAPABILITIES = (
+    V10_CAPABILITIES | Capability.TIME_SYNC | Capability.DEVICE_STATUS | Capability.BOOTLOADER
+)
+
+
+def device_session_config(minor: int = 1, clock_offset_ms: int = 0) -> SessionConfig:
+    """The simulated device's session: a 1.1 (or, ``minor`` 0, a 1.0) reference device."""
+    identity = Identity(
+        device_id=0x5EED0001,
+        capabilities=int(DEVICE_CAPABILITIES if minor else V10_CAPABILITIES),
+        firmware=f"fb-sim/1.{minor}.0",
+        minor_version=minor,
+    )
+    return SessionConfig(identity=identity, time_sync_interval_s=0.0, clock_offset_ms=clock_offset_ms)
+
+
 _MAX_IDLE_WAIT_S = 0.5
 
 
@@ -59,13 +89,9 @@ class SimulatorConfig:
     cycle_period_s: float = 5.0
     outputs: int = 4
     seed: int | None = None
-    session: SessionConfig = field(
-        default_factory=lambda: SessionConfig(
-            identity=Identity(
-                device_id=0x5EED0001, capabilities=int(DEVICE_CAPABILITIES), firmware="fb-sim/1.0.0"
-            )
-        )
-    )
+    session: SessionConfig = field(default_factory=device_session_config)
+    uart_baud: int = 0
+    """> 0: pace the output like a UART at this baud rate (the port itself is a fast pty)."""
 
     def __post_init__(self) -> None:
         if self.rate_hz < 0 or self.trigger_every_s < 0 or self.cycle_period_s <= 0:
@@ -86,6 +112,8 @@ class Simulator:
 
     def __init__(self, transport: Transport, config: SimulatorConfig | None = None) -> None:
         self._config = config or SimulatorConfig()
+        if self._config.uart_baud > 0:
+            transport = PacedTransport(transport, self._config.uart_baud)
         self._session = Session(
             transport, self._config.session, on_message=self._on_message, accept=self._accept
         )
@@ -100,8 +128,17 @@ class Simulator:
         self._last_result: Result | None = None
         self._started_at = 0.0
         self.frames_sent = 0
-        self._triggers: deque[Delivery] = deque(maxlen=100)
+        self._triggers: deque[Delivery] = deque(maxlen=1000)
         self.results_received = 0
+        self.io_received = 0
+        self.busy_refusals = 0
+        self.bootloader_requested = False
+        self._busy = False
+        self._next_status = 0.0
+        self._frame_log: deque[tuple[int, int, float]] = deque(maxlen=1000)
+        self._result_log: deque[tuple[Result, float]] = deque(maxlen=1000)
+        self._io_log: deque[tuple[IoSet, float]] = deque(maxlen=1000)
+        self._trigger_log: dict[int, float] = {}
 
     @classmethod
     def on_port(
@@ -124,6 +161,44 @@ class Simulator:
         """Deliveries of the most recent TRIGGERs (their ACK status), oldest first."""
         with self._lock:
             return list(self._triggers)
+
+    @property
+    def sent_frames(self) -> list[tuple[int, int, float]]:
+        """(seq, device timestamp_ms, monotonic time generated) of the recent SENSOR_FRAMEs."""
+        with self._lock:
+            return list(self._frame_log)
+
+    @property
+    def results(self) -> list[tuple[Result, float]]:
+        """Recent RESULTs taken, with the monotonic time each was applied."""
+        with self._lock:
+            return list(self._result_log)
+
+    @property
+    def io_log(self) -> list[tuple[IoSet, float]]:
+        """Recent IO_SETs applied, with the monotonic time each was applied."""
+        with self._lock:
+            return list(self._io_log)
+
+    def set_busy(self, busy: bool) -> None:
+        """While on, RESULT and IO_SET are NACKed BUSY (the device cannot take them now)."""
+        with self._lock:
+            self._busy = busy
+
+    def send_trigger(self, input_id: int = 0) -> Delivery:
+        """Fire the photo-eye now (TRIGGER with the device clock)."""
+        delivery = self._session.send(Trigger(input_id=input_id, timestamp_ms=self._session.device_ms()))
+        with self._lock:
+            self._triggers.append(delivery)
+            self._trigger_log[delivery.seq] = time.monotonic()
+            while len(self._trigger_log) > 1000:
+                del self._trigger_log[next(iter(self._trigger_log))]
+        return delivery
+
+    def trigger_time(self, seq: int) -> float | None:
+        """Monotonic time the TRIGGER with ``seq`` was first sent."""
+        with self._lock:
+            return self._trigger_log.get(seq)
 
     @property
     def outputs(self) -> dict[int, bool]:
@@ -160,13 +235,22 @@ class Simulator:
         return self._config.mode
 
     def uptime_ms(self, now: float) -> int:
-        return int((now - self._started_at) * 1000) & 0xFFFF_FFFF
+        """The device clock (ms, wraps), as stamped on SENSOR_FRAME and TRIGGER."""
+        return self._session.device_ms(now)
 
     # -- message handling (session reader thread) ----------------------------------------------
 
     def _accept(self, message: Message) -> int | None:
+        with self._lock:
+            busy = self._busy and isinstance(message, Result | IoSet)
+            if busy:
+                self.busy_refusals += 1
+        if busy:
+            return ErrorCode.BUSY
         if isinstance(message, IoSet) and message.output_id >= self._config.outputs:
             logger.warning("IO_SET for unknown output %d refused", message.output_id)
+            return ErrorCode.INVALID_ARGUMENT
+        if isinstance(message, EnterBootloader) and message.mode != 0:
             return ErrorCode.INVALID_ARGUMENT
         return None
 
@@ -175,6 +259,7 @@ class Simulator:
             with self._lock:
                 self._last_result = message
                 self.results_received += 1
+                self._result_log.append((message, time.monotonic()))
             logger.info(
                 "RESULT id=%d ref=%d label=%d score=%d%% %s",
                 message.result_id,
@@ -184,7 +269,14 @@ class Simulator:
                 message.verdict.name,
             )
         elif isinstance(message, IoSet):
+            with self._lock:
+                self.io_received += 1
+                self._io_log.append((message, time.monotonic()))
             self._apply_io(message)
+        elif isinstance(message, EnterBootloader):
+            logger.warning("ENTER_BOOTLOADER: would reset into the vendor bootloader now")
+            with self._lock:
+                self.bootloader_requested = True
 
     def _apply_io(self, message: IoSet) -> None:
         with self._lock:
@@ -204,10 +296,10 @@ class Simulator:
     def _run(self) -> None:
         while not self._stop.is_set():
             now = time.monotonic()
-            if self._session.state is SessionState.READY:
+            if self._session.state is SessionState.READY and not self.bootloader_requested:
                 self._emit_due(now)
             else:
-                self._schedule.next_frame = self._schedule.next_trigger = now
+                self._schedule.next_frame = self._schedule.next_trigger = self._next_status = now
             self._expire_pulses(now)
             self._wake.wait(self._seconds_until_due(time.monotonic()))
             self._wake.clear()
@@ -221,16 +313,21 @@ class Simulator:
             if schedule.next_frame < now:
                 schedule.next_frame = now + period
         if config.trigger_every_s > 0 and now >= schedule.next_trigger:
-            delivery = self._session.send(Trigger(input_id=0, timestamp_ms=self.uptime_ms(now)))
-            with self._lock:
-                self._triggers.append(delivery)
+            self.send_trigger()
             schedule.next_trigger = now + config.trigger_every_s
+        if now >= self._next_status:
+            self._next_status = now + DEVICE_STATUS_INTERVAL_S
+            if self._config.session.identity.minor_version > 0:
+                self._session.send(DeviceStatus(self.uptime_ms(now), 0, 0, 0, 0))
 
     def _send_frame(self, now: float) -> None:
         samples = window(self.mode_at(now), self._rng, now - self._started_at)
-        frame = SensorFrame.from_array(samples, sensor_id=0, timestamp_ms=self.uptime_ms(now))
-        self._session.send(frame)
+        stamp = self.uptime_ms(now)
+        frame = SensorFrame.from_array(samples, sensor_id=0, timestamp_ms=stamp)
+        delivery = self._session.send(frame)
         self.frames_sent += 1
+        with self._lock:
+            self._frame_log.append((delivery.seq, stamp, now))
 
     def _expire_pulses(self, now: float) -> None:
         with self._lock:
@@ -267,6 +364,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--cycle-period", type=float, default=5.0, help="seconds per mode in cycle mode")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument(
+        "--protocol", choices=["1.0", "1.1"], default="1.1", help="behave as a 1.0 or 1.1 device"
+    )
+    parser.add_argument("--clock-offset-ms", type=int, default=0, help="device clock offset from uptime")
+    parser.add_argument(
+        "--uart-baud", type=int, default=0, help="pace output like a UART at this baud rate (0 = off)"
+    )
+    parser.add_argument(
         "--create-pty", action="store_true", help="create a virtual port, --port is its symlink"
     )
     parser.add_argument(
@@ -287,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         mode=SensorMode(args.mode),
         cycle_period_s=args.cycle_period,
         seed=args.seed,
+        session=device_session_config(int(args.protocol[-1]), args.clock_offset_ms),
+        uart_baud=args.uart_baud,
     )
     vport = VirtualPort(args.port) if args.create_pty else None
     if vport is not None:

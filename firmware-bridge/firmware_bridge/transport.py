@@ -267,14 +267,24 @@ class SerialTransport(MonitoredTransport):
             port = self._serial
             if port is None:
                 if not self._open():
-                    self._stop.wait(backoff.next())
+                    self._stop.wait(self._retry_delay(backoff))
                 continue
             received = self._read_once(port)
             if received is None:
                 self._stop.wait(backoff.next())  # a port that opens but fails at once must not spin
+                backoff.reset()  # lost after working: the replug must be noticed at once
             elif received:
                 backoff.reset()  # the link demonstrably works
         self._close()
+
+    def _retry_delay(self, backoff: Backoff) -> float:
+        """While the device node is absent (unplugged) poll for it every ``backoff_min_s`` (a stat
+        per 0.1 s), so a replug is opened at once; back off only while it exists but fails to open
+        (busy, permissions) -- then the next attempt is at most ``backoff_max_s`` away."""
+        if not callable(self._port) and not os.path.exists(self._port):
+            backoff.reset()
+            return self._config.backoff_min_s
+        return backoff.next()
 
     def _open(self) -> bool:
         first = self._monitor.snapshot().opens == 0

@@ -37,5 +37,14 @@
 #ifndef FB_HELLO_INTERVAL_MS
 #define FB_HELLO_INTERVAL_MS 500u
 #endif
+#ifndef FB_DUPLICATE_WINDOW_MS
+#define FB_DUPLICATE_WINDOW_MS 2000u
+#endif
+#ifndef FB_INTER_BYTE_TIMEOUT_MS
+#define FB_INTER_BYTE_TIMEOUT_MS 100u
+#endif
+#ifndef FB_NACK_BURST_MS
+#define FB_NACK_BURST_MS 1000u
+#endif
 
 #endif /* FB_CONFIG_H */

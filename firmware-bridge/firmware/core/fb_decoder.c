@@ -2,7 +2,7 @@
 
 void fb_decoder_init(fb_decoder *d, uint8_t *buf, size_t cap)
 {
-    fb_decoder_stats zero = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+    fb_decoder_stats zero = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     d->buf = buf;
     d->cap = cap;
     d->len = 0;
@@ -16,9 +16,18 @@ void fb_decoder_reset(fb_decoder *d)
     d->skipping = 0;
 }
 
+void fb_decoder_expire(fb_decoder *d)
+{
+    if (d->len > 0) {
+        d->stats.partial_timeouts++;
+    }
+    fb_decoder_reset(d);
+}
+
 uint32_t fb_decoder_errors(const fb_decoder_stats *s)
 {
-    return s->garbage + s->oversized + s->bad_crc + s->bad_version + s->unknown_type + s->malformed;
+    return s->garbage + s->oversized + s->bad_crc + s->bad_version + s->unknown_type + s->malformed +
+           s->partial_timeouts;
 }
 
 static fb_decode_result complete(fb_decoder *d, fb_msg *msg, fb_reject *reject)

@@ -26,6 +26,7 @@ typedef struct {
     uint32_t unknown_type;
     uint32_t malformed;
     uint32_t max_buffered;
+    uint32_t partial_timeouts; /* partial frames dropped by fb_decoder_expire (inter-byte timeout) */
 } fb_decoder_stats;
 
 typedef struct {
@@ -49,6 +50,9 @@ void fb_decoder_init(fb_decoder *d, uint8_t *buf, size_t cap);
 void fb_decoder_reset(fb_decoder *d);
 
 fb_decode_result fb_decoder_push(fb_decoder *d, uint8_t byte, fb_msg *msg, fb_reject *reject);
+
+/* Inter-byte timeout: drop a partial frame (counted in partial_timeouts if one was buffered). */
+void fb_decoder_expire(fb_decoder *d);
 
 /* Sum of all drop counters. */
 uint32_t fb_decoder_errors(const fb_decoder_stats *s);

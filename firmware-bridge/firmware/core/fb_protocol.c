@@ -3,6 +3,7 @@
 #include "fb_crc.h"
 
 #define HELLO_FIXED 14u
+#define HELLO_EXTENSION 9u
 #define SENSOR_FIXED 7u
 
 static void put_u16(uint8_t *p, uint16_t v)
@@ -54,7 +55,24 @@ size_t fb_dtype_size(uint8_t dtype)
 
 int fb_type_is_reliable(uint8_t type)
 {
-    return type == FB_TYPE_TRIGGER || type == FB_TYPE_RESULT || type == FB_TYPE_IO_SET;
+    return type == FB_TYPE_TRIGGER || type == FB_TYPE_RESULT || type == FB_TYPE_IO_SET ||
+           type == FB_TYPE_ENTER_BOOTLOADER;
+}
+
+int fb_type_is_nackable(uint8_t type)
+{
+    switch (type) {
+    case FB_TYPE_ACK:
+    case FB_TYPE_NACK:
+    case FB_TYPE_HEARTBEAT:
+    case FB_TYPE_TIME_REQUEST:
+    case FB_TYPE_TIME_REPLY:
+    case FB_TYPE_SENSOR_FRAME:
+    case FB_TYPE_DEVICE_STATUS:
+        return 0;
+    default:
+        return 1; /* HELLO, reliable types, unknown types */
+    }
 }
 
 /* Length of a printable-ASCII firmware string, or -1 if too long / not printable. */
@@ -100,10 +118,11 @@ long fb_payload_size(const fb_msg *msg)
     switch (msg->type) {
     case FB_TYPE_HELLO:
         n = firmware_len(msg->u.hello.firmware);
-        if (n < 0 || msg->u.hello.min_version > msg->u.hello.max_version) {
+        if (n < 0 || msg->u.hello.min_version > msg->u.hello.max_version ||
+            msg->u.hello.max_payload < FB_MIN_MAX_PAYLOAD) {
             return FB_E_INVALID;
         }
-        return (long)HELLO_FIXED + n;
+        return (long)HELLO_FIXED + n + (msg->u.hello.has_extension ? (long)HELLO_EXTENSION : 0L);
     case FB_TYPE_SENSOR_FRAME:
         n = tensor_bytes(&msg->u.sensor);
         if (n < 0 || n != (long)msg->u.sensor.data_len || (n > 0 && msg->u.sensor.data == NULL)) {
@@ -125,7 +144,14 @@ long fb_payload_size(const fb_msg *msg)
     case FB_TYPE_NACK:
         return 4;
     case FB_TYPE_HEARTBEAT:
+    case FB_TYPE_DEVICE_STATUS:
         return 20;
+    case FB_TYPE_TIME_REQUEST:
+        return 4;
+    case FB_TYPE_TIME_REPLY:
+        return 8;
+    case FB_TYPE_ENTER_BOOTLOADER:
+        return 5;
     default:
         return FB_E_INVALID;
     }
@@ -147,6 +173,12 @@ static void write_payload(const fb_msg *msg, uint8_t *p)
         p[13] = (uint8_t)n;
         for (i = 0; i < (unsigned)n; ++i) {
             p[HELLO_FIXED + i] = (uint8_t)h->firmware[i];
+        }
+        if (h->has_extension) {
+            uint8_t *x = p + HELLO_FIXED + (unsigned)n;
+            x[0] = h->minor_version;
+            put_u32(x + 1, h->schema_hash);
+            put_u32(x + 5, h->boot_id);
         }
         break;
     }
@@ -196,6 +228,24 @@ static void write_payload(const fb_msg *msg, uint8_t *p)
         put_u32(p + 8, msg->u.heartbeat.rx_errors);
         put_u32(p + 12, msg->u.heartbeat.tx_frames);
         put_u32(p + 16, msg->u.heartbeat.tx_retries);
+        break;
+    case FB_TYPE_TIME_REQUEST:
+        put_u32(p, msg->u.time_request.token);
+        break;
+    case FB_TYPE_TIME_REPLY:
+        put_u32(p, msg->u.time_reply.token);
+        put_u32(p + 4, msg->u.time_reply.device_ms);
+        break;
+    case FB_TYPE_DEVICE_STATUS:
+        put_u32(p, msg->u.device_status.uptime_ms);
+        put_u32(p + 4, msg->u.device_status.fault_flags);
+        put_u32(p + 8, msg->u.device_status.trigger_overflows);
+        put_u32(p + 12, msg->u.device_status.sample_overruns);
+        put_u32(p + 16, msg->u.device_status.tx_dropped);
+        break;
+    case FB_TYPE_ENTER_BOOTLOADER:
+        put_u32(p, msg->u.enter_bootloader.magic);
+        p[4] = msg->u.enter_bootloader.mode;
         break;
     default:
         break;
@@ -262,7 +312,12 @@ static int parse_hello(const uint8_t *p, size_t len, fb_hello *h)
         h->firmware[i] = (char)c;
     }
     h->firmware[n] = '\0';
-    return h->min_version <= h->max_version;
+    /* 1.1 extension; a shorter tail is a 1.0 HELLO, bytes after it belong to later versions */
+    h->has_extension = (uint8_t)(len >= HELLO_FIXED + n + HELLO_EXTENSION);
+    h->minor_version = h->has_extension ? p[HELLO_FIXED + n] : 0u;
+    h->schema_hash = h->has_extension ? get_u32(p + HELLO_FIXED + n + 1u) : 0u;
+    h->boot_id = h->has_extension ? get_u32(p + HELLO_FIXED + n + 5u) : 0u;
+    return h->min_version <= h->max_version && h->max_payload >= FB_MIN_MAX_PAYLOAD;
 }
 
 static int parse_sensor(const uint8_t *p, size_t len, fb_sensor_frame *s)
@@ -343,6 +398,33 @@ static int parse_payload(uint8_t type, const uint8_t *p, size_t len, fb_msg *msg
         msg->u.heartbeat.rx_errors = get_u32(p + 8);
         msg->u.heartbeat.tx_frames = get_u32(p + 12);
         msg->u.heartbeat.tx_retries = get_u32(p + 16);
+        return 1;
+    case FB_TYPE_TIME_REQUEST:
+        msg->u.time_request.token = len == 4 ? get_u32(p) : 0u;
+        return len == 4;
+    case FB_TYPE_TIME_REPLY:
+        if (len != 8) {
+            return 0;
+        }
+        msg->u.time_reply.token = get_u32(p);
+        msg->u.time_reply.device_ms = get_u32(p + 4);
+        return 1;
+    case FB_TYPE_DEVICE_STATUS:
+        if (len != 20) {
+            return 0;
+        }
+        msg->u.device_status.uptime_ms = get_u32(p);
+        msg->u.device_status.fault_flags = get_u32(p + 4);
+        msg->u.device_status.trigger_overflows = get_u32(p + 8);
+        msg->u.device_status.sample_overruns = get_u32(p + 12);
+        msg->u.device_status.tx_dropped = get_u32(p + 16);
+        return 1;
+    case FB_TYPE_ENTER_BOOTLOADER:
+        if (len != 5) {
+            return 0;
+        }
+        msg->u.enter_bootloader.magic = get_u32(p);
+        msg->u.enter_bootloader.mode = p[4];
         return 1;
     default:
         return -1;

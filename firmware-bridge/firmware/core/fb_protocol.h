@@ -17,6 +17,12 @@ extern "C" {
 #define FB_PROTOCOL_VERSION 1u
 #define FB_MIN_PROTOCOL_VERSION 1u
 #define FB_MAX_PROTOCOL_VERSION 1u
+#define FB_PROTOCOL_MINOR 1u           /* announced in the HELLO extension (1.0 peers: none) */
+#define FB_SCHEMA_HASH_V10 0xA6C9C4E1ul /* CRC-32 of the 1.0 message table (PROTOCOL.md 5.1) */
+#define FB_SCHEMA_HASH_V11 0x49A58E38ul /* CRC-32 of the 1.1 message table */
+#define FB_REF_SEQ_NONE 0xFFFFu         /* RESULT.ref_seq: answers no message; never a 1.1 seq */
+#define FB_MIN_MAX_PAYLOAD 64u          /* smallest legal HELLO max_payload */
+#define FB_BOOTLOADER_MAGIC 0xB00710ADul
 #define FB_HEADER_SIZE 6u
 #define FB_CRC_SIZE 2u
 #define FB_MAX_PAYLOAD 2048u
@@ -33,10 +39,14 @@ enum {
     FB_TYPE_ACK = 0x02,
     FB_TYPE_NACK = 0x03,
     FB_TYPE_HEARTBEAT = 0x04,
+    FB_TYPE_TIME_REQUEST = 0x05,  /* 1.1 */
+    FB_TYPE_TIME_REPLY = 0x06,    /* 1.1 */
     FB_TYPE_SENSOR_FRAME = 0x10,
     FB_TYPE_TRIGGER = 0x11,
+    FB_TYPE_DEVICE_STATUS = 0x12, /* 1.1 */
     FB_TYPE_RESULT = 0x20,
-    FB_TYPE_IO_SET = 0x21
+    FB_TYPE_IO_SET = 0x21,
+    FB_TYPE_ENTER_BOOTLOADER = 0x22 /* 1.1, reliable */
 };
 
 /* NACK error codes */
@@ -68,6 +78,15 @@ enum {
 #define FB_CAP_RESULT (1ul << 2)
 #define FB_CAP_IO_SET (1ul << 3)
 #define FB_CAP_HEARTBEAT (1ul << 4)
+#define FB_CAP_TIME_SYNC (1ul << 5)     /* 1.1 */
+#define FB_CAP_DEVICE_STATUS (1ul << 6) /* 1.1 */
+#define FB_CAP_BOOTLOADER (1ul << 7)    /* 1.1 */
+
+/* DEVICE_STATUS fault_flags (bits 4..31 reserved: send 0, ignore) */
+#define FB_FAULT_SENSOR (1ul << 0)
+#define FB_FAULT_OUTPUT (1ul << 1)
+#define FB_FAULT_BROWNOUT_RESET (1ul << 2)
+#define FB_FAULT_WATCHDOG_RESET (1ul << 3)
 
 #define FB_VERDICT_PASS 0u
 #define FB_VERDICT_FAIL 1u
@@ -78,7 +97,8 @@ typedef enum {
     FB_E_TOO_LARGE = -1, /* payload > FB_MAX_PAYLOAD or output buffer too small */
     FB_E_INVALID = -2,   /* a field is out of range (e.g. rank 0, data length mismatch) */
     FB_E_BUSY = -3,      /* fb_session_send: a message of this reliable type is still in flight */
-    FB_E_IO = -4         /* fb_session_send: the write callback failed */
+    FB_E_IO = -4,        /* fb_session_send: the write callback failed */
+    FB_E_UNSUPPORTED = -5 /* fb_session_send: the peer did not advertise this type */
 } fb_status;
 
 typedef struct {
@@ -89,6 +109,11 @@ typedef struct {
     uint32_t capabilities;
     uint16_t max_payload;
     char firmware[FB_FIRMWARE_MAX + 1]; /* NUL-terminated, printable ASCII */
+    /* 1.1 extension, appended after the firmware string; has_extension 0 = a 1.0 HELLO */
+    uint8_t has_extension;
+    uint8_t minor_version;
+    uint32_t schema_hash;
+    uint32_t boot_id;
 } fb_hello;
 
 typedef struct {
@@ -135,6 +160,28 @@ typedef struct {
 } fb_heartbeat;
 
 typedef struct {
+    uint32_t token;
+} fb_time_request;
+
+typedef struct {
+    uint32_t token;
+    uint32_t device_ms;
+} fb_time_reply;
+
+typedef struct {
+    uint32_t uptime_ms;
+    uint32_t fault_flags;
+    uint32_t trigger_overflows;
+    uint32_t sample_overruns;
+    uint32_t tx_dropped;
+} fb_device_status;
+
+typedef struct {
+    uint32_t magic;
+    uint8_t mode;
+} fb_enter_bootloader;
+
+typedef struct {
     uint8_t type;
     uint16_t seq;
     union {
@@ -145,6 +192,10 @@ typedef struct {
         fb_io_set io_set;
         fb_ack ack; /* ACK and NACK */
         fb_heartbeat heartbeat;
+        fb_time_request time_request;
+        fb_time_reply time_reply;
+        fb_device_status device_status;
+        fb_enter_bootloader enter_bootloader;
     } u;
 } fb_msg;
 
@@ -169,8 +220,12 @@ typedef struct {
 /* Element size of a dtype code, 0 if unknown. */
 size_t fb_dtype_size(uint8_t dtype);
 
-/* 1 for TRIGGER, RESULT and IO_SET. */
+/* 1 for TRIGGER, RESULT, IO_SET and ENTER_BOOTLOADER. */
 int fb_type_is_reliable(uint8_t type);
+
+/* 1 if a rejected frame of this type may be answered with NACK (HELLO, reliable and unknown types);
+ * ACK, NACK, HEARTBEAT and the other unreliable types are never answered. */
+int fb_type_is_nackable(uint8_t type);
 
 /* Payload size of msg in bytes, or a negative fb_status if a field is invalid. */
 long fb_payload_size(const fb_msg *msg);

@@ -14,8 +14,37 @@ static int slot_of(uint8_t type)
         return 1;
     case FB_TYPE_IO_SET:
         return 2;
+    case FB_TYPE_ENTER_BOOTLOADER:
+        return 3;
     default:
         return -1;
+    }
+}
+
+static int is_minor1_type(uint8_t type)
+{
+    return type == FB_TYPE_TIME_REQUEST || type == FB_TYPE_TIME_REPLY || type == FB_TYPE_DEVICE_STATUS ||
+           type == FB_TYPE_ENTER_BOOTLOADER;
+}
+
+/* Capability bit a peer must have advertised before we send it this type (0: none needed). */
+static uint32_t capability_of(uint8_t type)
+{
+    switch (type) {
+    case FB_TYPE_SENSOR_FRAME:
+        return FB_CAP_SENSOR_FRAME;
+    case FB_TYPE_TRIGGER:
+        return FB_CAP_TRIGGER;
+    case FB_TYPE_RESULT:
+        return FB_CAP_RESULT;
+    case FB_TYPE_IO_SET:
+        return FB_CAP_IO_SET;
+    case FB_TYPE_DEVICE_STATUS:
+        return FB_CAP_DEVICE_STATUS;
+    case FB_TYPE_ENTER_BOOTLOADER:
+        return FB_CAP_BOOTLOADER;
+    default:
+        return 0;
     }
 }
 
@@ -55,6 +84,9 @@ static fb_status transmit(fb_session *s, const fb_msg *msg)
 static fb_status transmit_new(fb_session *s, fb_msg *msg)
 {
     msg->seq = s->next_seq++;
+    if (s->next_seq == FB_REF_SEQ_NONE && s->cfg.minor_version > 0) {
+        s->next_seq = 0; /* 1.1: 0xFFFF means "no message" in RESULT.ref_seq */
+    }
     return transmit(s, msg);
 }
 
@@ -87,6 +119,10 @@ static void send_hello(fb_session *s, uint8_t flags)
         m.u.hello.firmware[i] = text[i];
     }
     m.u.hello.firmware[i] = '\0';
+    m.u.hello.has_extension = (uint8_t)(s->cfg.minor_version > 0);
+    m.u.hello.minor_version = s->cfg.minor_version;
+    m.u.hello.schema_hash = s->cfg.minor_version > 0 ? FB_SCHEMA_HASH_V11 : 0u;
+    m.u.hello.boot_id = s->cfg.minor_version > 0 ? s->cfg.boot_id : 0u;
     (void)transmit_new(s, &m);
 }
 
@@ -114,12 +150,18 @@ static void finish(fb_session *s, int slot, fb_delivery_status status, uint8_t c
 void fb_session_default_config(fb_session_config *cfg)
 {
     cfg->device_id = 0;
-    cfg->capabilities = FB_CAP_SENSOR_FRAME | FB_CAP_TRIGGER | FB_CAP_RESULT | FB_CAP_IO_SET | FB_CAP_HEARTBEAT;
-    cfg->firmware = "fb-ref/1.0.0";
+    cfg->capabilities = FB_CAP_SENSOR_FRAME | FB_CAP_TRIGGER | FB_CAP_RESULT | FB_CAP_IO_SET | FB_CAP_HEARTBEAT |
+                        FB_CAP_TIME_SYNC | FB_CAP_DEVICE_STATUS;
+    cfg->firmware = "fb-ref/1.1.0";
     cfg->max_payload = (uint16_t)(FB_SESSION_RX_CAP > FB_MAX_ENCODED_FRAME
                                       ? FB_MAX_PAYLOAD
                                       : FB_SESSION_RX_CAP - FB_SESSION_RX_CAP / 254u - 1u - 8u);
     cfg->initial_seq = 0;
+    cfg->boot_id = 0;
+    cfg->minor_version = FB_PROTOCOL_MINOR;
+    cfg->duplicate_window_ms = FB_DUPLICATE_WINDOW_MS;
+    cfg->inter_byte_timeout_ms = FB_INTER_BYTE_TIMEOUT_MS;
+    cfg->nack_burst_ms = FB_NACK_BURST_MS;
     cfg->heartbeat_interval_ms = FB_HEARTBEAT_INTERVAL_MS;
     cfg->link_timeout_ms = FB_LINK_TIMEOUT_MS;
     cfg->ack_timeout_ms = FB_ACK_TIMEOUT_MS;
@@ -129,7 +171,7 @@ void fb_session_default_config(fb_session_config *cfg)
 
 void fb_session_init(fb_session *s, const fb_session_config *cfg, const fb_session_io *io)
 {
-    fb_session_stats zero_stats = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    fb_session_stats zero_stats = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     int i;
     s->cfg = *cfg;
     s->io = *io;
@@ -144,7 +186,14 @@ void fb_session_init(fb_session *s, const fb_session_config *cfg, const fb_sessi
         s->pending[i].deadline = 0;
         s->last_seen_valid[i] = 0;
         s->last_seen_seq[i] = 0;
+        s->last_seen_ms[i] = 0;
     }
+    s->peer_boot_id = 0;
+    s->minor = 0;
+    s->burst_open = 1;
+    s->burst_nacked = 0;
+    s->last_burst_nack_ms = 0;
+    s->last_byte_ms = 0;
     s->has_peer = 0;
     s->peer_heartbeat.uptime_ms = 0;
     s->peer_heartbeat.rx_frames = s->peer_heartbeat.rx_errors = 0;
@@ -191,6 +240,11 @@ fb_status fb_session_send(fb_session *s, fb_msg *msg)
     if (FB_ENCODED_SIZE((size_t)size) > sizeof s->tx_buf) {
         return FB_E_TOO_LARGE;
     }
+    if ((is_minor1_type(msg->type) && (s->cfg.minor_version == 0 || (s->has_peer && !s->peer.has_extension))) ||
+        (s->has_peer && (s->peer.capabilities & capability_of(msg->type)) != capability_of(msg->type))) {
+        s->stats.unadvertised++;
+        return FB_E_UNSUPPORTED;
+    }
     if (slot < 0) {
         return transmit_new(s, msg);
     }
@@ -212,12 +266,15 @@ static void on_hello(fb_session *s, const fb_msg *msg)
     int request = (h->flags & FB_HELLO_REPLY_REQUESTED) != 0;
     int i;
 
+    uint32_t peer_boot = h->has_extension ? h->boot_id : 0u;
+
     s->peer = *h;
     s->has_peer = 1;
-    if (request) {
+    if (request || peer_boot != s->peer_boot_id) {
         for (i = 0; i < FB_RELIABLE_SLOTS; ++i) {
-            s->last_seen_valid[i] = 0; /* the peer started a new session */
+            s->last_seen_valid[i] = 0; /* the peer started a new session or rebooted */
         }
+        s->peer_boot_id = peer_boot;
     }
     if ((h->min_version > FB_MIN_PROTOCOL_VERSION ? h->min_version : FB_MIN_PROTOCOL_VERSION) >
         (h->max_version < FB_MAX_PROTOCOL_VERSION ? h->max_version : FB_MAX_PROTOCOL_VERSION)) {
@@ -225,6 +282,15 @@ static void on_hello(fb_session *s, const fb_msg *msg)
         send_ack(s, FB_TYPE_HELLO, msg->seq, FB_ERR_UNSUPPORTED_VERSION);
         return;
     }
+    /* 1.1: both sides announce the hash of their message table; a known minor must match */
+    if (s->cfg.minor_version > 0 && h->has_extension && h->minor_version <= 1u &&
+        h->schema_hash != (h->minor_version == 0u ? FB_SCHEMA_HASH_V10 : FB_SCHEMA_HASH_V11)) {
+        s->stats.incompatible++;
+        s->stats.schema_mismatch++;
+        send_ack(s, FB_TYPE_HELLO, msg->seq, FB_ERR_UNSUPPORTED_VERSION);
+        return;
+    }
+    s->minor = (uint8_t)(h->has_extension && s->cfg.minor_version > 0 ? 1u : 0u);
     if (request) {
         send_hello(s, 0);
     }
@@ -258,27 +324,72 @@ static void on_ack(fb_session *s, const fb_msg *msg, uint32_t now)
     }
 }
 
-static void on_reliable(fb_session *s, const fb_msg *msg)
+static void on_reliable(fb_session *s, const fb_msg *msg, uint32_t now)
 {
     int slot = slot_of(msg->type);
     uint8_t code;
-    if (s->last_seen_valid[slot] && s->last_seen_seq[slot] == msg->seq) {
+    if (s->last_seen_valid[slot] && s->last_seen_seq[slot] == msg->seq &&
+        (uint32_t)(now - s->last_seen_ms[slot]) <= s->cfg.duplicate_window_ms) {
         s->stats.duplicates++;
         send_ack(s, msg->type, msg->seq, FB_ERR_NONE);
         return;
     }
-    code = s->io.on_message(s->io.ctx, msg);
+    if (msg->type == FB_TYPE_ENTER_BOOTLOADER && msg->u.enter_bootloader.magic != FB_BOOTLOADER_MAGIC) {
+        code = FB_ERR_INVALID_ARGUMENT; /* guard against a stray frame resetting the device */
+    } else {
+        code = s->io.on_message(s->io.ctx, msg);
+    }
     if (code == FB_ERR_NONE) {
         s->stats.delivered++;
         s->last_seen_valid[slot] = 1;
         s->last_seen_seq[slot] = msg->seq;
+        s->last_seen_ms[slot] = now;
     }
     send_ack(s, msg->type, msg->seq, code);
+}
+
+static void answer_time(fb_session *s, const fb_msg *msg, uint32_t now)
+{
+    fb_msg m;
+    m.type = FB_TYPE_TIME_REPLY;
+    m.u.time_reply.token = msg->u.time_request.token;
+    m.u.time_reply.device_ms = now;
+    s->stats.time_requests++;
+    (void)transmit_new(s, &m);
+}
+
+/* NACK a rejected frame unless the rules say not to (never-answer types; one NACK per burst). */
+static void reject_frame(fb_session *s, const fb_reject *reject, uint32_t now)
+{
+    int unknown_to_us = s->cfg.minor_version == 0 && is_minor1_type(reject->type);
+    if (!fb_type_is_nackable(reject->type) && !unknown_to_us) {
+        s->stats.nacks_suppressed++;
+        return;
+    }
+    if (reject->code == FB_ERR_UNSUPPORTED_VERSION || reject->code == FB_ERR_UNKNOWN_TYPE) {
+        if (!s->burst_open && s->burst_nacked && (uint32_t)(now - s->last_burst_nack_ms) < s->cfg.nack_burst_ms) {
+            s->stats.nacks_suppressed++;
+            return;
+        }
+        s->burst_open = 0;
+        s->burst_nacked = 1;
+        s->last_burst_nack_ms = now;
+    }
+    send_ack(s, reject->type, reject->seq, reject->code);
 }
 
 static void dispatch(fb_session *s, const fb_msg *msg, uint32_t now)
 {
     s->stats.rx_messages++;
+    s->burst_open = 1;
+    if (is_minor1_type(msg->type) && s->cfg.minor_version == 0) {
+        fb_reject r; /* a 1.0 implementation does not know the 1.1 types */
+        r.type = msg->type;
+        r.seq = msg->seq;
+        r.code = FB_ERR_UNKNOWN_TYPE;
+        reject_frame(s, &r, now);
+        return;
+    }
     switch (msg->type) {
     case FB_TYPE_HELLO:
         on_hello(s, msg);
@@ -291,11 +402,20 @@ static void dispatch(fb_session *s, const fb_msg *msg, uint32_t now)
         s->peer_heartbeat = msg->u.heartbeat;
         break;
     case FB_TYPE_SENSOR_FRAME:
+    case FB_TYPE_DEVICE_STATUS:
         s->stats.delivered++;
         (void)s->io.on_message(s->io.ctx, msg);
         break;
+    case FB_TYPE_TIME_REQUEST:
+        answer_time(s, msg, now);
+        break;
+    case FB_TYPE_TIME_REPLY:
+        if (s->io.on_time_reply != NULL) {
+            s->io.on_time_reply(s->io.ctx, &msg->u.time_reply, now);
+        }
+        break;
     default:
-        on_reliable(s, msg);
+        on_reliable(s, msg, now);
         break;
     }
 }
@@ -305,16 +425,25 @@ void fb_session_rx(fb_session *s, const uint8_t *data, size_t len)
     size_t i;
     fb_msg msg;
     fb_reject reject;
+    uint32_t now;
+    if (len == 0) {
+        return;
+    }
+    now = s->io.now_ms(s->io.ctx);
+    if ((uint32_t)(now - s->last_byte_ms) >= s->cfg.inter_byte_timeout_ms) {
+        fb_decoder_expire(&s->decoder); /* the rest of a partial frame never came */
+    }
+    s->last_byte_ms = now;
     for (i = 0; i < len; ++i) {
         fb_decode_result r = fb_decoder_push(&s->decoder, data[i], &msg, &reject);
         if (r == FB_DECODE_NONE) {
             continue;
         }
-        s->last_rx_ms = s->io.now_ms(s->io.ctx);
+        s->last_rx_ms = now;
         if (r == FB_DECODE_MESSAGE) {
-            dispatch(s, &msg, s->last_rx_ms);
+            dispatch(s, &msg, now);
         } else {
-            send_ack(s, reject.type, reject.seq, reject.code);
+            reject_frame(s, &reject, now);
         }
     }
 }
@@ -349,6 +478,7 @@ void fb_session_poll(fb_session *s)
     }
     if (s->state == FB_SESSION_READY && (uint32_t)(now - s->last_rx_ms) >= s->cfg.link_timeout_ms) {
         s->stats.link_losses++;
+        s->has_peer = 0; /* identity unknown until the next HELLO */
         set_state(s, FB_SESSION_LINK_LOST);
         s->next_hello_ms = now;
     }

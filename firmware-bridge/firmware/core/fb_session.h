@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-#define FB_RELIABLE_SLOTS 3
+#define FB_RELIABLE_SLOTS 4 /* TRIGGER, RESULT, IO_SET, ENTER_BOOTLOADER */
 
 typedef enum {
     FB_SESSION_STOPPED = 0,
@@ -54,6 +54,8 @@ typedef struct {
     void (*on_delivery)(void *ctx, uint8_t type, uint16_t seq, fb_delivery_status status, uint8_t code);
     /* Optional: session state changes. */
     void (*on_state)(void *ctx, fb_session_state state);
+    /* Optional: a TIME_REPLY (host side of time sync; a device only answers requests). */
+    void (*on_time_reply)(void *ctx, const fb_time_reply *reply, uint32_t now_ms);
 } fb_session_io;
 
 typedef struct {
@@ -62,11 +64,16 @@ typedef struct {
     const char *firmware;  /* printable ASCII, at most FB_FIRMWARE_MAX chars */
     uint16_t max_payload;  /* largest payload we can receive (announced in HELLO) */
     uint16_t initial_seq;  /* should be random per boot (e.g. from ADC noise) */
+    uint32_t boot_id;      /* 1.1: random per boot, sent in HELLO; the peer clears its duplicate memory on a change */
+    uint8_t minor_version; /* 1 (default): speak 1.1; 0: behave exactly as a 1.0 implementation */
     uint16_t heartbeat_interval_ms;
     uint16_t link_timeout_ms;
     uint16_t ack_timeout_ms;
     uint16_t hello_interval_ms;
     uint8_t max_retries;
+    uint16_t duplicate_window_ms;  /* a repeat of the last ACKed (type, seq) is a duplicate only this long */
+    uint16_t inter_byte_timeout_ms; /* a partial frame with no byte for this long is dropped */
+    uint16_t nack_burst_ms;        /* at most one UNSUPPORTED_VERSION / UNKNOWN_TYPE NACK per burst */
 } fb_session_config;
 
 typedef struct {
@@ -84,6 +91,10 @@ typedef struct {
     uint32_t handshakes;
     uint32_t link_losses;
     uint32_t incompatible;
+    uint32_t schema_mismatch;
+    uint32_t nacks_suppressed; /* rejected frames not answered (never-answer types, NACK bursts) */
+    uint32_t unadvertised;     /* fb_session_send refused: the peer did not advertise the type */
+    uint32_t time_requests;    /* TIME_REQUESTs answered */
 } fb_session_stats;
 
 typedef struct {
@@ -109,6 +120,13 @@ typedef struct {
     fb_pending pending[FB_RELIABLE_SLOTS];
     uint16_t last_seen_seq[FB_RELIABLE_SLOTS];
     uint8_t last_seen_valid[FB_RELIABLE_SLOTS];
+    uint32_t last_seen_ms[FB_RELIABLE_SLOTS];
+    uint32_t peer_boot_id;
+    uint8_t minor;            /* negotiated minor version while READY */
+    uint8_t burst_open;       /* a valid frame arrived since the last burst NACK */
+    uint8_t burst_nacked;     /* a burst NACK was ever sent */
+    uint32_t last_burst_nack_ms;
+    uint32_t last_byte_ms;
     fb_hello peer;
     uint8_t has_peer;
     fb_heartbeat peer_heartbeat;
@@ -130,9 +148,11 @@ void fb_session_rx(fb_session *s, const uint8_t *data, size_t len);
 void fb_session_poll(fb_session *s);
 
 /*
- * Send a SENSOR_FRAME, TRIGGER, RESULT, IO_SET or HEARTBEAT; assigns msg->seq.
- * Returns FB_OK, FB_E_BUSY (reliable type in flight), FB_E_INVALID, FB_E_TOO_LARGE (does not fit
- * FB_SESSION_TX_CAP) or FB_E_IO (write failed; reliable messages are retried anyway and return FB_OK).
+ * Send a SENSOR_FRAME, TRIGGER, DEVICE_STATUS, RESULT, IO_SET or HEARTBEAT; assigns msg->seq.
+ * Returns FB_OK, FB_E_BUSY (reliable type in flight), FB_E_INVALID, FB_E_UNSUPPORTED (the peer's
+ * HELLO did not advertise the type, or it is 1.1-only and the peer speaks 1.0), FB_E_TOO_LARGE (does
+ * not fit FB_SESSION_TX_CAP) or FB_E_IO (write failed; reliable messages are retried anyway and
+ * return FB_OK).
  */
 fb_status fb_session_send(fb_session *s, fb_msg *msg);
 

@@ -6,7 +6,10 @@ static int hello_equal(const fb_hello *a, const fb_hello *b)
 {
     return a->flags == b->flags && a->min_version == b->min_version && a->max_version == b->max_version &&
            a->device_id == b->device_id && a->capabilities == b->capabilities &&
-           a->max_payload == b->max_payload && strcmp(a->firmware, b->firmware) == 0;
+           a->max_payload == b->max_payload && strcmp(a->firmware, b->firmware) == 0 &&
+           a->has_extension == b->has_extension &&
+           (!a->has_extension || (a->minor_version == b->minor_version && a->schema_hash == b->schema_hash &&
+                                  a->boot_id == b->boot_id));
 }
 
 static int sensor_equal(const fb_sensor_frame *a, const fb_sensor_frame *b)
@@ -52,6 +55,16 @@ int msg_equal(const fb_msg *a, const fb_msg *b)
                a->u.ack.code == b->u.ack.code;
     case FB_TYPE_HEARTBEAT:
         return memcmp(&a->u.heartbeat, &b->u.heartbeat, sizeof a->u.heartbeat) == 0;
+    case FB_TYPE_TIME_REQUEST:
+        return a->u.time_request.token == b->u.time_request.token;
+    case FB_TYPE_TIME_REPLY:
+        return a->u.time_reply.token == b->u.time_reply.token &&
+               a->u.time_reply.device_ms == b->u.time_reply.device_ms;
+    case FB_TYPE_DEVICE_STATUS:
+        return memcmp(&a->u.device_status, &b->u.device_status, sizeof a->u.device_status) == 0;
+    case FB_TYPE_ENTER_BOOTLOADER:
+        return a->u.enter_bootloader.magic == b->u.enter_bootloader.magic &&
+               a->u.enter_bootloader.mode == b->u.enter_bootloader.mode;
     default:
         return 0;
     }

@@ -185,6 +185,9 @@ static void test_encode_errors(void)
     m.u.hello.max_version = 1;
     memset(m.u.hello.firmware, 'x', FB_FIRMWARE_MAX);
     m.u.hello.firmware[FB_FIRMWARE_MAX] = '\0';
+    m.u.hello.max_payload = FB_MIN_MAX_PAYLOAD - 1u; /* 1.1: below the minimum max_payload */
+    CHECK_EQ_INT(fb_encode_frame(&m, out, sizeof out, &len), FB_E_INVALID);
+    m.u.hello.max_payload = FB_MIN_MAX_PAYLOAD;
     CHECK_EQ_INT(fb_encode_frame(&m, out, sizeof out, &len), FB_OK);
     m.u.hello.firmware[0] = '\n';
     CHECK_EQ_INT(fb_encode_frame(&m, out, sizeof out, &len), FB_E_INVALID);

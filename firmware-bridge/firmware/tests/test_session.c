@@ -94,6 +94,7 @@ static void setup_node(node *n, const char *name, uint32_t device_id, uint16_t i
     io.on_message = message_cb;
     io.on_delivery = delivery_cb;
     io.on_state = NULL;
+    io.on_time_reply = NULL;
     fb_session_init(&n->s, &cfg, &io);
 }
 
@@ -153,7 +154,7 @@ static void test_handshake(void)
     CHECK_EQ_INT(host.s.stats.handshakes, 1);
     CHECK_EQ_INT(host.s.peer.device_id, 0x5EED0001ul);
     CHECK_EQ_INT(dev.s.peer.device_id, 0);
-    CHECK_EQ_INT(strcmp(host.s.peer.firmware, "fb-ref/1.0.0"), 0);
+    CHECK_EQ_INT(strcmp(host.s.peer.firmware, "fb-ref/1.1.0"), 0);
     CHECK_EQ_INT(dev.s.next_seq < 10, 1); /* started at 0xFFFE: wrapped */
 }
 
@@ -340,6 +341,268 @@ static void test_duplicate_memory_reset_by_hello(void)
     CHECK_EQ_INT(host.s.stats.duplicates, 0);
 }
 
+/* ---- protocol 1.1 rules ---------------------------------------------------------------------- */
+
+static fb_time_reply last_time_reply;
+static int time_replies;
+
+static void time_reply_cb(void *ctx, const fb_time_reply *reply, uint32_t now)
+{
+    (void)ctx;
+    (void)now;
+    last_time_reply = *reply;
+    time_replies++;
+}
+
+/* Feed `to` a CRC-valid frame with any version/type/payload (optionally only its first `cut` bytes). */
+static void inject(node *to, uint8_t version, uint8_t type, uint16_t seq, const uint8_t *payload, size_t len,
+                   size_t cut)
+{
+    uint8_t raw[64];
+    uint8_t wire[80];
+    uint16_t crc;
+    size_t n;
+    raw[0] = version;
+    raw[1] = type;
+    raw[2] = (uint8_t)(seq & 0xFF);
+    raw[3] = (uint8_t)(seq >> 8);
+    raw[4] = (uint8_t)len;
+    raw[5] = 0;
+    memcpy(raw + 6, payload, len);
+    crc = fb_crc16(FB_CRC_INIT, raw, 6 + len);
+    raw[6 + len] = (uint8_t)(crc & 0xFF);
+    raw[7 + len] = (uint8_t)(crc >> 8);
+    n = fb_cobs_encode(raw, 8 + len, wire, sizeof wire);
+    wire[n++] = 0;
+    fb_session_rx(&to->s, wire, cut > 0 && cut < n ? cut : n);
+}
+
+static void test_never_answer_ack_nack_heartbeat(void)
+{
+    static const uint8_t short_payload[2] = {0x20, 0x01};
+    uint32_t nacks;
+    connect_pair();
+    nacks = host.s.stats.nacks_tx;
+    inject(&host, 1, FB_TYPE_ACK, 1, short_payload, 2, 0);       /* malformed ACK */
+    inject(&host, 1, FB_TYPE_NACK, 2, short_payload, 2, 0);      /* malformed NACK */
+    inject(&host, 1, FB_TYPE_HEARTBEAT, 3, short_payload, 2, 0); /* malformed HEARTBEAT */
+    inject(&host, 2, FB_TYPE_ACK, 4, short_payload, 2, 0);       /* ACK of an unknown version */
+    pump();
+    CHECK_EQ_INT(host.s.stats.nacks_tx, nacks);
+    CHECK_EQ_INT(host.s.stats.nacks_suppressed, 4);
+    CHECK_EQ_INT(dev.s.stats.nacks_rx, 0);
+}
+
+static void test_bad_version_nacked_once_per_burst(void)
+{
+    static const uint8_t payload[5] = {1, 0, 0, 0, 0};
+    uint16_t i;
+    connect_pair();
+    for (i = 0; i < 20; ++i) {
+        inject(&host, 2, FB_TYPE_TRIGGER, (uint16_t)(500 + i), payload, 5, 0);
+    }
+    pump();
+    CHECK_EQ_INT(host.s.decoder.stats.bad_version, 20);
+    CHECK_EQ_INT(host.s.stats.nacks_tx, 1);
+    CHECK_EQ_INT(dev.s.stats.nacks_rx, 1);
+    advance(1100); /* heartbeats (valid frames) arrived and the burst interval passed */
+    inject(&host, 2, FB_TYPE_TRIGGER, 600, payload, 5, 0);
+    CHECK_EQ_INT(host.s.stats.nacks_tx, 2);
+}
+
+static void test_sequence_wrap_is_not_a_duplicate(void)
+{
+    fb_msg m;
+    fb_msg hb;
+    uint16_t seq;
+    uint32_t frames = 0;
+    connect_pair();
+    m = trigger(1);
+    (void)fb_session_send(&dev.s, &m);
+    pump();
+    seq = m.seq;
+    CHECK_EQ_INT(host.by_type[FB_TYPE_TRIGGER], 1);
+    /* every other frame type until the device's counter is back at the trigger's seq; at 921600 baud
+     * 65,535 heartbeats take >= 2.3 s on the wire */
+    memset(&hb, 0, sizeof hb);
+    hb.type = FB_TYPE_HEARTBEAT;
+    while (dev.s.next_seq != seq) {
+        (void)fb_session_send(&dev.s, &hb);
+        if (++frames % 1024u == 0) {
+            clock_ms += 36;
+            fb_session_poll(&host.s);
+            pump();
+        }
+    }
+    pump();
+    CHECK_EQ_INT(frames, 65534); /* + the trigger: the full cycle of 65,535 (0xFFFF is REF_SEQ_NONE) */
+    m = trigger(1);
+    (void)fb_session_send(&dev.s, &m);
+    pump();
+    CHECK_EQ_INT(m.seq, seq);
+    CHECK_EQ_INT(host.by_type[FB_TYPE_TRIGGER], 2); /* applied, not taken for a retransmission */
+    CHECK_EQ_INT(host.s.stats.duplicates, 0);
+}
+
+static void test_seq_never_ref_seq_none(void)
+{
+    fb_msg hb;
+    connect_pair();
+    memset(&hb, 0, sizeof hb);
+    hb.type = FB_TYPE_HEARTBEAT;
+    dev.s.next_seq = 0xFFFE;
+    (void)fb_session_send(&dev.s, &hb);
+    CHECK_EQ_INT(hb.seq, 0xFFFE);
+    (void)fb_session_send(&dev.s, &hb);
+    CHECK_EQ_INT(hb.seq, 0);
+}
+
+static void test_schema_hash_mismatch_refused(void)
+{
+    uint8_t p[40];
+    connect_pair();
+    memset(p, 0, sizeof p);
+    p[0] = FB_HELLO_REPLY_REQUESTED;
+    p[1] = p[2] = 1;
+    p[7] = 0x1F;       /* capabilities */
+    p[11] = 0x80;      /* max_payload 128 */
+    p[13] = 0;         /* no firmware string */
+    p[14] = 1;         /* minor 1 */
+    p[15] = 0xEF;      /* a schema hash that is not ours */
+    host.s.state = FB_SESSION_CONNECTING;
+    inject(&host, 1, FB_TYPE_HELLO, 77, p, 23, 0);
+    CHECK_EQ_INT(host.s.stats.schema_mismatch, 1);
+    CHECK_EQ_INT(host.s.stats.incompatible, 1);
+    CHECK(!fb_session_is_ready(&host.s));
+    pump();
+    CHECK_EQ_INT(dev.s.stats.nacks_rx, 1);
+}
+
+static void test_hello_below_min_max_payload_malformed(void)
+{
+    uint8_t p[14];
+    connect_pair();
+    memset(p, 0, sizeof p);
+    p[1] = p[2] = 1;
+    p[11] = 63; /* max_payload 63 < 64 */
+    inject(&host, 1, FB_TYPE_HELLO, 78, p, 14, 0);
+    CHECK_EQ_INT(host.s.decoder.stats.malformed, 1);
+}
+
+static void test_reserved_bits_ignored(void)
+{
+    uint8_t p[23];
+    connect_pair();
+    memset(p, 0, sizeof p);
+    p[0] = 0xFE;                   /* reserved flag bits set, REPLY_REQUESTED clear */
+    p[1] = p[2] = 1;
+    p[7] = 0xFF;                   /* every capability ... */
+    p[10] = 0xFF;                  /* ... and unknown high bits */
+    p[11] = 0x80;
+    p[14] = 1;                     /* minor 1 */
+    p[15] = (uint8_t)(FB_SCHEMA_HASH_V11 & 0xFFu);
+    p[16] = (uint8_t)((FB_SCHEMA_HASH_V11 >> 8) & 0xFFu);
+    p[17] = (uint8_t)((FB_SCHEMA_HASH_V11 >> 16) & 0xFFu);
+    p[18] = (uint8_t)(FB_SCHEMA_HASH_V11 >> 24);
+    host.s.state = FB_SESSION_CONNECTING;
+    inject(&host, 1, FB_TYPE_HELLO, 90, p, 23, 0);
+    CHECK(fb_session_is_ready(&host.s));
+    CHECK_EQ_INT(host.s.stats.incompatible, 0);
+    CHECK_EQ_INT(host.s.minor, 1);
+}
+
+static void test_v10_peer(void)
+{
+    fb_msg m;
+    static const uint8_t token[4] = {7, 0, 0, 0};
+    setup_node(&host, "host", 0, 100);
+    setup_node(&dev, "dev", 0x5EED0001ul, 10);
+    dev.s.cfg.minor_version = 0; /* a 1.0 device */
+    fb_session_start(&host.s);
+    fb_session_start(&dev.s);
+    pump();
+    CHECK(fb_session_is_ready(&host.s));
+    CHECK(fb_session_is_ready(&dev.s));
+    CHECK_EQ_INT(host.s.minor, 0);
+    CHECK_EQ_INT(host.s.peer.has_extension, 0);
+    /* the 1.1 host does not send 1.1-only types to it ... */
+    memset(&m, 0, sizeof m);
+    m.type = FB_TYPE_DEVICE_STATUS;
+    CHECK_EQ_INT(fb_session_send(&host.s, &m), FB_E_UNSUPPORTED);
+    CHECK_EQ_INT(host.s.stats.unadvertised, 1);
+    /* ... and a 1.0 device answers one with UNKNOWN_TYPE, as 1.0 says */
+    inject(&dev, 1, FB_TYPE_TIME_REQUEST, 5, token, 4, 0);
+    pump();
+    CHECK_EQ_INT(host.s.stats.nacks_rx, 1);
+    /* 1.0 traffic still works */
+    m = trigger(1);
+    CHECK_EQ_INT(fb_session_send(&dev.s, &m), FB_OK);
+    pump();
+    CHECK_EQ_INT(host.by_type[FB_TYPE_TRIGGER], 1);
+}
+
+static void test_time_request_answered(void)
+{
+    static const uint8_t token[4] = {0x2A, 0, 0, 0};
+    connect_pair();
+    host.s.io.on_time_reply = time_reply_cb;
+    time_replies = 0;
+    inject(&dev, 1, FB_TYPE_TIME_REQUEST, 9, token, 4, 0);
+    pump();
+    CHECK_EQ_INT(time_replies, 1);
+    CHECK_EQ_INT(last_time_reply.token, 0x2A);
+    CHECK_EQ_INT(last_time_reply.device_ms, clock_ms);
+    CHECK_EQ_INT(dev.s.stats.time_requests, 1);
+}
+
+static void test_inter_byte_timeout(void)
+{
+    static const uint8_t payload[5] = {1, 0, 0, 0, 0};
+    connect_pair();
+    inject(&host, 1, FB_TYPE_TRIGGER, 300, payload, 5, 6); /* the rest never comes */
+    clock_ms += 150;
+    inject(&host, 1, FB_TYPE_TRIGGER, 301, payload, 5, 0);
+    CHECK_EQ_INT(host.s.decoder.stats.partial_timeouts, 1);
+    CHECK_EQ_INT(host.by_type[FB_TYPE_TRIGGER], 1);
+    CHECK_EQ_INT(host.s.decoder.stats.garbage, 0);
+}
+
+static void test_unadvertised_type_not_sent(void)
+{
+    fb_msg m;
+    static uint8_t data[4];
+    connect_pair();
+    dev.s.peer.capabilities &= (uint32_t)~FB_CAP_SENSOR_FRAME;
+    memset(&m, 0, sizeof m);
+    m.type = FB_TYPE_SENSOR_FRAME;
+    m.u.sensor.dtype = FB_DTYPE_U8;
+    m.u.sensor.rank = 1;
+    m.u.sensor.shape[0] = 4;
+    m.u.sensor.data = data;
+    m.u.sensor.data_len = 4;
+    CHECK_EQ_INT(fb_session_send(&dev.s, &m), FB_E_UNSUPPORTED);
+    CHECK_EQ_INT(dev.s.stats.unadvertised, 1);
+}
+
+static void test_bootloader_magic_and_link_loss_forgets_peer(void)
+{
+    static const uint8_t wrong[5] = {1, 2, 3, 4, 0};
+    static const uint8_t right[5] = {0xAD, 0x10, 0x07, 0xB0, 0};
+    connect_pair();
+    inject(&dev, 1, FB_TYPE_ENTER_BOOTLOADER, 40, wrong, 5, 0);
+    pump();
+    CHECK_EQ_INT(dev.by_type[FB_TYPE_ENTER_BOOTLOADER], 0);
+    CHECK_EQ_INT(dev.s.stats.nacks_tx, 1);
+    inject(&dev, 1, FB_TYPE_ENTER_BOOTLOADER, 41, right, 5, 0);
+    CHECK_EQ_INT(dev.by_type[FB_TYPE_ENTER_BOOTLOADER], 1);
+    CHECK(host.s.has_peer);
+    host.drop_all = dev.drop_all = 1;
+    advance(3600);
+    CHECK_EQ_INT(host.s.state, FB_SESSION_LINK_LOST);
+    CHECK(!host.s.has_peer);
+    host.drop_all = dev.drop_all = 0;
+}
+
 void test_session(void)
 {
     test_handshake();
@@ -349,4 +612,16 @@ void test_session(void)
     test_sensor_frame();
     test_heartbeat_and_link_loss();
     test_duplicate_memory_reset_by_hello();
+    test_never_answer_ack_nack_heartbeat();
+    test_bad_version_nacked_once_per_burst();
+    test_sequence_wrap_is_not_a_duplicate();
+    test_seq_never_ref_seq_none();
+    test_schema_hash_mismatch_refused();
+    test_hello_below_min_max_payload_malformed();
+    test_reserved_bits_ignored();
+    test_v10_peer();
+    test_time_request_answered();
+    test_inter_byte_timeout();
+    test_unadvertised_type_not_sent();
+    test_bootloader_magic_and_link_loss_forgets_peer();
 }

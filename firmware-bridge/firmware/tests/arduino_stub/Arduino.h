@@ -30,6 +30,8 @@ public:
     void begin(unsigned long baud);
     int available();
     int read();
+    int availableForWrite();
+    /* Like a real UART driver: blocks (advances the simulated clock) when the FIFO is full. */
     size_t write(const uint8_t *data, size_t len);
 };
 
@@ -37,5 +39,8 @@ extern HardwareSerialStub Serial;
 
 void setup();
 void loop();
+
+/* Board hook the sketch calls to reset into the vendor bootloader (ENTER_BOOTLOADER). */
+void board_reset_to_bootloader(void);
 
 #endif
