@@ -161,3 +161,8 @@ class ResultWriter:
             self.commits += 1
         with self._flushed:
             self._flushed.notify_all()
+
+    @property
+    def degraded(self) -> str | None:
+        """Why the store cannot keep up (None while it can); the store helper's version wins."""
+        return None
