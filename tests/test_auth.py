@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import httpx
@@ -79,14 +82,14 @@ def test_first_boot_setup(fresh_server: LiveServer) -> None:
     assert httpx.get(f"{url}/api/v1/setup").json() == {"required": True}
     before = httpx.post(f"{url}/api/v1/infer", content=b"x", headers={"content-type": "image/png"})
     assert before.status_code == 401 and "set the admin password first" in before.json()["error"]
-    weak = httpx.post(f"{url}/api/v1/setup", json={"password": "short"})
+    weak = httpx.post(f"{url}/api/v1/setup", json={"password": "short"}, timeout=60)
     assert weak.status_code == 400 and "too short" in weak.json()["error"]
-    wrong_type = httpx.post(f"{url}/api/v1/setup", content=b"password=x")
+    wrong_type = httpx.post(f"{url}/api/v1/setup", content=b"password=x", timeout=60)
     assert wrong_type.status_code == 415
-    done = httpx.post(f"{url}/api/v1/setup", json={"password": ADMIN_PASSWORD})
+    done = httpx.post(f"{url}/api/v1/setup", json={"password": ADMIN_PASSWORD}, timeout=60)
     assert done.status_code == 201 and done.json()["scope"] == "admin"
     assert httpx.get(f"{url}/api/v1/setup").json() == {"required": False}
-    again = httpx.post(f"{url}/api/v1/setup", json={"password": "Another-Pass-99"})
+    again = httpx.post(f"{url}/api/v1/setup", json={"password": "Another-Pass-99"}, timeout=60)
     assert again.status_code == 409
     token = done.json()["token"]
     listed = httpx.get(f"{url}/api/v1/tokens", headers={"authorization": f"Bearer {token}"}).json()
@@ -108,7 +111,9 @@ def test_token_lifecycle_over_http(live_server: LiveServer) -> None:
 
 
 def test_rate_limit_answers_429_with_retry_after(data_dir: Path) -> None:
-    server = start_server(config_for(data_dir, "[auth]\nrate_per_s = 1\nburst = 3\nanonymous_read = true\n"))
+    # one token per 100 s: however slow the machine, the 4th request finds the bucket empty
+    limits = "[auth]\nrate_per_s = 0.01\nburst = 3\nanonymous_read = true\n"
+    server = start_server(config_for(data_dir, limits))
     try:
         codes = [httpx.get(f"{server.url}/api/v1/status") for _ in range(5)]
         assert [c.status_code for c in codes[:3]] == [200, 200, 200]
@@ -130,9 +135,42 @@ def test_passwords() -> None:
     stored = hash_password(ADMIN_PASSWORD)
     assert verify_password(ADMIN_PASSWORD, stored) and not verify_password("wrong", stored)
     assert stored.startswith("scrypt$") and ADMIN_PASSWORD not in stored
-    for weak, why in (("abc", "too short"), ("abcdefghijkl", "too simple"), ("aaaaaaaaaaA1", "too easy")):
+    assert stored.split("$")[1:4] == ["131072", "8", "1"]  # OWASP's minimum: N=2^17, r=8, p=1
+    for weak, why in (("abc", "too short"), ("abcdefghijkl", "too easy"), ("aaaaaaaaaaA1", "too easy")):
         with pytest.raises(BadRequest, match=why):
             check_strength(weak)
+
+
+@pytest.mark.parametrize(
+    "common", ["Password1!", "qwertyuiop1", "Summer2024!", "iloveyou123", "P@ssw0rd2024", "Administrator1"]
+)
+def test_common_passwords_are_refused(common: str) -> None:
+    with pytest.raises(BadRequest, match="too easy to guess"):
+        check_strength(common)
+
+
+def test_an_old_cheap_hash_is_replaced_at_login(tmp_path: Path) -> None:
+    store = AuthStore(tmp_path)
+    store.set_first_password(ADMIN_PASSWORD)
+    data = json.loads(store.path.read_text())
+    salt = os.urandom(16)
+    cheap = hashlib.scrypt(ADMIN_PASSWORD.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    encoded = base64.b64encode(salt).decode(), base64.b64encode(cheap).decode()
+    data["password"] = f"scrypt$16384$8$1${encoded[0]}${encoded[1]}"
+    store.path.write_text(json.dumps(data))
+    store.reload()
+    assert store.check_password(ADMIN_PASSWORD)
+    rehashed = json.loads(store.path.read_text())["password"]
+    assert rehashed.startswith("scrypt$131072$8$1$")
+    assert AuthStore(tmp_path).check_password(ADMIN_PASSWORD) and not store.check_password("wrong-Password-9")
+
+
+def test_token_names_are_unique(live_server: LiveServer) -> None:
+    api = live_server.client()
+    assert api.post("/api/v1/tokens", json={"name": "plc", "scope": "read"}).status_code == 201
+    again = api.post("/api/v1/tokens", json={"name": "plc", "scope": "operate"})
+    assert again.status_code == 409 and "plc" in again.json()["error"]
+    assert [t.name for t in live_server.services.auth.tokens()].count("plc") == 1
 
 
 def test_tokens_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -71,9 +71,10 @@ def serve(tmp_path: Path, config: Path) -> Iterator[Served]:
         )
     served = Served(process, f"http://127.0.0.1:{port.split('=')[1].strip()}", log)
     try:
-        wait_for(lambda: process.poll() is not None or served.get("/api/v1/setup") is not None, START_TIMEOUT_S)
+        up = lambda: process.poll() is not None or served.get("/api/v1/setup") is not None  # noqa: E731
+        wait_for(up, START_TIMEOUT_S)
         assert process.poll() is None, log.read_text()
-        reply = httpx.post(served.url + "/api/v1/setup", json={"password": ADMIN_PASSWORD})
+        reply = httpx.post(served.url + "/api/v1/setup", json={"password": ADMIN_PASSWORD}, timeout=60)
         assert reply.status_code == 201, reply.text
         served.token = reply.json()["token"]
         yield served

@@ -95,7 +95,7 @@ def csrf_of(html: str) -> str:
 
 def logged_in_client(url: str, password: str) -> httpx.Client:
     """An httpx client holding an admin session cookie (and the session's CSRF token in .headers)."""
-    client = httpx.Client(base_url=url, timeout=30)
+    client = httpx.Client(base_url=url, timeout=60)
     token = csrf_of(client.get("/login").text)
     reply = client.post("/login", data={"csrf": token, "password": password, "next": "/"})
     assert reply.status_code == 303 and reply.headers["location"] == "/", reply.text
