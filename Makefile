@@ -10,12 +10,13 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3-venv gcc libc6-dev make git chromium mosquitto shellcheck
 APT_INSTALL  := $(SUDO) apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600
 
-.PHONY: run run-serial test lint typecheck pytest demo bench system-deps clean help
+.PHONY: run run-serial test lint typecheck pytest demo bench system-deps screenshots clean help
 
 help:
 	@echo "make run    - install into .venv, prepare the demo, serve http://127.0.0.1:8080"
 	@echo "make test   - install dev tools, run ruff, mypy --strict and the whole pytest suite"
 	@echo "make bench  - run 'appliance bench' and write docs/benchmarks.md"
+	@echo "make screenshots - refresh docs/screenshots/ from the browser tests"
 
 # Debian/Ubuntu packages the project needs; installed only when missing (dpkg state "installed").
 define apt_ensure
@@ -69,6 +70,10 @@ pytest: system-deps $(VENV)/.dev
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
+
+# The browser tests write their screenshots to build/screenshots; this refreshes docs/screenshots.
+screenshots: system-deps $(VENV)/.dev
+	APPLIANCE_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/e2e/test_ui.py -q
 
 bench: $(VENV)/.dev
 	$(call apt_ensure,wrk)

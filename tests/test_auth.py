@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,8 +18,9 @@ from starlette.routing import Route
 from appliance.api.app import API_ROUTES
 from appliance.auth.passwords import check_strength, hash_password, verify_password
 from appliance.auth.ratelimit import RateLimiter
-from appliance.auth.store import AuthStore
+from appliance.auth.store import AuthNotSaved, AuthStore
 from appliance.cli import main
+from appliance.config import parse_config
 from appliance.errors import BadRequest
 from tests.conftest import ADMIN_PASSWORD, LiveServer, config_for, start_server
 
@@ -183,3 +187,61 @@ def test_tokens_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     token_id = line.split()[0]
     assert main(["tokens", "revoke", token_id, "--data-dir", str(tmp_path)]) == 0
     assert AuthStore(tmp_path).lookup(token) is None
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB tmpfs (CI runs as root)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def fill(directory: Path) -> Path:
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with contextlib.suppress(OSError):
+            while os.write(fd, b"\0" * 4096):
+                pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_setup_on_a_full_disk_changes_nothing_and_works_once_there_is_space(small_disk: Path) -> None:
+    store = AuthStore(small_disk)
+    before = store.path.read_bytes()
+    filler = fill(small_disk)
+    with pytest.raises(AuthNotSaved, match="nothing was changed"):
+        store.set_first_password(ADMIN_PASSWORD)
+    assert not store.has_password and store.tokens() == []  # memory unchanged
+    assert store.path.read_bytes() == before and not list(small_disk.glob("*.tmp"))
+    with pytest.raises(AuthNotSaved):
+        store.create_token("plc", "read")
+    assert store.tokens() == []
+    filler.unlink()
+    token = store.set_first_password(ADMIN_PASSWORD)
+    assert AuthStore(small_disk).lookup(token) is not None  # the first token is on disk
+
+
+def test_setup_over_http_on_a_full_disk_is_a_clean_503(small_disk: Path, model_files: object) -> None:
+    server = start_server(parse_config(f'[data]\ndir = "{small_disk}"\n[store]\nenabled = false\n'))
+    try:
+        filler = fill(small_disk)
+        refused = httpx.post(f"{server.url}/api/v1/setup", json={"password": ADMIN_PASSWORD}, timeout=60)
+        assert refused.status_code == 503 and "nothing was changed" in refused.json()["error"]
+        assert httpx.get(f"{server.url}/api/v1/setup").json() == {"required": True}
+        filler.unlink()
+        done = httpx.post(f"{server.url}/api/v1/setup", json={"password": ADMIN_PASSWORD}, timeout=60)
+        assert done.status_code == 201
+        headers = {"authorization": f"Bearer {done.json()['token']}"}
+        assert httpx.get(f"{server.url}/api/v1/tokens", headers=headers).status_code == 200
+    finally:
+        server.stop()

@@ -261,6 +261,32 @@ def test_config_change_is_saved_to_etc(vm: Vm) -> None:
     assert body["config"]["store"]["snapshot_quality"] == 85
 
 
+def test_restart_over_rest_comes_back(vm: Vm) -> None:
+    """POST /api/v1/restart: a new server process (new PID) answers health again, under systemd."""
+    if "token" not in vm.state:
+        pytest.skip("needs the admin token of the first-boot setup")
+    auth = {"Authorization": f"Bearer {vm.state['token']}"}
+    status, before = request(vm, "GET", "/api/v1/status", headers=auth)
+    assert status == 200, f"GET /api/v1/status: {status} {before}"
+    status, body = request(vm, "POST", "/api/v1/restart", b"", auth)
+    assert status == 202, f"POST /api/v1/restart: {status} {body}"
+    started = time.monotonic()
+    deadline = started + BOOT_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            status, health = request(vm, "GET", "/api/v1/health")
+            if status == 200 and health.get("status") == "ok":
+                status, after = request(vm, "GET", "/api/v1/status", headers=auth)
+                if status == 200 and after["pid"] != before["pid"]:
+                    break
+        except OSError:
+            pass
+        time.sleep(1)
+    else:
+        pytest.fail(f"not healthy again after the restart:\n{vm.serial_text()[-3000:]}")
+    report("restart_to_health_s", time.monotonic() - started)
+
+
 def test_data_partition_grew_at_first_boot(vm: Vm) -> None:
     text = vm.serial_text()
     assert "appliance-grow-data: growing" in text, f"no growth message on the console:\n{text[-3000:]}"

@@ -2,7 +2,7 @@
 
 One server and one browser for the module; the tests follow a technician's first day in order
 (first boot, login, dashboard, live view, results, models, configuration, access, system, logout).
-Each saves a screenshot of its page to docs/screenshots/.
+Each saves a screenshot of its page to build/screenshots/ (`make screenshots`: docs/screenshots/).
 """
 
 from __future__ import annotations
