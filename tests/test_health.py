@@ -14,7 +14,8 @@ import pytest
 
 from appliance.demo.setup import demo_models, register_models
 from appliance.sources.base import Frame, FrameCounter, SourceState, SourceStatus
-from tests.conftest import CACHE, LiveServer, config_for, start_server, wait_for
+from tests.conftest import ADMIN_PASSWORD, CACHE, LiveServer, config_for, start_server, wait_for
+from tests.e2e.browser import logged_in_client
 
 
 def health(server: LiveServer) -> tuple[int, list[str], int, list[str]]:
@@ -37,10 +38,15 @@ def test_no_model_is_503_until_one_is_activated(empty_server: LiveServer) -> Non
     code, reasons, code2, reasons2 = health(empty_server)
     assert (code, code2) == (503, 503)
     assert reasons == reasons2 == ["model: no model is loaded"]
+    empty_server.setup()
+    client = logged_in_client(empty_server.url, ADMIN_PASSWORD)
+    panel = client.get("/dashboard/panel").text
+    assert 'id="health-reasons"' in panel and "model: no model is loaded" in panel
     services = empty_server.services
     register_models(services.registry, demo_models(CACHE))  # the face model, active
     services.manager.load_active()
     assert health(empty_server) == (200, [], 200, [])
+    assert 'id="health-reasons"' not in client.get("/dashboard/panel").text
 
 
 def test_dead_writer_thread_is_503_and_stops_the_watchdog(live_server: LiveServer) -> None:
@@ -93,9 +99,7 @@ class FreezableSource:
         self.frozen.set()
 
 
-def test_stalled_live_source_is_503_then_200_when_frames_flow(
-    data_dir: Path, astronaut: np.ndarray
-) -> None:
+def test_stalled_live_source_is_503_then_200_when_frames_flow(data_dir: Path, astronaut: np.ndarray) -> None:
     source = FreezableSource(astronaut)
     import appliance.services as services_module
 
