@@ -5,20 +5,30 @@ BIN    := $(VENV)/bin
 CACHE  := .cache
 DATA   := data
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := python3-venv gcc make chromium mosquitto
+# Every Debian package the tests use, named explicitly: installs use --no-install-recommends, so a
+# package another one only recommends (gcc -> libc6-dev) must be in this list itself.
+APT_PACKAGES := python3-venv gcc libc6-dev make git chromium mosquitto shellcheck
+APT_INSTALL  := $(SUDO) apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600
 
-.PHONY: run run-serial test lint typecheck pytest demo bench system-deps clean help
+.PHONY: run run-serial test lint typecheck pytest demo bench system-deps screenshots clean help
 
 help:
 	@echo "make run    - install into .venv, prepare the demo, serve http://127.0.0.1:8080"
 	@echo "make test   - install dev tools, run ruff, mypy --strict and the whole pytest suite"
 	@echo "make bench  - run 'appliance bench' and write docs/benchmarks.md"
+	@echo "make screenshots - refresh docs/screenshots/ from the browser tests"
 
-# Debian/Ubuntu packages the project needs; installed only when missing.
-system-deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Debian/Ubuntu packages the project needs; installed only when missing (dpkg state "installed").
+define apt_ensure
+	@missing=""; for p in $(1); do \
+	  [ "$$(dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null)" = installed ] || missing="$$missing $$p"; \
+	done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
-	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $$missing; fi
+	  $(SUDO) apt-get update -q && $(APT_INSTALL) $$missing; fi
+endef
+
+system-deps:
+	$(call apt_ensure,$(APT_PACKAGES))
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { $(MAKE) system-deps && $(PYTHON) -m venv $(VENV); }
@@ -61,8 +71,12 @@ pytest: system-deps $(VENV)/.dev
 
 test: lint typecheck pytest
 
+# The browser tests write their screenshots to build/screenshots; this refreshes docs/screenshots.
+screenshots: system-deps $(VENV)/.dev
+	APPLIANCE_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/e2e/test_ui.py -q
+
 bench: $(VENV)/.dev
-	@dpkg -s wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q wrk; }
+	$(call apt_ensure,wrk)
 	$(BIN)/appliance bench --model face,selfie --cache-dir $(CACHE) --notes docs/benchmarks-notes.md \
 	  --report docs/benchmarks.md
 	$(BIN)/appliance bench --model face,selfie --threads 1 --workers 2 --concurrency 4 --cache-dir $(CACHE) \
@@ -87,16 +101,17 @@ test-rknn: rknn-tools $(VENV)/.dev
 	APPLIANCE_RKNN_VENV=$(CURDIR)/$(RKNN_VENV) $(BIN)/python -m pytest tests/test_rknn_toolkit.py -m toolkit -v
 
 # The device image (docs/flash.md, images/README.md). Downloads are cached in IMAGE_CACHE between runs.
-IMAGE_APT   := mmdebstrap qemu-user-static qemu-system-arm qemu-efi-aarch64 fdisk e2fsprogs dosfstools mtools \
-               xz-utils python3-venv git shellcheck
+# mmdebstrap only recommends arch-test (it needs it to run a foreign-arch chroot) and mount; gpg is
+# what it uses to read the archive keyring; qemu-system-arm only recommends the UEFI firmware.
+IMAGE_APT   := mmdebstrap arch-test mount gpg debian-archive-keyring qemu-user-static qemu-system-arm \
+               qemu-efi-aarch64 fdisk e2fsprogs dosfstools mtools xz-utils util-linux python3-venv git \
+               ca-certificates shellcheck
 IMAGE_CACHE ?= /var/cache/edge-appliance
 BOARD       ?= qemu-virt
 .PHONY: image image-test image-deps
 
 image-deps:
-	@missing=""; for p in $(IMAGE_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
-	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $$missing; fi
+	$(call apt_ensure,$(IMAGE_APT))
 
 image: image-deps
 	$(SUDO) ./build_image.sh --board $(BOARD) --cache $(IMAGE_CACHE)

@@ -191,7 +191,8 @@ write_units() {
     local rootfs=$1
     if grep -rqs NOTIFY_SOCKET "$WORK/src/appliance"; then
         mkdir -p "$rootfs/etc/systemd/system/appliance.service.d"
-        printf '[Service]\nType=notify\nNotifyAccess=main\nWatchdogSec=30\n' \
+        # NotifyAccess=all: the server that sends READY/WATCHDOG is a child of the supervisor
+        printf '[Service]\nType=notify\nNotifyAccess=all\nWatchdogSec=30\n' \
             >"$rootfs/etc/systemd/system/appliance.service.d/10-watchdog.conf"
         log "service watchdog on (the appliance sends sd_notify)"
     else

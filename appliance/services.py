@@ -15,6 +15,7 @@ from appliance.auth.store import AuthStore
 from appliance.backends.registry import configure_backends, planned_workers
 from appliance.config import Config, ConfigError, Problem
 from appliance.errors import ApplianceError, NotFound, SourceError
+from appliance.health import Health, Observation, assess
 from appliance.models.manifest import Manifest
 from appliance.models.registry import Registry
 from appliance.pipeline.cache import ResultCache
@@ -122,8 +123,8 @@ class Services:
     request_stop: Callable[[], None] | None = None  # set by whoever runs the HTTP server
 
     def __post_init__(self) -> None:
-        self.watchdog = Watchdog(self.healthy)
         self._change_lock = threading.Lock()
+        self.watchdog = Watchdog(self.health)
 
     @classmethod
     def build(cls, config: Config, path: Path | None = None) -> Services:
@@ -176,10 +177,21 @@ class Services:
         self.watchdog.start()
         logger.info("appliance ready in %.2f s", time.time() - self.started)
 
+    def health(self) -> Health:
+        """Producing results? (appliance/health.py: endpoints, status, dashboard, watchdog)"""
+        source = self.pipeline.source
+        return assess(
+            Observation(
+                started=self.ready,
+                stages_alive=self.pipeline.alive(),
+                model_loaded=self.manager.current() is not None,
+                writer=self.writer,
+                source=source.status() if source is not None else None,
+            )
+        )
+
     def healthy(self) -> bool:
-        """What the systemd watchdog checks: serving, pipeline stages and the writer alive."""
-        writer_ok = self.writer is None or self.writer.alive()
-        return self.ready and self.pipeline.alive() and writer_ok
+        return self.health().ok
 
     def trigger(self) -> TriggerOutcome:
         """One inspection of the next frame (PLC, serial photo-eye)."""
@@ -327,7 +339,7 @@ class Services:
 
     def stop(self) -> None:
         self.ready = False
-        self.watchdog.stop()
+        self.watchdog.stop(restarting=self.restart_requested)
         stop_outputs(self.outputs)  # first: a trigger already running can still finish
         self.outputs = []
         if self.sink is not None:

@@ -105,7 +105,8 @@ class LiveServer:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
     def setup(self) -> str:
-        reply = httpx.post(f"{self.url}/api/v1/setup", json={"password": ADMIN_PASSWORD})
+        # scrypt at OWASP's cost: seconds on 2 loaded cores
+        reply = httpx.post(f"{self.url}/api/v1/setup", json={"password": ADMIN_PASSWORD}, timeout=60)
         assert reply.status_code == 201, reply.text
         self.token = reply.json()["token"]
         return self.token

@@ -32,8 +32,9 @@ def test_ready_then_watchdog_pings_then_stopping(data_dir: Path, notify_socket: 
     services = Services.build(config_for(data_dir))
     services.start()
     try:
-        received = messages(notify_socket, 4)
-        assert received[0] == "READY=1" and set(received[1:]) == {"WATCHDOG=1"}
+        received = messages(notify_socket, 5)
+        assert received[:2] == ["READY=1", "WATCHDOG_USEC=100000"]  # the unit's timeout, after a restart too
+        assert set(received[2:]) == {"WATCHDOG=1"}
         assert services.healthy()
         assert services.writer is not None
         services.writer.close()  # the writer dies: the watchdog must stop pinging
@@ -59,3 +60,30 @@ def test_without_systemd_nothing_is_sent(data_dir: Path, monkeypatch: pytest.Mon
     services.start()
     assert not services.watchdog.enabled
     services.stop()
+
+
+def test_a_restart_does_not_tell_systemd_it_stops(data_dir: Path, notify_socket: socket.socket) -> None:
+    """STOPPING=1 would make systemd stop the unit; the supervisor extends the timeout instead."""
+    from appliance.watchdog import extend_for_restart
+
+    services = Services.build(config_for(data_dir))
+    services.start()
+    assert messages(notify_socket, 2) == ["READY=1", "WATCHDOG_USEC=100000"]
+    services.restart_requested = True
+    services.stop()
+    extend_for_restart(300)
+    notify_socket.settimeout(5)
+    while (message := notify_socket.recv(256).decode()) == "WATCHDOG=1":
+        pass
+    assert message == "WATCHDOG=1\nWATCHDOG_USEC=300000000"
+
+
+def test_no_model_keeps_pinging(tmp_path: Path, notify_socket: socket.socket) -> None:
+    """No model is a 503, but not a fault a restart cures: systemd must not restart-loop the unit."""
+    services = Services.build(config_for(tmp_path / "data"))
+    services.start()
+    try:
+        assert services.health().reasons == ("model: no model is loaded",)
+        assert messages(notify_socket, 4)[2:] == ["WATCHDOG=1", "WATCHDOG=1"]
+    finally:
+        services.stop()

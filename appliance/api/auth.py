@@ -41,7 +41,8 @@ def authenticate(request: Request) -> Principal | None:
     if header.lower().startswith("bearer "):
         info = store.lookup(header[7:].strip())
         return Principal("token", info.scope, info.name, f"token:{info.id}") if info else None
-    if "session" in request.scope and request.session.get("user") == "admin":
+    session = request.session if "session" in request.scope else {}
+    if session.get("user") == "admin" and store.session_valid(session.get("sid")):
         return Principal("session", "admin", "admin", f"ip:{_client_ip(request)}")
     return None
 

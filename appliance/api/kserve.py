@@ -45,8 +45,10 @@ async def live(request: Request) -> Response:
 
 @open_route
 async def ready(request: Request) -> Response:
-    ok = services_of(request).ready
-    return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+    """Ready = producing results: the same Health as /api/v1/health, with its reasons."""
+    health = services_of(request).health()  # no I/O: cheap enough for the event loop
+    body = {"ready": health.ok, "reasons": list(health.reasons)}
+    return JSONResponse(body, status_code=200 if health.ok else 503)
 
 
 @requires("read")

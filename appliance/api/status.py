@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import resource
 import time
 from typing import Any
@@ -25,11 +26,9 @@ def services_of(request: Request) -> Services:
 
 @open_route
 async def health(request: Request) -> Response:
-    services = services_of(request)
-    return JSONResponse(
-        {"status": "ok" if services.ready else "starting", "version": __version__},
-        status_code=200 if services.ready else 503,
-    )
+    """200 only while results are being produced; else 503 with the reasons (docs/api.md, "Health")."""
+    health = services_of(request).health()  # no I/O: cheap enough for the event loop
+    return JSONResponse({**health.to_json(), "version": __version__}, status_code=200 if health.ok else 503)
 
 
 def status_document(services: Services) -> dict[str, Any]:
@@ -43,6 +42,8 @@ def status_document(services: Services) -> dict[str, Any]:
     return {
         "version": __version__,
         "ready": services.ready,
+        "health": services.health().to_json(),
+        "pid": os.getpid(),
         "uptime_s": round(time.time() - services.started, 1),
         "source": dataclasses.asdict(source.status()) if source is not None else None,
         "model": runtime.status() if runtime is not None else None,

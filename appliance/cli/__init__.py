@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from appliance.cli import bench as bench_cmd
 from appliance.cli import data as data_cmd
 from appliance.cli import models as models_cmd
 from appliance.cli import npu as npu_cmd
+from appliance.cli import serve as serve_cmd
 from appliance.cli import tokens as tokens_cmd
 from appliance.cli import update as update_cmd
 from appliance.config import Config, ConfigError, load_config, replace_section
@@ -42,11 +42,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from appliance.api.app import create_app
-    from appliance.services import Services
-
     config = config_from_args(args)
     if args.host or args.port:
         config = replace_section(
@@ -54,21 +49,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     configure_logging(config.log.level)
     path = getattr(args, "config", None) or os.environ.get(CONFIG_ENV)
-    services = Services.build(config, Path(path) if path else None)
-    services.request_stop = lambda: os.kill(os.getpid(), signal.SIGTERM)  # uvicorn stops gracefully
-    app = create_app(services)
-    uvicorn.run(
-        app,
-        host=config.server.host,
-        port=config.server.port,
-        log_level=config.log.level.lower(),
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
-    if services.restart_requested:
-        logger.info("restarting")
-        os.execv(sys.executable, [sys.executable, "-m", "appliance", *sys.argv[1:]])
-    return 0
+    raw: list[str] = args.raw_argv
+    argv = [arg for arg in raw[raw.index("serve") + 1 :] if arg != "--worker"]  # for the worker
+    return serve_cmd.run(args, argv, config, Path(path) if path else None)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -97,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(serve)
     serve.add_argument("--host", help="override server.host")
     serve.add_argument("--port", type=int, help="override server.port")
+    # the supervisor starts the server as `serve --worker` (docs/api.md, "Restart")
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(handler=cmd_serve)
 
     check = sub.add_parser("check-config", help="validate a config file and list every problem")
@@ -115,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.raw_argv = list(sys.argv[1:] if argv is None else argv)
     if args.command != "serve":
         configure_logging(os.environ.get("APPLIANCE_LOG_LEVEL", "WARNING"))
     handler: Handler = args.handler

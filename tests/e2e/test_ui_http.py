@@ -38,7 +38,7 @@ PAGES = (
 
 
 def test_first_boot_every_page_leads_to_setup_then_login(fresh_server: LiveServer) -> None:
-    client = httpx.Client(base_url=fresh_server.url)
+    client = httpx.Client(timeout=60, base_url=fresh_server.url)
     for path in PAGES:
         reply = client.get(path)
         assert (reply.status_code, reply.headers["location"]) == (303, "/setup"), path
@@ -48,9 +48,10 @@ def test_first_boot_every_page_leads_to_setup_then_login(fresh_server: LiveServe
     weak = client.post("/setup", data={"csrf": token, "password": "weak", "confirm": "weak"})
     assert weak.status_code == 400 and "too short" in weak.text
     done = client.post("/setup", data={"csrf": token, "password": ADMIN_PASSWORD, "confirm": ADMIN_PASSWORD})
-    assert done.status_code == 201 and "eat_" in done.text
+    assert (done.status_code, done.headers["location"]) == (303, "/setup")  # post/redirect/get
+    assert "eat_" in client.get("/setup").text
     assert client.get("/").status_code == 200  # setup logged this browser in
-    stranger = httpx.Client(base_url=fresh_server.url)
+    stranger = httpx.Client(timeout=60, base_url=fresh_server.url)
     for path in PAGES:
         reply = stranger.get(path)
         assert reply.status_code == 303 and reply.headers["location"].startswith("/login?next="), path
@@ -58,7 +59,7 @@ def test_first_boot_every_page_leads_to_setup_then_login(fresh_server: LiveServe
 
 
 def test_session_cookie_and_security_headers(live_server: LiveServer) -> None:
-    client = httpx.Client(base_url=live_server.url)
+    client = httpx.Client(timeout=60, base_url=live_server.url)
     page = client.get("/login")
     cookie = page.headers["set-cookie"].lower()
     assert "appliance_session=" in cookie and "httponly" in cookie and "samesite=strict" in cookie
@@ -82,13 +83,13 @@ def test_posts_without_the_csrf_token_are_refused(live_server: LiveServer) -> No
     assert [t.name for t in live_server.services.auth.tokens()] == ["setup"]
     ok = client.post("/config", data={**form, "csrf": token})
     assert ok.status_code == 303 and live_server.services.config.inspection.min_score == 0.7
-    stale = httpx.Client(base_url=live_server.url)  # a login form from another session's token
+    stale = httpx.Client(timeout=60, base_url=live_server.url)  # a login form from another session's token
     reply = stale.post("/login", data={"csrf": token, "password": ADMIN_PASSWORD})
     assert reply.status_code == 403
 
 
 def test_failed_logins_back_off_per_client(live_server: LiveServer) -> None:
-    client = httpx.Client(base_url=live_server.url)
+    client = httpx.Client(timeout=60, base_url=live_server.url)
     token = csrf_of(client.get("/login").text)
     for _ in range(3):
         wrong = client.post("/login", data={"csrf": token, "password": "Wrong-password-1"})
@@ -106,7 +107,7 @@ def test_login_redirects_only_to_local_pages(live_server: LiveServer) -> None:
         ("//evil.example/x", "/"),
         ("https://evil.example", "/"),
     ):
-        client = httpx.Client(base_url=live_server.url)
+        client = httpx.Client(timeout=60, base_url=live_server.url)
         token = csrf_of(client.get("/login").text)
         reply = client.post("/login", data={"csrf": token, "password": ADMIN_PASSWORD, "next": target})
         assert reply.headers["location"] == expected

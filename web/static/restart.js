@@ -1,4 +1,6 @@
-// After "Restart now": wait until the appliance answers again, then go back to the dashboard.
+// After "Restart now": wait until a new server answers, then go back to the dashboard by itself.
+// "Back" is any answer from /api/v1/health other than "starting" after the old server went away
+// (an unhealthy appliance still comes back: the dashboard then shows why it is unhealthy).
 (function () {
   "use strict";
   var box = document.getElementById("restarting");
@@ -7,16 +9,32 @@
   var status = document.getElementById("restart-status");
   var sawDown = false;
   var started = Date.now();
-  function check() {
-    fetch(url, { cache: "no-store" }).then(function (reply) {
-      if (reply.ok && (sawDown || Date.now() - started > 8000)) { window.location.href = "/"; return; }
-      if (!reply.ok) { sawDown = true; }
-      window.setTimeout(check, 1000);
-    }).catch(function () {
-      sawDown = true;
-      status.textContent = "Waiting for the appliance to come back…";
-      window.setTimeout(check, 1000);
-    });
+  var POLL_MS = 500;
+  var NEVER_DOWN_MS = 20000; // the restart was faster than our polls: go anyway
+
+  function seconds() { return Math.round((Date.now() - started) / 1000); }
+
+  function waiting() {
+    sawDown = true;
+    status.textContent = "Waiting for the appliance to come back… (" + seconds() + " s)";
+    window.setTimeout(check, POLL_MS);
   }
-  window.setTimeout(check, 1000);
+
+  function check() {
+    // a request caught by the old server while it stops must not hang the page: 3 s at most
+    var abort = window.AbortController ? new AbortController() : null;
+    if (abort) { window.setTimeout(function () { abort.abort(); }, 3000); }
+    fetch(url, { cache: "no-store", signal: abort ? abort.signal : undefined }).then(function (reply) {
+      return reply.json().then(function (body) {
+        var up = body && body.status && body.status !== "starting";
+        if (up && (sawDown || Date.now() - started > NEVER_DOWN_MS)) {
+          window.location.href = "/";
+          return;
+        }
+        if (!up) { waiting(); return; }
+        window.setTimeout(check, POLL_MS);
+      });
+    }).catch(waiting);
+  }
+  window.setTimeout(check, POLL_MS);
 })();

@@ -30,6 +30,7 @@ UI_ROUTES: list[BaseRoute] = [
     Route("/login", logins.login_form, methods=GET),
     Route("/login", logins.login, methods=POST),
     Route("/logout", logins.logout, methods=POST),
+    Route("/logout/everywhere", logins.logout_everywhere, methods=POST),
     Route("/live", live.live_page, methods=GET),
     Route("/live/stream", live.stream, methods=GET),
     Route("/live/status", live.live_status, methods=GET),

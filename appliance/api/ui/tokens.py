@@ -1,4 +1,8 @@
-"""Access: API tokens (create — shown once —, list, revoke) and the admin password."""
+"""Access: API tokens (create — shown once —, list, revoke) and the admin password.
+
+Post/redirect/get: a new token is put in the session for the one GET that follows, so reloading the
+page never creates a second token. A password change ends every other browser session.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from appliance.api.ui.guard import page
+from appliance.api.ui.logins import REVEAL_KEY, start_session
 from appliance.api.ui.views import flash, redirect, render
 from appliance.auth.passwords import MIN_LENGTH
 from appliance.auth.store import SCOPES, AuthStore
@@ -38,6 +43,9 @@ def _page(request: Request, status: int = 200, **extra: Any) -> Response:
 
 @page
 async def listing(request: Request) -> Response:
+    reveal = request.session.pop(REVEAL_KEY, None)
+    if isinstance(reveal, dict):
+        return _page(request, new_token=reveal.get("token"), new_name=reveal.get("name"))
     return _page(request)
 
 
@@ -48,11 +56,12 @@ async def create(request: Request) -> Response:
     if not name:
         return _page(request, 400, token_error="Give the token a name (who or what uses it).")
     try:
-        token = _auth(request).create_token(name, scope)
+        token = await run_in_threadpool(_auth(request).create_token, name, scope)
     except ApplianceError as err:
-        return _page(request, 400, token_error=str(err))
+        return _page(request, err.status, token_error=str(err))
     logger.info("API token %r (%s) created from the web UI", name, scope)
-    return _page(request, 201, new_token=token, new_name=name)
+    request.session[REVEAL_KEY] = {"token": token, "name": name}
+    return redirect("/tokens")
 
 
 @page
@@ -77,7 +86,12 @@ async def change_password(request: Request) -> Response:
     try:
         await run_in_threadpool(_auth(request).change_password, form.get("current", ""), new)
     except ApplianceError as err:
-        return _page(request, 400, password_error=str(err).capitalize() + ".")
-    logger.info("admin password changed from the web UI")
-    flash(request, "Password changed.")
+        return _page(request, err.status, password_error=str(err).capitalize() + ".")
+    logger.info("admin password changed from the web UI: every other browser session ended")
+    try:
+        await run_in_threadpool(start_session, request)  # this browser stays logged in
+    except ApplianceError as err:
+        flash(request, f"Password changed, but {err}: log in again.", "error")
+        return redirect("/login")
+    flash(request, "Password changed. Every other browser session was logged out.")
     return redirect("/tokens")

@@ -37,7 +37,10 @@ MAX_FLASHES = 5
 
 
 def logged_in(request: Request) -> bool:
-    return request.session.get("user") == "admin"
+    """An admin session the server still lists (ended by logout, password change, log out everywhere)."""
+    return request.session.get("user") == "admin" and request.app.state.auth.session_valid(
+        request.session.get("sid")
+    )
 
 
 def flash(request: Request, text: str, kind: str = "ok") -> None:
