@@ -79,7 +79,9 @@ def _modbus(services: Services, plc: PlcConfig) -> Output:
 
 
 def _mqtt(services: Services, plc: PlcConfig) -> Output:
-    return MqttOutput(MqttOptions.from_config(plc, services.config.source.name), _feed(services))
+    return MqttOutput(
+        MqttOptions.from_config(plc, services.config.source.name, services.config.data_dir), _feed(services)
+    )
 
 
 def _webhooks(services: Services, plc: PlcConfig) -> Output:
