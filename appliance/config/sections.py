@@ -66,6 +66,12 @@ class SourceConfig:
     height: int = setting(0, "Requested camera frame height; 0 keeps the camera's default.", min=0)
     reconnect_min_s: float = setting(0.5, "First wait before reconnecting a lost live source.", min=0.01)
     reconnect_max_s: float = setting(30.0, "Longest wait between reconnect attempts (backoff cap).", min=0.01)
+    stall_s: float = setting(
+        2.0,
+        "A live source with no frame for this long reports stalled and is reopened (raise for slow cameras).",
+        min=0.1,
+        max=3600.0,
+    )
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ class SourceState(enum.StrEnum):
     CONNECTED = "connected"
     LOST = "lost"
     RECONNECTING = "reconnecting"
+    STALLED = "stalled"
     ENDED = "ended"
     STOPPED = "stopped"
 
