@@ -112,10 +112,45 @@ def recovery_times(trials: int, away_s: float = 3.0) -> list[float]:
     return times
 
 
-if __name__ == "__main__":
-    measured = recovery_times(int(sys.argv[1]) if len(sys.argv) > 1 else 20)
+def thaw_times(trials: int, frozen_s: float = 4.0) -> tuple[list[float], list[float]]:
+    """Seconds from a freeze to `stalled`, and from the thaw to the first new frame."""
+    camera = MjpegCamera()
+    camera.start()
+    source = stream_source(camera)
+    source.start()
+    detect, resume = [], []
+    try:
+        wait_for(lambda: source.status().frames > 5)
+        for _ in range(trials):
+            camera.freeze()
+            frozen = time.monotonic()
+            while source.status().state != "stalled":
+                time.sleep(0.005)
+            detect.append(time.monotonic() - frozen)
+            time.sleep(max(0.0, frozen_s - detect[-1]))
+            before = source.status().frames
+            camera.thaw()
+            thawed = time.monotonic()
+            while source.status().frames <= before:
+                time.sleep(0.005)
+            resume.append(time.monotonic() - thawed)
+    finally:
+        source.stop()
+        camera.stop()
+    return detect, resume
+
+
+def summary(name: str, measured: list[float]) -> str:
     ordered = sorted(measured)
-    sys.stdout.write(
-        f"{len(measured)} trials: min {ordered[0]:.2f} s, median {statistics.median(ordered):.2f} s, "
+    return (
+        f"{name}, {len(ordered)} trials: min {ordered[0]:.2f} s, median {statistics.median(ordered):.2f} s, "
         f"max {ordered[-1]:.2f} s, over 2 s: {sum(t > 2.0 for t in ordered)}\n"
     )
+
+
+if __name__ == "__main__":
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    sys.stdout.write(summary("server back -> first frame", recovery_times(count)))
+    detected, resumed = thaw_times(count)
+    sys.stdout.write(summary("freeze -> stalled", detected))
+    sys.stdout.write(summary("thaw -> first frame", resumed))

@@ -45,8 +45,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from appliance.api.app import create_app
+    from appliance.memory import tune_malloc
     from appliance.services import Services
 
+    tune_malloc()  # before the first frame buffer: RSS creep under distinct-image load (appliance.memory)
     config = config_from_args(args)
     if args.host or args.port:
         config = replace_section(

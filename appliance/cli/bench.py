@@ -24,6 +24,7 @@ def cmd_soak(args: argparse.Namespace) -> int:
         f"{report.requests:,} requests, {report.failed} failed\n"
     )
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    sys.stdout.write(soak_markdown(report, when))
     if args.report:
         with Path(args.report).open("a", encoding="utf-8") as fh:
             fh.write("\n" + soak_markdown(report, when))
