@@ -37,8 +37,8 @@ def tune_malloc() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    done = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+    done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1)
     if ARENA_MAX:
-        done = mallopt(M_ARENA_MAX, ARENA_MAX) == 1 and done
+        done = bool(mallopt(M_ARENA_MAX, ARENA_MAX) == 1) and done
     logger.debug("malloc: mmap threshold %d bytes: %s", MMAP_THRESHOLD, "set" if done else "unchanged")
     return done
