@@ -77,7 +77,7 @@ class Serve:
         config.write_text(
             f'[server]\nport = {self.port}\n[data]\ndir = "{data_dir}"\n{triggered_video(tmp_path)}'
             f'[plc]\nmqtt_enabled = true\nmqtt_port = {broker_port}\nmqtt_topic_prefix = "{PREFIX}"\n'
-            "mqtt_reconnect_max_s = 1\n[backend]\nthreads = 1\n[auth]\nrate_per_s = 0\n"
+            "[backend]\nthreads = 1\n[auth]\nrate_per_s = 0\n"
         )
         self.log = (tmp_path / f"serve-{self.port}.log").open("w")
         self.process = subprocess.Popen(

@@ -200,7 +200,7 @@ class PlcConfig:
     )
     mqtt_keepalive_s: int = setting(30, "Seconds between MQTT keep-alive pings.", min=5, max=3600)
     mqtt_reconnect_max_s: int = setting(
-        30, "Longest wait between MQTT reconnect attempts (starts at 1 s, doubles).", min=1, max=3600
+        5, "Longest wait between MQTT reconnect attempts (starts at 1 s, doubles).", min=1, max=3600
     )
     mqtt_queue_size: int = setting(
         1000, "Results held while the broker is away; the oldest are dropped (and counted).", min=1

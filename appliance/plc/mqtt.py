@@ -48,7 +48,7 @@ class MqttOptions:
     password: str = ""
     qos: int = 1
     keepalive_s: int = 30
-    reconnect_max_s: int = 30
+    reconnect_max_s: int = 5
     queue_size: int = 1000
     outbox: Path | None = None  # None: a memory-only outbox (tests of other things)
 
