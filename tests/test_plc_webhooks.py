@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -181,6 +182,12 @@ def test_results_are_signed_the_standard_webhooks_way(receiver: tuple[Receiver, 
         with pytest.raises(WebhookVerificationError):  # nor does another key
             Webhook(base64.b64encode(os.urandom(32)).decode()).verify(body, headers)
     assert output.status()["signed"] is True
+    recipe: dict[str, Any] = {}
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "plc.md").read_text()
+    exec(re.search(r"```python\n(import base64.*?def verify.*?)```", docs, re.S).group(1), recipe)  # type: ignore[union-attr]
+    body, headers = state.raw[0]
+    assert recipe["verify"](secret, body, headers) is True  # the by-hand recipe in docs/plc.md works
+    assert recipe["verify"](secret, body + b" ", headers) is False
 
 
 def test_a_bad_secret_file_names_the_key(tmp_path: Path) -> None:
