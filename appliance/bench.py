@@ -163,14 +163,18 @@ def bench_store(data_dir: Path, rows: int) -> Measurement:
 class ServerProcess:
     """`appliance serve` in a subprocess, with its time to ready and RSS."""
 
-    def __init__(self, data_dir: Path, port: int, options: BenchOptions) -> None:
+    def __init__(
+        self, data_dir: Path, port: int, options: BenchOptions, cache_entries: int | None = 0
+    ) -> None:
+        """`cache_entries` None: the server's default result cache."""
         from appliance.auth.store import AuthStore
 
         self.url = f"http://127.0.0.1:{port}"
         self.token = AuthStore(data_dir).create_token("bench", "operate")
         config = data_dir / "bench-server.toml"
+        cache = "" if cache_entries is None else f"cache_entries = {cache_entries}\n"
         config.write_text(
-            f'[server]\nport = {port}\ncache_entries = 0\n[data]\ndir = "{data_dir}"\n'
+            f'[server]\nport = {port}\n{cache}[data]\ndir = "{data_dir}"\n'
             f'{options.backend_toml()}[log]\nlevel = "WARNING"\n[auth]\nrate_per_s = 0\n'
         )
         self._log = (data_dir / "bench-server.log").open("w")

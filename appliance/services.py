@@ -208,6 +208,7 @@ class Services:
             judge=lambda result: passes(result, self.inspector.rule),
             plc=self.config.plc,
             source_name=self.config.source.name,
+            data_dir=self.config.data_dir,
         )
 
     def _initial_model(self) -> None:

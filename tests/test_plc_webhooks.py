@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -12,15 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from appliance.config import ConfigError, PlcConfig
 from appliance.pipeline.results import ResultBus
 from appliance.plc.outbox import Outbox
 from appliance.plc.outputs import outputs_status, start_outputs, stop_outputs
-from appliance.plc.payloads import Feed
+from appliance.plc.payloads import Feed, event_id
 from appliance.plc.webhooks import WebhookOptions, WebhookOutput
 from appliance.services import Services
-from tests.conftest import config_for
+from tests.conftest import config_for, free_port
 from tests.test_plc_handshake import make_result
 from tests.test_plc_modbus import triggered_video
 
@@ -29,10 +33,14 @@ WAIT_S = 10.0
 
 @dataclass
 class Receiver:
-    """Records POSTed JSON; answers 500 to the first `failures` requests; can hold requests."""
+    """Records POSTed JSON and headers; answers `status` to the first `failures` requests; can hold
+    requests; answers only after `delay_s` (a slow receiver)."""
 
     failures: int = 0
+    status: int = 500
+    delay_s: float = 0.0
     bodies: list[dict[str, Any]] = field(default_factory=list)
+    raw: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
     requests: int = 0
     hold: threading.Event = field(default_factory=threading.Event)
     holding: threading.Event = field(default_factory=threading.Event)
@@ -41,7 +49,7 @@ class Receiver:
         self.hold.set()
 
 
-def serve(receiver: Receiver) -> ThreadingHTTPServer:
+def serve(receiver: Receiver, port: int = 0) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -52,13 +60,15 @@ def serve(receiver: Receiver) -> ThreadingHTTPServer:
             if not failing:
                 assert self.headers["Content-Type"] == "application/json"
                 receiver.bodies.append(json.loads(body))
-            self.send_response(500 if failing else 204)
+                receiver.raw.append((body, dict(self.headers.items())))
+            time.sleep(receiver.delay_s)
+            self.send_response(receiver.status if failing else 204)
             self.end_headers()
 
         def log_message(self, *_: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -114,7 +124,8 @@ def test_failures_are_retried_with_backoff(receiver: tuple[Receiver, str]) -> No
         assert time.monotonic() - started >= 0.05 + 0.1  # waited, doubling
         assert state.requests == 3 and [b["seq"] for b in state.bodies] == [1]
         status = output.status()
-        assert status["retries"] == 2 and status["errors"] == 0 and status["connected"] is True
+        assert status["retried"] == 2 and status["errors"] == 0 and status["connected"] is True
+        assert status["last_error"] is None  # cleared once delivering again
     finally:
         output.stop()
 
@@ -131,6 +142,101 @@ def test_a_post_that_keeps_failing_is_counted(receiver: tuple[Receiver, str]) ->
         assert "500" in status["last_error"]
     finally:
         output.stop()
+
+
+def test_a_client_error_answer_is_not_retried(receiver: tuple[Receiver, str]) -> None:
+    state, url = receiver
+    state.failures, state.status = 100, 401
+    output, bus = hook(url, retries=3, backoff_s=0.0)
+    try:
+        bus.publish(make_result(seq=1))
+        wait_until(lambda: output.status()["errors"] == 1)
+        assert state.requests == 1 and output.status()["retried"] == 0
+    finally:
+        output.stop()
+
+
+def test_results_are_signed_the_standard_webhooks_way(receiver: tuple[Receiver, str], tmp_path: Path) -> None:
+    state, url = receiver
+    secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    secret_file = tmp_path / "webhook-secret"
+    secret_file.write_text(secret + "\n")
+    options = WebhookOptions.from_config(PlcConfig(webhook_urls=(url,), webhook_secret_file=str(secret_file)))
+    bus = ResultBus()
+    output = WebhookOutput(options, Feed(bus, lambda r: r.count > 0))
+    output.start()
+    try:
+        results = [make_result(seq=seq) for seq in (1, 2)]
+        for result in results:
+            bus.publish(result)
+        wait_until(lambda: len(state.raw) == 2)
+    finally:
+        output.stop()
+    verifier = Webhook(secret)  # the reference implementation of the scheme
+    for (body, headers), result in zip(state.raw, results, strict=True):
+        assert verifier.verify(body, headers)["seq"] == result.seq
+        assert headers["webhook-id"] == event_id(result) == json.loads(body)["event_id"]
+        assert abs(int(headers["webhook-timestamp"]) - time.time()) < 300
+        with pytest.raises(WebhookVerificationError):  # a changed body no longer verifies
+            verifier.verify(body.replace(b'"seq":', b'"seq":1'), headers)
+        with pytest.raises(WebhookVerificationError):  # nor does another key
+            Webhook(base64.b64encode(os.urandom(32)).decode()).verify(body, headers)
+    assert output.status()["signed"] is True
+    recipe: dict[str, Any] = {}
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "plc.md").read_text()
+    exec(re.search(r"```python\n(import base64.*?def verify.*?)```", docs, re.S).group(1), recipe)  # type: ignore[union-attr]
+    body, headers = state.raw[0]
+    assert recipe["verify"](secret, body, headers) is True  # the by-hand recipe in docs/plc.md works
+    assert recipe["verify"](secret, body + b" ", headers) is False
+
+
+def test_a_bad_secret_file_names_the_key(tmp_path: Path) -> None:
+    short = tmp_path / "short"
+    short.write_text("whsec_" + base64.b64encode(b"too short").decode())
+    for path in (str(short), str(tmp_path / "missing")):
+        with pytest.raises(ConfigError, match=r"plc\.webhook_secret_file"):
+            WebhookOptions.from_config(PlcConfig(webhook_urls=("http://x/",), webhook_secret_file=path))
+
+
+def test_a_slow_receiver_gets_one_copy_of_each_result(receiver: tuple[Receiver, str]) -> None:
+    state, url = receiver
+    state.delay_s = 0.6  # answers after the timeout
+    output, bus = hook(url, timeout_s=0.2, retries=3, backoff_s=0.01)
+    try:
+        for seq in (1, 2, 3):
+            bus.publish(make_result(seq=seq))
+        wait_until(lambda: output.status()["unanswered"] == 3)
+    finally:
+        output.stop()
+    assert [b["seq"] for b in state.bodies] == [1, 2, 3]  # no second copy of any
+    assert state.requests == 3 and output.status()["retried"] == 0
+
+
+def test_a_receiver_down_10_s_loses_nothing(receiver: tuple[Receiver, str]) -> None:
+    state, _url = receiver
+    port = free_port()
+    down_url = f"http://127.0.0.1:{port}/hook"
+    output, bus = hook(down_url, backoff_s=0.05, backoff_max_s=1.0, queue_size=100)
+    try:
+        started = time.monotonic()
+        results = [make_result(seq=seq) for seq in range(1, 16)]
+        for result in results:  # while nothing listens on the port
+            bus.publish(result)
+            time.sleep(0.05)
+        wait_until(lambda: output.status()["retried"] >= 3 and output.status()["connected"] is False)
+        while time.monotonic() - started < 10.0:  # the receiver stays away 10 s
+            time.sleep(0.1)
+        server = serve(state, port)
+        try:
+            wait_until(lambda: output.status()["sent"] == 15)
+            status = output.status()
+        finally:
+            server.shutdown()
+            server.server_close()
+    finally:
+        output.stop()
+    assert [b["seq"] for b in state.bodies] == list(range(1, 16))
+    assert status["dropped"] == 0 and status["errors"] == 0 and status["last_error"] is None
 
 
 def test_a_full_queue_drops_the_oldest(receiver: tuple[Receiver, str]) -> None:

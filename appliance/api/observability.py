@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -76,6 +77,7 @@ def metrics_text(services: Services) -> str:
         "# TYPE appliance_db_snapshots_dropped_total counter",
         _line("appliance_db_snapshots_dropped_total", store.get("snapshots_dropped", 0)),
     ]
+    out += delivery_lines(doc["plc"])
     cache = services.cache.status()
     out += [
         "# TYPE appliance_cache_hits_total counter",
@@ -88,6 +90,20 @@ def metrics_text(services: Services) -> str:
         _line("appliance_rss_megabytes", doc["rss_mb"]),
     ]
     return "\n".join(out) + "\n"
+
+
+DELIVERY_OUTPUTS = ("mqtt", "webhooks")
+
+
+def delivery_lines(plc: dict[str, dict[str, Any]]) -> list[str]:
+    """sent / retried / dropped of the MQTT and webhook outputs that are on."""
+    out: list[str] = []
+    on = [name for name in DELIVERY_OUTPUTS if plc.get(name, {}).get("enabled")]
+    for counter in ("sent", "retried", "dropped"):
+        name = f"appliance_delivery_{counter}_total"
+        out.append(f"# TYPE {name} counter")
+        out += [_line(name, plc[o].get(counter, 0), f'output="{o}"') for o in on]
+    return out
 
 
 @requires("read")

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import resource
 import time
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -29,6 +30,15 @@ async def health(request: Request) -> Response:
     """200 only while results are being produced; else 503 with the reasons (docs/api.md, "Health")."""
     health = services_of(request).health()  # no I/O: cheap enough for the event loop
     return JSONResponse({**health.to_json(), "version": __version__}, status_code=200 if health.ok else 503)
+
+
+def current_rss_mb() -> float:
+    """Resident memory now (not the peak): /proc/self/statm's second field, in pages (Linux)."""
+    try:
+        resident = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # elsewhere: the peak
+    return round(resident * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
 def status_document(services: Services) -> dict[str, Any]:
@@ -64,7 +74,8 @@ def status_document(services: Services) -> dict[str, Any]:
         ),
         "platform": cached_report().to_json(),
         "plc": outputs_status(services.outputs),
-        "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "rss_mb": current_rss_mb(),
+        "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
 

@@ -11,7 +11,29 @@ from pathlib import Path
 Common = Callable[[argparse.ArgumentParser], None]
 
 
+def cmd_soak(args: argparse.Namespace) -> int:
+    from appliance.soak import SoakOptions, run_soak, slope_mb_per_min, soak_markdown
+
+    concurrency = int(args.concurrency.split(",")[-1]) if args.concurrency != "1,4,16" else 64
+    options = SoakOptions(args.soak, concurrency, args.model.split(",")[0], args.threads)
+    report = run_soak(Path(args.cache_dir), options)
+    sys.stdout.write(
+        f"soak {report.samples[-1][0] / 60:.1f} min, concurrency {concurrency}: settled RSS "
+        f"{report.warm_mb:.1f} MB after warm-up -> {report.end_mb:.1f} MB at the end "
+        f"({report.growth * 100:+.1f} %, {slope_mb_per_min(report):+.2f} MB/min); "
+        f"{report.requests:,} requests, {report.failed} failed\n"
+    )
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    sys.stdout.write(soak_markdown(report, when))
+    if args.report:
+        with Path(args.report).open("a", encoding="utf-8") as fh:
+            fh.write("\n" + soak_markdown(report, when))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.soak:
+        return cmd_soak(args)
     from appliance.bench import (
         BenchOptions,
         run_bench,
@@ -80,4 +102,11 @@ def register(sub: argparse._SubParsersAction, common: Common) -> None:  # type: 
     bench.add_argument("--report", help="write a markdown report here (e.g. docs/benchmarks.md)")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.add_argument("--append", action="store_true", help="append the model sections to --report")
+    bench.add_argument(
+        "--soak",
+        type=float,
+        metavar="MINUTES",
+        help="instead: distinct JPEGs at concurrency 64 (or the last --concurrency) for MINUTES; "
+        "reports settled RSS after warm-up vs the end (appended to --report)",
+    )
     bench.set_defaults(handler=cmd_bench)

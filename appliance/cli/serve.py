@@ -83,7 +83,10 @@ def serve(config: Config, config_path: Path | None) -> int:
     import uvicorn
 
     from appliance.api.app import create_app
+    from appliance.memory import tune_malloc
     from appliance.services import Services
+
+    tune_malloc()  # before the first frame buffer: RSS creep under distinct-image load (appliance.memory)
 
     services = Services.build(config, config_path)
     server = uvicorn.Server(

@@ -67,6 +67,12 @@ class SourceConfig:
     height: int = setting(0, "Requested camera frame height; 0 keeps the camera's default.", min=0)
     reconnect_min_s: float = setting(0.5, "First wait before reconnecting a lost live source.", min=0.01)
     reconnect_max_s: float = setting(30.0, "Longest wait between reconnect attempts (backoff cap).", min=0.01)
+    stall_s: float = setting(
+        2.0,
+        "A live source with no frame for this long reports stalled and is reopened (raise for slow cameras).",
+        min=0.1,
+        max=3600.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -240,18 +246,31 @@ class PlcConfig:
     mqtt_topic_prefix: str = setting(
         "", "Topics are <prefix>/result and <prefix>/status; empty: appliance/<source.name>."
     )
-    mqtt_qos: int = setting(0, "MQTT quality of service for results: 0, 1 or 2.", min=0, max=2)
+    mqtt_qos: int = setting(
+        1,
+        "MQTT quality of service for results: 0, 1 or 2 (0 can lose a result on a dying link).",
+        min=0,
+        max=2,
+    )
     mqtt_keepalive_s: int = setting(30, "Seconds between MQTT keep-alive pings.", min=5, max=3600)
     mqtt_reconnect_max_s: int = setting(
-        30, "Longest wait between MQTT reconnect attempts (starts at 1 s, doubles).", min=1, max=3600
+        5, "Longest wait between MQTT reconnect attempts (starts at 1 s, doubles).", min=1, max=3600
     )
     mqtt_queue_size: int = setting(
         1000, "Results held while the broker is away; the oldest are dropped (and counted).", min=1
     )
     webhook_urls: tuple[str, ...] = setting((), "URLs that get each result as a JSON POST.")
-    webhook_timeout_s: float = setting(5.0, "How long one webhook POST may take.", min=0.1)
+    webhook_timeout_s: float = setting(
+        5.0, "How long a webhook receiver may take to answer; an unanswered POST is not resent.", min=0.1
+    )
+    webhook_secret_file: str = setting(
+        "", "File whose first line is the webhook signing secret (whsec_<base64>); empty: unsigned."
+    )
+    webhook_backoff_max_s: float = setting(
+        30.0, "Longest wait between retries while a webhook receiver is down (results queue).", min=0.01
+    )
     webhook_retries: int = setting(
-        3, "Retries of a failed webhook POST before it is counted as failed.", min=0
+        3, "Retries of a webhook POST answered 5xx/408/429 before it is counted as failed.", min=0
     )
     webhook_backoff_s: float = setting(
         0.5, "Wait before the first webhook retry; doubles each retry.", min=0.0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from appliance.config import PlcConfig
@@ -38,6 +39,7 @@ class Links:
     judge: Callable[[Result], bool]  # pass or fail by the current inspection rule
     plc: PlcConfig
     source_name: str
+    data_dir: Path  # where an output keeps its outbox
 
 
 class LinkProvider(Protocol):
@@ -92,7 +94,7 @@ def _modbus(links: Links, plc: PlcConfig) -> Output:
 
 
 def _mqtt(links: Links, plc: PlcConfig) -> Output:
-    return MqttOutput(MqttOptions.from_config(plc, links.source_name), _feed(links))
+    return MqttOutput(MqttOptions.from_config(plc, links.source_name, links.data_dir), _feed(links))
 
 
 def _webhooks(links: Links, plc: PlcConfig) -> Output:

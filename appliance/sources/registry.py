@@ -9,14 +9,22 @@ from appliance.config import SourceConfig
 from appliance.errors import SourceError
 from appliance.sources.base import Source
 from appliance.sources.files import ImageFolderSource, VideoFileSource
-from appliance.sources.live import Backoff, LiveSource, PushSource, camera_opener, stream_opener
+from appliance.sources.live import (
+    Backoff,
+    LiveSource,
+    PushSource,
+    camera_opener,
+    camera_probe,
+    stream_opener,
+    stream_probe,
+)
 from appliance.sources.serial import SerialLink, SerialSource
 
 SourceFactory = Callable[[SourceConfig, SerialLink | None], Source]
 
 
 def _backoff(cfg: SourceConfig) -> Backoff:
-    return Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s)
+    return Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s, cfg.stall_s)
 
 
 def _serial(cfg: SourceConfig, link: SerialLink | None) -> Source:
@@ -29,9 +37,15 @@ SOURCES: dict[str, SourceFactory] = {
     "video": lambda c, _: VideoFileSource(Path(c.path), c.name, c.loop, c.rate),
     "folder": lambda c, _: ImageFolderSource(Path(c.path), c.name, c.loop, c.rate),
     "camera": lambda c, _: LiveSource(
-        c.name, "camera", camera_opener(c.device, c.width, c.height), _backoff(c)
+        c.name,
+        "camera",
+        camera_opener(c.device, c.width, c.height, c.stall_s),
+        _backoff(c),
+        camera_probe(c.device),
     ),
-    "stream": lambda c, _: LiveSource(c.name, "stream", stream_opener(c.url), _backoff(c)),
+    "stream": lambda c, _: LiveSource(
+        c.name, "stream", stream_opener(c.url, c.stall_s), _backoff(c), stream_probe(c.url)
+    ),
     "push": lambda c, _: PushSource(c.name),
     "serial": _serial,  # SENSOR_FRAME tensors from a microcontroller (firmware-bridge)
 }
