@@ -1,7 +1,9 @@
 """Health: is the appliance producing results? One answer for the endpoints, status, UI and watchdog.
 
 "ok" means: started, every pipeline stage running, a model loaded, the store writer running and not
-degraded, and a live source delivering frames (not stalled, lost or reconnecting). Every failed
+degraded, and a live source delivering frames (not stalled, lost or reconnecting). Backend problems
+that failover routes around (a hung NPU context whose frames run elsewhere) are warnings: results
+still flow, so health stays ok and names them. Every failed
 condition is one reason, a short sentence naming the part. A reason is a *fault* when it lives inside
 the process (a dead thread: a restart helps, so the systemd watchdog stops being fed) or a
 *condition* of the outside world (no model installed, disk full, camera gone: a restart cannot fix it,
@@ -30,6 +32,7 @@ class Health:
     state: HealthState
     reasons: tuple[str, ...] = ()
     faults: tuple[str, ...] = ()  # the subset of reasons a restart of the process can cure
+    warnings: tuple[str, ...] = ()  # results still flow, but something is wrong (a hung NPU core)
 
     @property
     def ok(self) -> bool:
@@ -41,7 +44,7 @@ class Health:
         return self.state is not HealthState.STARTING and not self.faults
 
     def to_json(self) -> dict[str, object]:
-        return {"status": self.state.value, "reasons": list(self.reasons)}
+        return {"status": self.state.value, "reasons": list(self.reasons), "warnings": list(self.warnings)}
 
 
 class WriterView(Protocol):
@@ -73,6 +76,7 @@ class Observation:
     model_loaded: bool
     writer: WriterView | None
     source: SourceView | None
+    backend_problems: tuple[str, ...] = ()  # e.g. a hung NPU context that failover routes around
 
 
 def assess(seen: Observation) -> Health:
@@ -96,5 +100,5 @@ def assess(seen: Observation) -> Health:
         conditions.append(f"source {source.name}: {source.state} (no frames arriving)")
     reasons = (*faults, *conditions)
     if not reasons:
-        return Health(HealthState.OK)
-    return Health(HealthState.UNHEALTHY, reasons, tuple(faults))
+        return Health(HealthState.OK, warnings=seen.backend_problems)
+    return Health(HealthState.UNHEALTHY, reasons, tuple(faults), seen.backend_problems)

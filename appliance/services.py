@@ -12,7 +12,7 @@ from pathlib import Path
 
 from appliance.auth.ratelimit import RateLimiter
 from appliance.auth.store import AuthStore
-from appliance.backends.registry import configure_backends, planned_workers
+from appliance.backends.registry import backend_problems, configure_backends, planned_workers
 from appliance.config import Config, ConfigError, Problem
 from appliance.errors import ApplianceError, NotFound, SourceError
 from appliance.health import Health, Observation, assess
@@ -187,6 +187,7 @@ class Services:
                 model_loaded=self.manager.current() is not None,
                 writer=self.writer,
                 source=source.status() if source is not None else None,
+                backend_problems=tuple(backend_problems()),
             )
         )
 

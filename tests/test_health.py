@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from appliance.demo.setup import demo_models, register_models
+from appliance.health import HealthState, Observation, assess
 from appliance.sources.base import Frame, FrameCounter, SourceState, SourceStatus
 from tests.conftest import ADMIN_PASSWORD, CACHE, LiveServer, config_for, start_server, wait_for
 from tests.e2e.browser import logged_in_client
@@ -60,7 +61,7 @@ def test_dead_writer_thread_is_503_and_stops_the_watchdog(live_server: LiveServe
     assert reasons == ["store: the writer thread is not running (results are not saved)"]
     assert not services.health().feed_watchdog
     status = live_server.client().get("/api/v1/status").json()
-    assert status["health"] == {"status": "unhealthy", "reasons": reasons}
+    assert status["health"] == {"status": "unhealthy", "reasons": reasons, "warnings": []}
 
 
 class FreezableSource:
@@ -131,3 +132,13 @@ def test_starting_is_503(data_dir: Path) -> None:
     services = Services.build(config_for(data_dir))
     health_now = services.health()
     assert not health_now.ok and health_now.state == "starting" and not health_now.feed_watchdog
+
+
+def test_backend_problems_are_warnings_while_results_flow() -> None:
+    hung = ("npu context rknn:core2 hung since 3.1 s",)
+    seen = Observation(True, True, True, None, None, backend_problems=hung)
+    health = assess(seen)
+    assert health.state is HealthState.OK and health.feed_watchdog
+    assert health.to_json()["warnings"] == list(hung)
+    worse = assess(Observation(True, True, False, None, None, backend_problems=hung))
+    assert not worse.ok and worse.warnings == hung and "model: no model is loaded" in worse.reasons

@@ -95,3 +95,9 @@ def open_with_fallback(order: tuple[str, ...], models: dict[str, Path], options:
             logger.warning("backend %s not used: %s", name, opened)
     tried = "; ".join(f"{n}: {r}" for n, r in skipped)
     raise BackendUnavailable(f"no backend can run this model ({tried})")
+
+
+def backend_problems() -> list[str]:
+    """What the configured backends report as not working (a hung NPU context...), in words."""
+    rknn = BACKENDS.get("rknn")
+    return rknn.problems() if isinstance(rknn, RKNNBackend) else []
