@@ -10,7 +10,7 @@ from pathlib import Path
 from appliance.cli import main
 from appliance.loadgen import BodiesTarget, httpx_bodies
 from appliance.soak import distinct_jpegs
-from tests.conftest import CACHE, LiveServer
+from tests.conftest import CACHE, config_for, start_server
 
 
 def test_soak_appends_a_section(tmp_path: Path) -> None:
@@ -28,11 +28,17 @@ def test_distinct_jpegs_are_distinct() -> None:
     assert len(set(images)) == 40 and all(i.startswith(b"\xff\xd8\xff") for i in images)
 
 
-def test_the_python_load_generator_cycles_bodies(live_server: LiveServer, tmp_path: Path) -> None:
+def test_the_python_load_generator_cycles_bodies(data_dir: Path, tmp_path: Path) -> None:
     ticks: list[int] = []
     images = tuple(distinct_jpegs(5))
-    target = BodiesTarget(f"{live_server.url}/api/v1/infer", live_server.token, images, tmp_path)
-    load = httpx_bodies(target, concurrency=2, seconds=2, on_tick=lambda: ticks.append(1))
+    # the rate limit off, as `bench --soak` runs its server: a load generator is no attacker
+    served = start_server(config_for(data_dir, "[auth]\nrate_per_s = 0\n"))
+    served.setup()
+    try:
+        target = BodiesTarget(f"{served.url}/api/v1/infer", served.token, images, tmp_path)
+        load = httpx_bodies(target, concurrency=2, seconds=2, on_tick=lambda: ticks.append(1))
+    finally:
+        served.stop()
     assert load.requests > 0 and load.failed == 0 and load.tool == "httpx" and ticks
 
 

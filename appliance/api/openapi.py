@@ -213,7 +213,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Create an API token (shown once)",
         ok=201,
         body=ref("NewToken"),
-        errors=(400, 413, 415),
+        errors=(400, 409, 413, 415),
         request=json_body(ref("TokenRequest")),
     ),
     ("DELETE", "/api/v1/tokens/{token_id}"): Op(
