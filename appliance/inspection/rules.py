@@ -202,9 +202,8 @@ def _model_reasons(job: Job, result: Result) -> list[Reason]:
     detector; the classifier's labels replace the detections' labels)."""
     if (result.model, result.model_version) == (job.model.name, job.model.version):
         return []
-    text = (
-        f"job {job.number}: result from model {result.model}:{result.model_version}, pinned {job.model.ref}"
-    )
+    got = f"{result.model}:{result.model_version}"
+    text = f"job {job.number}: result from model {got}, the job pins {job.model.ref}"
     return [Reason(0, Cause.WRONG_MODEL, text)]
 
 
