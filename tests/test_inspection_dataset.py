@@ -35,7 +35,9 @@ def test_reasons() -> None:
     assert reason_for(sure, True, policy) is None
 
 
-def test_export_yolo_and_coco_match_the_results(tmp_path: Path, results: list[tuple[np.ndarray, Result]]) -> None:
+def test_export_yolo_and_coco_match_the_results(
+    tmp_path: Path, results: list[tuple[np.ndarray, Result]]
+) -> None:
     from pycocotools.coco import COCO
 
     data_dir = tmp_path / "data"
@@ -48,12 +50,26 @@ def test_export_yolo_and_coco_match_the_results(tmp_path: Path, results: list[tu
     for fmt in ("yolo", "coco"):
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            assert main(["dataset", "export", "--format", fmt, "--out", str(tmp_path / fmt), "--data-dir", str(data_dir)]) == 0
+            assert (
+                main(
+                    [
+                        "dataset",
+                        "export",
+                        "--format",
+                        fmt,
+                        "--out",
+                        str(tmp_path / fmt),
+                        "--data-dir",
+                        str(data_dir),
+                    ]
+                )
+                == 0
+            )
         assert "2 example(s)" in out.getvalue()
 
     yolo = tmp_path / "yolo"
     assert (yolo / "classes.txt").read_text() == "face\n"
-    assert "names:\n  0: \"face\"" in (yolo / "data.yaml").read_text()
+    assert 'names:\n  0: "face"' in (yolo / "data.yaml").read_text()
     for example, (image, result) in zip(kept, results, strict=True):
         assert (yolo / "images" / f"{example.id}.jpg").is_file()
         rows = [line.split() for line in (yolo / "labels" / f"{example.id}.txt").read_text().splitlines()]
@@ -64,7 +80,9 @@ def test_export_yolo_and_coco_match_the_results(tmp_path: Path, results: list[tu
             cx, cy, bw, bh = (float(v) for v in row[1:])
             assert all(0.0 <= v <= 1.0 for v in (cx, cy, bw, bh))
             x1, y1, x2, y2 = det.box
-            assert (cx * w, cy * h, bw * w, bh * h) == pytest.approx(((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1), abs=0.01)
+            assert (cx * w, cy * h, bw * w, bh * h) == pytest.approx(
+                ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1), abs=0.01
+            )
 
     coco = COCO(str(tmp_path / "coco" / "annotations.json"))
     assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == ["face"]

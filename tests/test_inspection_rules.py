@@ -161,13 +161,34 @@ def test_result_of_another_model_is_ng(face: OneShot, face_crop: np.ndarray) -> 
 
 def _result(*boxes: tuple[float, float, float, float], extra: dict[str, object] | None = None) -> Result:
     detections = tuple(Detection("cap", 0, 0.9, b) for b in boxes)
-    return Result(1, 1, 0.0, "t", "m", 1, "detect", "litert", None, None, None, len(boxes), detections,
-                  Timings(0, 0, 0, 0), extra or {})
+    return Result(
+        1,
+        1,
+        0.0,
+        "t",
+        "m",
+        1,
+        "detect",
+        "litert",
+        None,
+        None,
+        None,
+        len(boxes),
+        detections,
+        Timings(0, 0, 0, 0),
+        extra or {},
+    )
 
 
 def _region(shape: str, points: list[list[float]], **rule: object) -> Region:
-    job = parse_job({"number": 1, "name": "j", "model": {"name": "m", "version": 1},
-                     "regions": [{"id": 1, "shape": shape, "points": points, **rule}]})
+    job = parse_job(
+        {
+            "number": 1,
+            "name": "j",
+            "model": {"name": "m", "version": 1},
+            "regions": [{"id": 1, "shape": shape, "points": points, **rule}],
+        }
+    )
     return job.regions[0]
 
 
@@ -184,9 +205,19 @@ def test_membership_is_by_box_centre() -> None:
 
 def test_coverage_with_a_mask_and_without() -> None:
     region = _region("rect", [[0, 0], [10, 10]], coverage={"min": 0.5})
-    job = Job(1, "j", parse_job({"number": 1, "name": "j", "model": {"name": "m", "version": 1},
-                                 "regions": [{"id": 1, "shape": "rect", "points": [[0, 0], [1, 1]]}]}).model,
-              (region,))
+    job = Job(
+        1,
+        "j",
+        parse_job(
+            {
+                "number": 1,
+                "name": "j",
+                "model": {"name": "m", "version": 1},
+                "regions": [{"id": 1, "shape": "rect", "points": [[0, 0], [1, 1]]}],
+            }
+        ).model,
+        (region,),
+    )
     mask = np.zeros((20, 20), bool)
     mask[0:10, 0:4] = True  # 40 % of the region
     verdict = evaluate(job, _result(), mask)
@@ -199,17 +230,24 @@ def test_coverage_with_a_mask_and_without() -> None:
     assert int(region_mask(region, (20, 20)).sum()) == 100
 
 
-def test_segmentation_coverage_per_region_on_a_real_mask(seeded_registry_dir: Path, astronaut: np.ndarray) -> None:
+def test_segmentation_coverage_per_region_on_a_real_mask(
+    seeded_registry_dir: Path, astronaut: np.ndarray
+) -> None:
     registry = open_registry(seeded_registry_dir)
     with OneShot(registry, registry.get("selfie"), parse_config("")) as selfie:
         result = selfie.run(astronaut)
         model_mask = selfie.runtime.post.mask  # type: ignore[attr-defined]
     h, w = astronaut.shape[:2]
     mask = cv2.resize(model_mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
-    spec = {"number": 2, "name": "person", "model": {"name": "selfie", "version": 1}, "regions": [
-        {"id": 1, "shape": "rect", "points": [[150, 60], [300, 200]], "coverage": {"min": 0.5}},
-        {"id": 2, "shape": "rect", "points": [[0, 0], [60, 60]], "coverage": {"max": 0.05}},
-    ]}
+    spec = {
+        "number": 2,
+        "name": "person",
+        "model": {"name": "selfie", "version": 1},
+        "regions": [
+            {"id": 1, "shape": "rect", "points": [[150, 60], [300, 200]], "coverage": {"min": 0.5}},
+            {"id": 2, "shape": "rect", "points": [[0, 0], [60, 60]], "coverage": {"max": 0.05}},
+        ],
+    }
     assert evaluate(parse_job(spec), result, mask).ok
     spec["regions"][1]["coverage"] = {"min": 0.5}  # type: ignore[index]
     verdict = evaluate(parse_job(spec), result, mask)
