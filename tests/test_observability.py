@@ -20,6 +20,14 @@ def test_prometheus_metrics(live_server: LiveServer, astronaut_png: bytes) -> No
     assert values['appliance_stage_latency_ms_count{stage="infer"}'] == "1"
     assert values['appliance_stage_latency_ms_bucket{stage="infer",le="+Inf"}'] == "1"
     assert "# TYPE appliance_stage_latency_ms histogram" in text
+    healthy = api.get("/api/v1/health").status_code == 200
+    assert values["appliance_healthy"] == str(int(healthy))
+    assert values["appliance_health_warnings"] == "0"
+    contexts = api.get("/api/v1/status").json()["model"]["context_health"]
+    for context in contexts:  # one line per context of the active model, none hung
+        assert values[f'appliance_context_healthy{{context="{context["label"]}"}}'] == "1"
+        assert values[f'appliance_context_hangs_total{{context="{context["label"]}"}}'] == "0"
+    assert contexts
     assert live_server.client("").get("/metrics").status_code == 401
 
 

@@ -51,6 +51,7 @@ def metrics_text(services: Services) -> str:
     ]
     backend = doc["backend"] or "none"
     out += ["# TYPE appliance_backend_info gauge", _line("appliance_backend_info", 1, f'backend="{backend}"')]
+    out += health_lines(doc)
     out += ["# TYPE appliance_queue_depth gauge"]
     out += [_line("appliance_queue_depth", d, f'queue="{q}"') for q, d in doc["pipeline"]["queues"].items()]
     out += ["# TYPE appliance_stage_errors_total counter"]
@@ -90,6 +91,25 @@ def metrics_text(services: Services) -> str:
         _line("appliance_rss_megabytes", doc["rss_mb"]),
     ]
     return "\n".join(out) + "\n"
+
+
+def health_lines(doc: dict[str, Any]) -> list[str]:
+    """Health as numbers: ok or not, reasons and warnings counted, each context's state and hangs."""
+    health = doc["health"]
+    contexts = (doc["model"] or {}).get("context_health", [])
+    out = [
+        "# TYPE appliance_healthy gauge",
+        _line("appliance_healthy", int(health["status"] == "ok")),
+        "# TYPE appliance_health_reasons gauge",
+        _line("appliance_health_reasons", len(health["reasons"])),
+        "# TYPE appliance_health_warnings gauge",
+        _line("appliance_health_warnings", len(health.get("warnings", []))),
+        "# TYPE appliance_context_healthy gauge",
+    ]
+    out += [_line("appliance_context_healthy", int(bool(c.get("healthy"))), f'context="{c["label"]}"') for c in contexts]
+    out.append("# TYPE appliance_context_hangs_total counter")
+    out += [_line("appliance_context_hangs_total", c.get("hangs", 0), f'context="{c["label"]}"') for c in contexts]
+    return out
 
 
 DELIVERY_OUTPUTS = ("mqtt", "webhooks")

@@ -12,6 +12,7 @@ from pathlib import Path
 from appliance import __version__
 from appliance.cli import bench as bench_cmd
 from appliance.cli import data as data_cmd
+from appliance.cli import dataset as dataset_cmd
 from appliance.cli import models as models_cmd
 from appliance.cli import npu as npu_cmd
 from appliance.cli import serve as serve_cmd
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_cmd.register(sub, add_common)
     update_cmd.register(sub, add_common)
     tokens_cmd.register(sub, add_common)
+    dataset_cmd.register(sub, add_common)
     return parser
 
 

@@ -179,6 +179,9 @@ def test_restart_needs_serve_and_answers_before_stopping(live_server: LiveServer
         time.sleep(0.02)
     assert services.restart_requested and stops == [True]
     services.restart_requested = False
+    again = client.get("/restarting")  # where restart.js leaves the address bar: a refresh restarts nothing
+    assert again.status_code == 200 and "Restarting" in again.text and stops == [True]
+    assert not services.restart_requested
 
 
 def test_backoff_doubles_after_the_free_failures() -> None:

@@ -6,6 +6,8 @@
   var box = document.getElementById("restarting");
   if (!box) { return; }
   var url = box.getAttribute("data-health-url");
+  // post/redirect/get: the address bar now names the GET page, so a refresh never posts the restart again
+  if (window.history && window.history.replaceState) { window.history.replaceState(null, "", "/restarting"); }
   var status = document.getElementById("restart-status");
   var sawDown = false;
   var started = Date.now();

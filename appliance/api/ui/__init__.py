@@ -48,6 +48,7 @@ UI_ROUTES: list[BaseRoute] = [
     Route("/config", configuration.edit, methods=GET),
     Route("/config", configuration.save, methods=POST),
     Route("/restart", configuration.restart, methods=POST),
+    Route("/restarting", configuration.restarting, methods=GET),
     Route("/tokens", tokens.listing, methods=GET),
     Route("/tokens", tokens.create, methods=POST),
     Route("/tokens/{token_id}/revoke", tokens.revoke, methods=POST),

@@ -84,3 +84,9 @@ async def restart(request: Request) -> Response:
     response = render(request, "restarting.html", status=202)
     response.background = BackgroundTask(services.request_stop)
     return response
+
+
+@page
+async def restarting(request: Request) -> Response:
+    """The page the restart answer leaves in the address bar: refreshing it waits again, never restarts."""
+    return render(request, "restarting.html")

@@ -1,0 +1,1 @@
+"""Inspection jobs: recipes, region rules, detect -> classify, counters, image archive, hard examples."""
