@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from appliance.backends.base import BackendOptions, Context
+from appliance.backends.base import BackendOptions, Context, TensorSpec
 from appliance.backends.failover import context_status
 from appliance.backends.registry import Selection, open_with_fallback
+from appliance.backends.rknnio import folded_of
 from appliance.errors import ApplianceError, BadRequest, ModelRejected
-from appliance.models.manifest import Manifest
+from appliance.models.manifest import InputSpec, Manifest
 from appliance.models.registry import Registry, check_activatable
 from appliance.pipeline.proof import FrameTap, prove
 from appliance.processing.image import Preprocessor
@@ -70,7 +71,16 @@ class ModelRuntime:
             if self.manifest.task in ("detect", "segment"):
                 raise ModelRejected(f"task {self.manifest.task} needs an image input (1xHxWxC)")
             return None
-        return Preprocessor(spec, self.manifest.input, ring)
+        return Preprocessor(spec, self._pixel_options(spec), ring)
+
+    def _pixel_options(self, spec: TensorSpec) -> InputSpec:
+        """The manifest's input settings; on the NPU route of a model whose .rknn has mean/std folded in
+        (report.rknn.folded_input) the NPU normalises, so the pipeline stops at uint8 pixels (its CPU
+        fallback normalises for the float twin, in the rknn backend)."""
+        options = self.manifest.input
+        if self.backend == "rknn" and spec.dtype == "uint8" and folded_of(self.manifest.report) is not None:
+            return dataclasses.replace(options, mean=(0.0,), std=(1.0,))
+        return options
 
     @property
     def backend(self) -> str:
