@@ -19,6 +19,7 @@ from appliance.processing.inference import Inference
 from tests.conftest import CACHE
 from tests.fakes import fixtures
 from tests.test_rknn_convert import convert, make_venv, stripe_images
+from tests.test_rknn_pipeline import Running, samples
 
 fake_npu = fixtures.fake_npu
 rk3588 = fixtures.rk3588
@@ -79,6 +80,14 @@ def test_folded_model_gets_uint8_pixels_and_fails_over_to_the_same_answer(
         # the same pixels, normalised the manifest's way, are what the float model saw
         np.testing.assert_allclose((fed.astype(np.float32) - 127.5) / 127.5, want_tensor, atol=1e-6)
         assert_same(got, want)
+        # a float tensor sent through the API (the twin's input, as /v2 describes it): back to pixels
+        tensor, transform = npu_rt.preprocess(None, want_tensor)
+        assert tensor.dtype == np.uint8
+        np.testing.assert_array_equal(tensor, fed)
+        assert_same(
+            npu_rt.postprocess(npu_rt.run(0, tensor)[0], transform),
+            float_rt.postprocess(float_rt.run(0, want_tensor)[0], transform),
+        )
         fake_npu.NPU.none_after = 0  # the NPU fails: this frame runs on the float twin on the CPU
         _, fallback, label = infer(npu_rt, astronaut)
         assert label.startswith("litert:fallback")
@@ -151,3 +160,23 @@ def test_raw_preprocessing_is_the_float_preprocessing_before_normalising(
     channel = (None, slice(None), None, None) if layout == "nchw" else (None, None, None, slice(None))
     mean, std = np.array([10.0, 20.0, 30.0])[channel], np.array([2.0, 4.0, 8.0])[channel]
     np.testing.assert_allclose((pixels - mean) / std, normalised, atol=1e-5)
+
+
+@pytest.mark.usefixtures("npu_backends")
+def test_the_pipeline_runs_a_folded_version_on_every_core_and_after_the_npu_dies(
+    tmp_path: Path, data_dir: Path, registry: Registry, fake_npu: ModuleType
+) -> None:
+    """Activation (proved on a stand-in frame), three per-core workers, then the device dying."""
+    _, made = converted(tmp_path, data_dir, registry, "stripes", "--uint8-input")
+    app = Running(registry, made, workers=3)
+    try:
+        images = samples(30)
+        fake_npu.NPU.none_after = fake_npu.NPU.inferences + 15
+        results = app.run(images)
+        assert [r.seq for r in app.published] == list(range(1, 31))
+        assert sum(r.backend.startswith("rknn:core") for r in results) == 15
+        assert results[-1].backend.startswith("litert:fallback")
+        assert all(r.label == label for r, (label, _) in zip(results, images, strict=True))
+        assert all(a.dtype == np.uint8 for a in fake_npu.NPU.last_inputs)
+    finally:
+        app.stop()

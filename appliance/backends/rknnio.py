@@ -63,11 +63,23 @@ class FoldedInput:
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
-    def normalise(self, tensor: np.ndarray, layout: str) -> np.ndarray:
+    def _channels(self, tensor: np.ndarray, layout: str) -> tuple[np.ndarray, np.ndarray]:
         mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
         if layout == "nchw" and tensor.ndim == 4:
-            mean, std = mean[:, None, None], std[:, None, None]
-        return ((tensor.astype(np.float32) - mean) / std).astype(np.float32)
+            return mean[:, None, None], std[:, None, None]
+        return mean, std
+
+    def normalise(self, tensor: np.ndarray, layout: str) -> np.ndarray:
+        """Raw pixels -> the float twin's input."""
+        mean, std = self._channels(tensor, layout)
+        values: np.ndarray = ((tensor.astype(np.float32) - mean) / std).astype(np.float32)
+        return values
+
+    def pixels(self, tensor: np.ndarray, layout: str) -> np.ndarray:
+        """The float twin's input (a tensor sent through the API) -> the raw uint8 pixels the .rknn takes."""
+        mean, std = self._channels(tensor, layout)
+        pixels: np.ndarray = np.clip(np.rint(tensor.astype(np.float32) * std + mean), 0, 255).astype(np.uint8)
+        return pixels
 
 
 @dataclass(frozen=True)
