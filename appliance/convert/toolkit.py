@@ -80,7 +80,8 @@ class Toolkit:
         if not self.python.exists():
             raise BackendUnavailable(
                 f"no rknn-toolkit2 interpreter at {self.python}: run `make rknn-tools` (creates "
-                ".venv-rknn, ~3 GB) or point backend.rknn_venv / --venv at your toolkit venv"
+                ".venv-rknn, 5.6 GB; 6.7 GB with RKNN_TFLITE=1) or point backend.rknn_venv / --venv at "
+                "your toolkit venv"
             )
 
     def run(self, job: Job, progress: Progress) -> WorkerResult:
