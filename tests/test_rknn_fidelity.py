@@ -126,9 +126,12 @@ def test_the_rknn_files_own_input_settings_apply(
     assert context.label.startswith("litert:fallback")
     context.close()
     data = json.loads((model.parent / "manifest.json").read_text())
-    data["input"].update(mean=[0.0], std=[255.0])  # the pipeline would normalise as well: refused
+    data["input"].update(mean=[0.0], std=[255.0])  # the float twin's own numbers: the same, accepted
     (model.parent / "manifest.json").write_text(json.dumps(data))
-    with pytest.raises(ModelRejected, match="normalised twice"):
+    assert NPUModel.of(model).declared.folded is not None
+    data["input"].update(mean=[127.5], std=[127.5])  # the CPU fallback would see other numbers: refused
+    (model.parent / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ModelRejected, match="not be normalised the same"):
         NPUModel.of(model)
 
 

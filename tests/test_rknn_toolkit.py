@@ -190,3 +190,36 @@ def test_real_toolkit_passes_a_sensible_face_calibration(
     code, report = convert_face(data_dir, registry, "--calib", str(calib), "--verify", str(check))
     assert code == 0, (report.get("problems"), report["outputs"])
     assert report["box_recall"] >= 0.9 and report["box_precision"] >= 0.9
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_real_simulator_with_mean_and_std_folded_in(
+    tmp_path: Path, data_dir: Path, registry: Registry, int8: bool
+) -> None:
+    """--uint8-input: config(mean_values, std_values); the simulator gets raw uint8 NHWC pixels and
+    must still agree with LiteRT fed the float-normalised input."""
+    source = build_onnx(tmp_path)
+    calib = calibration(tmp_path / "calib")
+    extra = ["--int8"] if int8 else []
+    args = [str(source), "--model", "stripes", "--calib", str(calib), "--samples", "30", "--uint8-input"]
+    code = main(["models", "convert", *args, "--venv", VENV, "--data-dir", str(data_dir), *extra])
+    report = registry.get("stripes").report or {}
+    assert code == 0, (report.get("problems"), report.get("outputs"))
+    assert report["rknn"]["folded_input"] == {"mean": [0.0] * 3, "std": [255.0] * 3}
+    assert report["outputs"][0]["cosine"] > (0.99 if int8 else 0.9999)
+    assert report["same_label"] >= (0.9 if int8 else 1.0)
+
+
+def test_real_simulator_folds_the_face_models_mean_and_std(
+    tmp_path: Path, data_dir: Path, registry: Registry, astronaut: np.ndarray
+) -> None:
+    """mean 127.5 / std 127.5 folded in: raw uint8 faces on the simulator, boxes as the float model's."""
+    _needs_tensorflow()
+    twin = registry.files_of(registry.get("face"))[".tflite"]
+    check = faces(tmp_path / "verify", astronaut, VERIFY)
+    args = [str(twin), "--model", "face", "--verify", str(check), "--uint8-input", "--venv", VENV]
+    code = main(["models", "convert", *args, "--data-dir", str(data_dir)])
+    report = registry.get("face").report or {}
+    assert code == 0, (report.get("problems"), report.get("outputs"))
+    assert report["rknn"]["folded_input"] == {"mean": [127.5] * 3, "std": [127.5] * 3}
+    assert report["box_recall"] >= 0.9 and report["box_precision"] >= 0.9

@@ -11,7 +11,7 @@ silently wrong number.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,16 +56,30 @@ class OutputAttr:
 @dataclass(frozen=True)
 class FoldedInput:
     """The .rknn takes raw uint8 pixels: mean/std were given to rknn.config() at conversion, so the NPU
-    normalises and the CPU does not. The CPU fallback (the float twin) gets (pixel - mean) / std."""
+    normalises and the CPU does not. The manifest's input.mean/std keep the same numbers (they describe
+    the float twin), the pipeline stops at uint8 pixels for the NPU route (ModelRuntime), and the CPU
+    fallback of that route (the float twin) gets (pixel - mean) / std here."""
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
-    def normalise(self, tensor: np.ndarray, layout: str) -> np.ndarray:
+    def _channels(self, tensor: np.ndarray, layout: str) -> tuple[np.ndarray, np.ndarray]:
         mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
         if layout == "nchw" and tensor.ndim == 4:
-            mean, std = mean[:, None, None], std[:, None, None]
-        return ((tensor.astype(np.float32) - mean) / std).astype(np.float32)
+            return mean[:, None, None], std[:, None, None]
+        return mean, std
+
+    def normalise(self, tensor: np.ndarray, layout: str) -> np.ndarray:
+        """Raw pixels -> the float twin's input."""
+        mean, std = self._channels(tensor, layout)
+        values: np.ndarray = ((tensor.astype(np.float32) - mean) / std).astype(np.float32)
+        return values
+
+    def pixels(self, tensor: np.ndarray, layout: str) -> np.ndarray:
+        """The float twin's input (a tensor sent through the API) -> the raw uint8 pixels the .rknn takes."""
+        mean, std = self._channels(tensor, layout)
+        pixels: np.ndarray = np.clip(np.rint(tensor.astype(np.float32) * std + mean), 0, 255).astype(np.uint8)
+        return pixels
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,36 @@ class Declared:
     folded: FoldedInput | None = None
 
 
+def per_channel(values: Sequence[float], channels: int) -> tuple[float, ...]:
+    """One value per channel: a single value applies to every channel (as InputSpec does)."""
+    floats = tuple(float(v) for v in values)
+    return floats * channels if len(floats) == 1 else floats[:channels]
+
+
+def folded_of(report: Mapping[str, Any] | None) -> FoldedInput | None:
+    """`report.rknn.folded_input` of a manifest: the .rknn normalises its own raw uint8 input."""
+    rknn = (report or {}).get("rknn") or {}
+    folded = rknn.get("folded_input") if isinstance(rknn, dict) else None
+    if isinstance(folded, dict) and folded.get("mean") and folded.get("std"):
+        return FoldedInput(tuple(map(float, folded["mean"])), tuple(map(float, folded["std"])))
+    return None
+
+
+def _check_fold(model: Path, fold: FoldedInput, settings: Mapping[str, Any]) -> None:
+    """The float twin (CPU fallback) is normalised with the manifest's input.mean/std, the .rknn with
+    what was folded in: they must be the same numbers, or the two routes disagree."""
+    channels = len(fold.mean)
+    mean = per_channel(settings.get("mean", fold.mean), channels)
+    std = per_channel(settings.get("std", fold.std), channels)
+    if not (np.allclose(mean, fold.mean) and np.allclose(std, fold.std)):
+        raise ModelRejected(
+            f"{model.name} has mean {list(fold.mean)} / std {list(fold.std)} folded in "
+            f"(report.rknn.folded_input) but the manifest's input says mean {list(mean)} / std "
+            f"{list(std)}: the NPU and the CPU fallback would not be normalised the same; convert the "
+            "model again with `appliance models convert --uint8-input`"
+        )
+
+
 def declared(model: Path) -> Declared:
     """Read the manifest beside `model` (a registry version folder); nothing declared when absent."""
     try:
@@ -88,19 +132,12 @@ def declared(model: Path) -> Declared:
         return Declared()
     settings = data.get("input") or {}
     layout = settings.get("layout")
-    rknn = ((data.get("report") or {}).get("rknn")) or {}
+    report = data.get("report") or {}
+    rknn = report.get("rknn") or {}
     outputs = tuple(OutputAttr.of(o) for o in rknn.get("outputs", []) if isinstance(o, dict))
-    folded = rknn.get("folded_input")
-    fold = None
-    if isinstance(folded, dict) and folded.get("mean") and folded.get("std"):
-        fold = FoldedInput(tuple(map(float, folded["mean"])), tuple(map(float, folded["std"])))
-        if any(float(v) != 0.0 for v in settings.get("mean", [0.0])) or any(
-            float(v) != 1.0 for v in settings.get("std", [1.0])
-        ):
-            raise ModelRejected(
-                f"{model.name} has mean/std folded in (report.rknn.folded_input) but the manifest's input "
-                "normalises too (input.mean/std must be 0/1 for raw pixels): it would be normalised twice"
-            )
+    fold = folded_of(report)
+    if fold is not None:
+        _check_fold(model, fold, settings)
     return Declared(
         layout if layout in LAYOUTS else None, outputs, bool(rknn.get("pass_through", False)), fold
     )

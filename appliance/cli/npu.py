@@ -140,6 +140,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         args.samples,
         limits,
         Path(args.verify) if args.verify else None,
+        args.uint8_input,
     )
     registry = open_registry(config.data_dir)
     toolkit = Toolkit.in_venv(Path(args.venv or b.rknn_venv))
@@ -191,6 +192,11 @@ def register(sub: SubParsers, common: Common) -> None:
     convert.add_argument(
         "--verify",
         help="folder of images to verify on (default for int8: every 4th --calib file, held out)",
+    )
+    convert.add_argument(
+        "--uint8-input",
+        action="store_true",
+        help="fold the model's mean/std into the .rknn: the NPU is fed raw uint8 pixels, not floats",
     )
     convert.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="inputs compared in the report")
     convert.add_argument("--venv", help="rknn-toolkit2 venv (default: backend.rknn_venv)")

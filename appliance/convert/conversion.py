@@ -15,8 +15,11 @@ reads them (rknnio.OutputConverter: raw integers dequantised, NCHW turned back),
 found are stored as `report.rknn` for the backend.
 
 Inputs for calibration and verification go through the appliance's own pre-processing (the manifest's
-input settings), so the toolkit never normalises (`config()` gets no mean/std) and the board's
-runtime receives exactly what the pipeline produces.
+input settings), so the board's runtime receives exactly what the pipeline produces. By default the
+toolkit never normalises (`config()` gets no mean/std). With `--uint8-input` the manifest's mean/std
+go to `config(mean_values=, std_values=)` instead: the toolkit, its simulator and the board get raw
+uint8 NHWC pixels, the .rknn normalises them on the NPU, and `report.rknn.folded_input` records the
+numbers (the manifest's `input` keeps them too: they still describe the float twin's input).
 """
 
 from __future__ import annotations
@@ -38,14 +41,14 @@ from appliance.backends.base import BackendOptions, TensorSpec
 from appliance.backends.failover import conform
 from appliance.backends.litert import LiteRTBackend, read_specs
 from appliance.backends.rknn import float_specs
-from appliance.backends.rknnio import OutputAttr, OutputConverter, nchw_of
+from appliance.backends.rknnio import FoldedInput, OutputAttr, OutputConverter, nchw_of, per_channel
 from appliance.convert import DEFAULT_SAMPLES, TARGETS
 from appliance.convert.toolkit import Job, Toolkit, WorkerResult
 from appliance.convert.verify import Comparison, VerifyThresholds, verify
 from appliance.errors import ApplianceError, BadRequest, ModelRejected, NotFound
 from appliance.models.manifest import Manifest
 from appliance.models.registry import MANIFEST, AddRequest, Registry, write_json_atomic
-from appliance.processing.image import Preprocessor
+from appliance.processing.image import Geometry, Preprocessor
 from appliance.processing.inference import Transform
 from appliance.processing.tasks import make_postprocessor
 from appliance.processing.tensor import IDENTITY, TensorPreprocessor
@@ -70,6 +73,7 @@ class ConvertRequest:
     samples: int = DEFAULT_SAMPLES
     limits: VerifyThresholds = field(default_factory=VerifyThresholds)
     verify: Path | None = None  # verification inputs; an int8 build never verifies on its calibration
+    uint8_input: bool = False  # fold the manifest's mean/std into the .rknn: the board is fed raw uint8
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class Samples:
     files: list[Path] = field(default_factory=list)
     dataset: Path | None = None
     held_out: bool = False
+    folded: FoldedInput | None = None
 
 
 def resolve(registry: Registry, request: ConvertRequest) -> tuple[Manifest, Path]:
@@ -189,18 +194,44 @@ def _calibration_layout(tensor: np.ndarray, layout: str) -> np.ndarray:
     return tensor
 
 
+def fold(base: Manifest, spec: TensorSpec) -> FoldedInput:
+    """--uint8-input: the manifest's mean/std, one per channel, for rknn.config()."""
+    if spec.dtype != "float32":
+        raise BadRequest(
+            f"--uint8-input: input {spec.name!r} is {spec.dtype} already; only a float input has a "
+            "mean/std to fold into the .rknn"
+        )
+    try:
+        channels = Geometry.of(spec, base.input.layout).channels
+    except ModelRejected as err:
+        raise BadRequest(f"--uint8-input needs an image input: {err}") from err
+    return FoldedInput(per_channel(base.input.mean, channels), per_channel(base.input.std, channels))
+
+
+def _raw_preprocessor(
+    base: Manifest, spec: TensorSpec
+) -> Callable[[np.ndarray], tuple[np.ndarray, Transform]]:
+    """The board's pre-processing of a folded model: resize and colour only, uint8 out."""
+    pixels = dataclasses.replace(spec, dtype="uint8", scale=0.0, zero_point=0)
+    return Preprocessor(pixels, dataclasses.replace(base.input, mean=(0.0,), std=(1.0,)), ring=1)
+
+
 def prepare_samples(base: Manifest, spec: TensorSpec, request: ConvertRequest, workdir: Path) -> Samples:
-    """Pre-process the inputs; write the calibration set and the (distinct) verification samples."""
+    """Pre-process the inputs; write the calibration set and the (distinct) verification samples.
+
+    With --uint8-input the toolkit and its simulator get raw uint8 pixels (it normalises them with the
+    folded mean/std), while the float reference still gets the manifest's normalised input."""
     pre = _preprocessor(base, spec)
     image = isinstance(pre, Preprocessor)
+    samples = Samples(folded=fold(base, spec) if request.uint8_input else None)
+    board = _raw_preprocessor(base, spec) if samples.folded else pre
     plan = plan_inputs(request)
-    samples = Samples()
     calib_dir, sample_dir = workdir / "calib", workdir / "samples"
     calib_dir.mkdir()
     sample_dir.mkdir()
     lines = []
     for index, raw in enumerate(_raw_inputs(spec, image, plan.calibrate, len(plan.calibrate))):
-        tensor = pre(raw)[0].copy()  # the preprocessor reuses its buffer
+        tensor = board(raw)[0].copy()  # the preprocessor reuses its buffer
         np.save(calib_dir / f"{index:05d}.npy", _calibration_layout(tensor, base.input.layout))
         lines.append(str(calib_dir / f"{index:05d}.npy"))
     for index, raw in enumerate(_raw_inputs(spec, image, plan.verify, request.samples)):
@@ -208,7 +239,7 @@ def prepare_samples(base: Manifest, spec: TensorSpec, request: ConvertRequest, w
             break
         tensor, transform = pre(raw)
         tensor = tensor.copy()
-        np.save(sample_dir / f"{index:05d}.npy", tensor)
+        np.save(sample_dir / f"{index:05d}.npy", board(raw)[0] if samples.folded else tensor)
         samples.files.append(sample_dir / f"{index:05d}.npy")
         samples.tensors.append(tensor)
         samples.transforms.append(transform if image else IDENTITY)
@@ -309,9 +340,20 @@ def _report(
         "source": request.source.name,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "verified_on": "held-out calibration split" if samples.held_out else _verified_on(request),
-        "rknn": {"outputs": [a.to_json() for a in attrs], "source": request.source.suffix.lstrip(".")},
+        "rknn": _rknn_report(request, attrs, samples),
         **verify(comparison, post, request.limits),
     }
+
+
+def _rknn_report(request: ConvertRequest, attrs: list[OutputAttr], samples: Samples) -> dict[str, Any]:
+    """What the backend reads (rknnio.declared): output attributes, source, folded mean/std."""
+    rknn: dict[str, Any] = {
+        "outputs": [a.to_json() for a in attrs],
+        "source": request.source.suffix.lstrip("."),
+    }
+    if samples.folded is not None:
+        rknn["folded_input"] = {"mean": list(samples.folded.mean), "std": list(samples.folded.std)}
+    return rknn
 
 
 def _verified_on(request: ConvertRequest) -> str:
@@ -330,7 +372,13 @@ def convert(registry: Registry, toolkit: Toolkit, request: ConvertRequest, progr
         progress("samples", f"pre-processing inputs with the settings of {base.ref}")
         samples = prepare_samples(base, spec, request, workdir)
         job = Job(
-            request.source, request.target, request.quantize, samples.dataset, tuple(samples.files), workdir
+            request.source,
+            request.target,
+            request.quantize,
+            samples.dataset,
+            tuple(samples.files),
+            workdir,
+            samples.folded,
         )
         result = toolkit.run(job, progress)
         progress("verify", f"simulator against LiteRT on {len(samples.tensors)} sample(s)")

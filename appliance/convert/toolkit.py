@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance.backends.rknnio import FoldedInput
 from appliance.errors import BackendUnavailable, ModelRejected
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Job:
     dataset: Path | None
     samples: tuple[Path, ...]
     workdir: Path
+    folded: FoldedInput | None = None  # --uint8-input: mean/std for rknn.config(), raw uint8 inputs
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +53,8 @@ class Job:
             "dataset": str(self.dataset) if self.dataset else None,
             "samples": [str(p) for p in self.samples],
             "workdir": str(self.workdir),
+            "mean_values": list(self.folded.mean) if self.folded else None,
+            "std_values": list(self.folded.std) if self.folded else None,
         }
 
 
@@ -76,7 +80,8 @@ class Toolkit:
         if not self.python.exists():
             raise BackendUnavailable(
                 f"no rknn-toolkit2 interpreter at {self.python}: run `make rknn-tools` (creates "
-                ".venv-rknn, ~3 GB) or point backend.rknn_venv / --venv at your toolkit venv"
+                ".venv-rknn, 5.6 GB; 6.7 GB with RKNN_TFLITE=1) or point backend.rknn_venv / --venv at "
+                "your toolkit venv"
             )
 
     def run(self, job: Job, progress: Progress) -> WorkerResult:

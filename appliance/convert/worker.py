@@ -9,7 +9,9 @@ exits 1. The toolkit's own log goes to stderr, which the caller keeps in toolkit
 
 The job (written by appliance.convert.toolkit): source (.onnx or .tflite), target, quantize,
 dataset (text file of calibration .npy paths, already in the source model's layout), samples
-(verification inputs, .npy, NHWC as the board's runtime gets them) and workdir.
+(verification inputs, .npy, NHWC as the board's runtime gets them), workdir, and mean_values /
+std_values (one per channel, or null): given, they go to rknn.config() and every input (calibration,
+samples, the board's frames) is raw uint8 pixels that the model normalises itself.
 """
 
 from __future__ import annotations
@@ -54,7 +56,15 @@ def toolkit_version() -> str:
 def build(rknn: Any, job: dict[str, Any]) -> Path:
     source = Path(job["source"])
     emit(stage="config", message=f"target {job['target']}, {'int8' if job['quantize'] else 'fp16'}")
-    rknn.config(target_platform=job["target"])  # no mean/std: inputs arrive normalised, as on the board
+    if job.get("mean_values"):
+        # --uint8-input: the model normalises its raw uint8 pixels itself, on the NPU
+        rknn.config(
+            target_platform=job["target"],
+            mean_values=[job["mean_values"]],
+            std_values=[job["std_values"]],
+        )
+    else:
+        rknn.config(target_platform=job["target"])  # no mean/std: inputs arrive normalised
     emit(stage="load", message=source.name)
     if source.suffix == ".onnx":
         check(rknn.load_onnx(model=str(source)), "load_onnx")

@@ -20,6 +20,7 @@ import numpy as np
 from appliance.backends.base import BackendOptions, Context
 from appliance.backends.failover import context_status
 from appliance.backends.registry import Selection, open_with_fallback
+from appliance.backends.rknnio import FoldedInput, folded_of
 from appliance.errors import ApplianceError, BadRequest, ModelRejected
 from appliance.models.manifest import Manifest
 from appliance.models.registry import Registry, check_activatable
@@ -51,8 +52,15 @@ class ModelRuntime:
         self.inputs, self.outputs = first.inputs, first.outputs
         try:
             self.post: Postprocessor = make_postprocessor(manifest, self.inputs, self.outputs)
+            self.fold = self._npu_fold()
             self.image_pre = self._image_pre(options.ring)
             self.tensor_pre = TensorPreprocessor(self.inputs[0]) if self.inputs else None
+            # a float tensor (the twin's input, as the API describes it) for a folded .rknn
+            self.float_pre = (
+                TensorPreprocessor(dataclasses.replace(self.inputs[0], dtype="float32"))
+                if self.fold is not None
+                else None
+            )
         except ApplianceError:
             self.close()
             raise
@@ -70,7 +78,19 @@ class ModelRuntime:
             if self.manifest.task in ("detect", "segment"):
                 raise ModelRejected(f"task {self.manifest.task} needs an image input (1xHxWxC)")
             return None
-        return Preprocessor(spec, self.manifest.input, ring)
+        options = self.manifest.input
+        if self.fold is not None:
+            options = dataclasses.replace(options, mean=(0.0,), std=(1.0,))
+        return Preprocessor(spec, options, ring)
+
+    def _npu_fold(self) -> FoldedInput | None:
+        """On the NPU route of a model whose .rknn has mean/std folded in (report.rknn.folded_input)
+        the NPU normalises: the pipeline stops at uint8 pixels (the CPU fallback of that route
+        normalises for the float twin, in the rknn backend). None on every other route."""
+        spec = self.inputs[0] if self.inputs else None
+        if self.backend == "rknn" and spec is not None and spec.dtype == "uint8":
+            return folded_of(self.manifest.report)
+        return None
 
     @property
     def backend(self) -> str:
@@ -87,6 +107,9 @@ class ModelRuntime:
             return self.image_pre(image)
         if tensor is None or self.tensor_pre is None:
             raise BadRequest("frame has neither an image nor a tensor")
+        if self.fold is not None and self.float_pre is not None and tensor.dtype.kind == "f":
+            values, transform = self.float_pre(tensor)
+            return self.fold.pixels(values, self.manifest.input.layout), transform
         return self.tensor_pre(tensor)
 
     def run(self, worker: int, tensor: np.ndarray) -> tuple[list[np.ndarray], str]:

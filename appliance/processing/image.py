@@ -2,6 +2,8 @@
 
 Buffers are allocated once per model and reused in a ring, so the hot path allocates nothing: the ring
 holds more buffers than can be in flight between the preprocess stage and the end of inference.
+A uint8 input with mean 0 / std 1 (an .rknn with mean/std folded in) gets the resized pixels as they
+are: no float buffer, no normalisation.
 """
 
 from __future__ import annotations
@@ -51,11 +53,12 @@ class _Buffers:
     Only the tensor must outlive the call, so only tensors are kept in the ring; the scratch arrays
     belong to the calling thread (one per thread, reused)."""
 
-    def __init__(self, geo: Geometry, tensor: np.ndarray) -> None:
+    def __init__(self, geo: Geometry, tensor: np.ndarray, raw: bool) -> None:
         hw = (geo.height, geo.width)
         self.resized = np.zeros((*hw, 3), np.uint8)
         self.colour = np.zeros((*hw, 3), np.uint8)
-        self.values = np.zeros((*hw, geo.channels), np.float32)
+        # raw pixels (mean/std folded into the model) never pass through float
+        self.values = np.zeros((0,), np.float32) if raw else np.zeros((*hw, geo.channels), np.float32)
         self.tensor = tensor
 
 
@@ -75,6 +78,10 @@ class Preprocessor:
         )
         # One value for every channel (the usual case) is 10x faster as a numpy scalar than broadcast.
         self._uniform = len(set(mean)) == 1 and len(set(inv_std)) == 1
+        # uint8 input and no normalisation (mean/std folded into an .rknn): pixels go in as they are
+        self.raw = (
+            spec.dtype == "uint8" and not spec.quantized and set(mean) == {0.0} and set(inv_std) == {1.0}
+        )
         self._mean_scalar, self._inv_scalar = np.float32(mean[0]), np.float32(inv_std[0])
         self._mean_4 = (*mean, *[0.0] * (4 - channels))
         self._inv_4 = (*inv_std, *[0.0] * (4 - channels))
@@ -93,7 +100,7 @@ class Preprocessor:
             self._next = (self._next + 1) % len(self._ring)
         buffers: _Buffers | None = getattr(self._scratch, "buffers", None)
         if buffers is None:
-            buffers = self._scratch.buffers = _Buffers(self.geometry, tensor)
+            buffers = self._scratch.buffers = _Buffers(self.geometry, tensor, self.raw)
         buffers.tensor = tensor
         return buffers
 
@@ -129,6 +136,12 @@ class Preprocessor:
         buf = self._take()
         transform = self._resize(image, buf)
         pixels = self._colour(buf)
+        target = buf.tensor[0]
+        if self.geometry.nchw:
+            target = target.transpose(1, 2, 0)
+        if self.raw:
+            np.copyto(target, pixels)
+            return buf.tensor, transform
         values = buf.values
         np.copyto(values, pixels, casting="unsafe")
         if self._uniform:
@@ -138,9 +151,6 @@ class Preprocessor:
             # OpenCV takes a per-channel Scalar as a 4-tuple; its type stubs do not say so.
             cv2.subtract(values, self._mean_4, dst=values)  # type: ignore[call-overload]
             cv2.multiply(values, self._inv_4, dst=values)  # type: ignore[call-overload]
-        target = buf.tensor[0]
-        if self.geometry.nchw:
-            target = target.transpose(1, 2, 0)
         if self.spec.quantized:
             quantize_into(values, self.spec, target)
         else:

@@ -9,6 +9,9 @@ and keeps each tensor's range; the simulator clips the input and every output to
 rounds them to 256 levels. Calibrated on images unlike the real ones (noise), real inputs fall
 outside the ranges and the outputs are wrong, as on the real toolkit. FAKE_RKNN_BROKEN=1 reverses
 outputs (a conversion that fails verification); FAKE_RKNN_VERSION sets the toolkit version written.
+`config(mean_values=, std_values=)` is applied to every input (calibration files and simulator
+inputs, as the real toolkit does) and written into the .rknn's input settings, which the fake
+rknnlite then applies on the "board".
 """
 
 from __future__ import annotations
@@ -48,10 +51,26 @@ class RKNN:
         self._onnx = False
         self._interpreter: Any = None
         self._ranges: list[tuple[float, float]] = []  # input, then every output: calibrated (low, high)
+        self._mean: list[list[float]] | None = None  # config(mean_values=, std_values=): per input
+        self._std: list[list[float]] | None = None
 
-    def config(self, target_platform: str | None = None, **options: Any) -> None:
+    def config(
+        self,
+        mean_values: list[list[float]] | None = None,
+        std_values: list[list[float]] | None = None,
+        target_platform: str | None = None,
+        **options: Any,
+    ) -> None:
         self._target = target_platform
+        self._mean, self._std = mean_values, std_values
         sys.stderr.write(f"I config: target_platform={target_platform} {options}\n")
+
+    def _normalise(self, value: np.ndarray) -> np.ndarray:
+        """mean/std from config() apply to every input (calibration, simulator), NHWC channel last."""
+        if self._mean is None or self._std is None:
+            return value
+        mean, std = np.asarray(self._mean[0], np.float32), np.asarray(self._std[0], np.float32)
+        return ((value.astype(np.float32) - mean) / std).astype(np.float32)
 
     def load_tflite(self, model: str) -> int:
         try:
@@ -86,7 +105,7 @@ class RKNN:
             array = np.load(line)
             if array.ndim == 4 and array.shape != (shape[0], shape[3], shape[1], shape[2]):
                 return f"The input('{line}') shape {array.shape} is wrong, expect 'nchw'"
-            value = array.transpose(0, 2, 3, 1) if array.ndim == 4 else array
+            value = self._normalise(array.transpose(0, 2, 3, 1) if array.ndim == 4 else array)
             seen.append([value, *self._float_run(interp, value)])
         self._ranges = [
             (min(float(s[k].min()) for s in seen), max(float(s[k].max()) for s in seen))
@@ -112,6 +131,7 @@ class RKNN:
             quantized=self._quantized,
             source="onnx" if self._onnx else "tflite",
             outputs=self._output_attrs(),
+            inputs=[{"mean": self._mean[0], "std": self._std[0]}] if self._mean and self._std else [],
         )
         Path(export_path).write_bytes(data)
         return 0
@@ -147,6 +167,7 @@ class RKNN:
         calibrated = self._quantized and bool(self._ranges)
         for detail, array in zip(interp.get_input_details(), inputs, strict=True):
             value = array.transpose(0, 2, 3, 1) if data_format == "nchw" and array.ndim == 4 else array
+            value = self._normalise(value)
             if calibrated:
                 value = _levels(value.astype(np.float32), *self._ranges[0])
             interp.set_tensor(detail["index"], value.astype(detail["dtype"]))
