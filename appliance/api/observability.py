@@ -106,9 +106,14 @@ def health_lines(doc: dict[str, Any]) -> list[str]:
         _line("appliance_health_warnings", len(health.get("warnings", []))),
         "# TYPE appliance_context_healthy gauge",
     ]
-    out += [_line("appliance_context_healthy", int(bool(c.get("healthy"))), f'context="{c["label"]}"') for c in contexts]
+    out += [
+        _line("appliance_context_healthy", int(bool(c.get("healthy"))), f'context="{c["label"]}"')
+        for c in contexts
+    ]
     out.append("# TYPE appliance_context_hangs_total counter")
-    out += [_line("appliance_context_hangs_total", c.get("hangs", 0), f'context="{c["label"]}"') for c in contexts]
+    out += [
+        _line("appliance_context_hangs_total", c.get("hangs", 0), f'context="{c["label"]}"') for c in contexts
+    ]
     return out
 
 
