@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_cmd.register(sub, add_common)
     update_cmd.register(sub, add_common)
     tokens_cmd.register(sub, add_common)
-    dataset_cmd.register(sub, add_common)
+    dataset_cmd.register(sub, add_common, config_from_args)
     return parser
 
 
