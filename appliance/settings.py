@@ -12,8 +12,6 @@ folder); a rejected change never touches the file.
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.toml_document import TOMLDocument
 
+from appliance import atomic
 from appliance.config import Config, ConfigError, Problem, parse_config, sections
 
 # Sections every key of which is applied while running, and single keys of other sections that are.
@@ -214,23 +213,4 @@ def _changed(old: Config, new: Config) -> tuple[str, ...]:
 
 def write_atomic(path: Path, text: str) -> None:
     """Readers see the old file or the new one, never half of one; the file keeps its permissions."""
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o640
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fchmod(fh.fileno(), mode)
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    atomic.write_bytes(path, text.encode("utf-8"), atomic.mode_of(path))

@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
 import threading
 import time
@@ -21,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance import atomic
 from appliance.auth.passwords import check_strength, hash_password, needs_rehash, verify_password
 from appliance.errors import BadRequest, Busy, Conflict, NotFound
 
@@ -89,22 +89,9 @@ class AuthStore:
         return loaded
 
     def _save(self, data: dict[str, Any]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-            directory = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            atomic.write_bytes(self.path, json.dumps(data).encode("utf-8"), 0o600)
         except OSError as err:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             raise AuthNotSaved(
                 f"cannot save {self.path.name}: {err.strerror or err}; nothing was changed"
             ) from err

@@ -17,9 +17,7 @@ from __future__ import annotations
 import contextlib
 import ftplib
 import logging
-import os
 import re
-import tempfile
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from appliance import atomic
 from appliance.inspection.recipe import SnapshotPolicy
 
 logger = logging.getLogger(__name__)
@@ -71,20 +70,6 @@ def parse_name(path: Path, size: int) -> ArchivedImage | None:
         return None
     stamp, job, verdict, seq = match.groups()
     return ArchivedImage(path, stamp, int(job), verdict == "NG", int(seq), size)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 class OkSampler:
@@ -147,7 +132,7 @@ class Archive:
         with self._lock:
             try:
                 self._make_room(len(data))
-                _write_atomic(path, data)
+                atomic.write_bytes(path, data)
             except OSError as err:
                 self.write_errors += 1
                 logger.warning("archive: cannot write %s: %s", path.name, err)

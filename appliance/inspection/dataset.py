@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from appliance import atomic
 from appliance.errors import BadRequest, NotFound
 from appliance.pipeline.results import Result
 
@@ -91,20 +90,6 @@ def reason_for(result: Result, ok: bool, policy: HardExamplePolicy) -> str | Non
     return None
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _example(data: dict[str, Any]) -> Example:
     boxes = tuple(
         Box(
@@ -160,9 +145,9 @@ class Dataset:
             tuple(Box(d.label, round(d.score, 5), d.box) for d in result.detections),
         )
         with self._lock:
-            _write_atomic(self.root / "images" / f"{example.id}.jpg", encoded.tobytes())
+            atomic.write_bytes(self.root / "images" / f"{example.id}.jpg", encoded.tobytes())
             meta = json.dumps(example.to_json(), indent=1).encode("utf-8")
-            _write_atomic(self.root / "meta" / f"{example.id}.json", meta)
+            atomic.write_bytes(self.root / "meta" / f"{example.id}.json", meta)
             self._trim()
         return example
 
@@ -174,7 +159,7 @@ class Dataset:
         flagged = Example(**{**example.__dict__, "reason": flag})
         with self._lock:
             meta = json.dumps(flagged.to_json(), indent=1).encode("utf-8")
-            _write_atomic(self.root / "meta" / f"{example_id}.json", meta)
+            atomic.write_bytes(self.root / "meta" / f"{example_id}.json", meta)
         return flagged
 
     def get(self, example_id: str) -> Example:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import sqlite3
-import tempfile
 import threading
 from pathlib import Path
+
+from appliance import atomic
 
 logger = logging.getLogger(__name__)
 
@@ -54,16 +54,7 @@ def _read_reserved(path: Path) -> int:
 
 
 def _write(path: Path, reserved: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"reserved": reserved}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_bytes(path, json.dumps({"reserved": reserved}).encode("utf-8"))
 
 
 class Sequence:
