@@ -3,7 +3,10 @@ a registry in a temporary data directory, and a real uvicorn server on 127.0.0.1
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -148,3 +151,16 @@ def fresh_server(data_dir: Path) -> Iterator[LiveServer]:
     server = start_server(config_for(data_dir))
     yield server
     server.stop()
+
+
+@contextlib.contextmanager
+def tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A real small filesystem of `size` (e.g. "20m") at `mount`, unmounted afterwards (CI runs as root)."""
+    if os.geteuid() != 0:
+        pytest.fail("mounting a tmpfs needs root (CI runs the tests as root)")
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)

@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from appliance.auth.store import AuthNotSaved, AuthStore
 from appliance.cli import main
 from appliance.config import parse_config
 from appliance.errors import BadRequest
-from tests.conftest import ADMIN_PASSWORD, LiveServer, config_for, start_server
+from tests.conftest import ADMIN_PASSWORD, LiveServer, config_for, start_server, tmpfs
 
 OPEN = {
     ("GET", "/api/v1/health"),
@@ -192,15 +191,8 @@ def test_tokens_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 1 MiB tmpfs (CI runs as root)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
-    try:
+    with tmpfs(tmp_path / "disk", "1m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 def fill(directory: Path) -> Path:

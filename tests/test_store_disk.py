@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from appliance.store.database import connect
 from appliance.store.retention import RetentionPolicy
 from appliance.store.space import DiskSpace
 from appliance.store.writer import ResultWriter, WriterOptions
-from tests.conftest import config_for, start_server, wait_for
+from tests.conftest import config_for, start_server, tmpfs, wait_for
 from tests.test_store import record
 
 MiB = 1024**2
@@ -25,15 +24,8 @@ MiB = 1024**2
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A 20 MiB tmpfs, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.fail("mounting a tmpfs needs root (CI runs the tests as root)")
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)], check=True)
-    try:
+    with tmpfs(tmp_path / "fs", "20m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 def fill(path: Path) -> None:
