@@ -24,6 +24,7 @@ from appliance.api.app import create_app
 from appliance.config import Config, parse_config
 from appliance.demo.assets import fetch_mediapipe_models
 from appliance.demo.setup import demo_models, register_models
+from appliance.demo.video import write_demo_video
 from appliance.models.registry import Registry
 from appliance.services import Services, open_registry
 
@@ -164,3 +165,17 @@ def tmpfs(mount: Path, size: str) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def looping_video_config(data_dir: Path, tmp_path: Path) -> tuple[Path, int]:
+    """A config.toml for a real `appliance serve` on a free port, storing results of a looping video."""
+    video = write_demo_video(tmp_path / "v.mp4", frames=30)
+    port = free_port()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[server]\nport = {port}\n[data]\ndir = "{data_dir}"\n'
+        f'[source]\nkind = "video"\npath = "{video}"\nloop = true\n'
+        "[store]\nflush_interval_ms = 10\nbatch_size = 50\n[backend]\nthreads = 1\n"
+        "[auth]\nanonymous_read = true\n"
+    )
+    return config, port

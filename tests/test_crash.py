@@ -13,20 +13,11 @@ from pathlib import Path
 
 import httpx
 
-from appliance.demo.video import write_demo_video
-from tests.conftest import free_port
+from tests.conftest import looping_video_config
 
 
 def test_kill_9_loses_no_committed_row(data_dir: Path, tmp_path: Path) -> None:
-    video = write_demo_video(tmp_path / "v.mp4", frames=30)
-    port = free_port()
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[server]\nport = {port}\n[data]\ndir = "{data_dir}"\n'
-        f'[source]\nkind = "video"\npath = "{video}"\nloop = true\n'
-        "[store]\nflush_interval_ms = 10\nbatch_size = 50\n[backend]\nthreads = 1\n"
-        "[auth]\nanonymous_read = true\n"
-    )
+    config, port = looping_video_config(data_dir, tmp_path)
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "appliance", "serve", "--config", str(config)],

@@ -17,7 +17,7 @@ import httpx
 
 from appliance.demo.video import write_demo_video
 from appliance.pipeline.sequence import BLOCK, Sequence
-from tests.conftest import config_for, free_port, start_server, wait_for
+from tests.conftest import config_for, looping_video_config, start_server, wait_for
 
 
 def stored_seqs(db: Path) -> list[int]:
@@ -84,15 +84,7 @@ def wait_rows(process: subprocess.Popen[bytes], port: int, at_least: int) -> int
 
 
 def test_seq_keeps_increasing_across_kill_9_and_restart(data_dir: Path, tmp_path: Path) -> None:
-    video = write_demo_video(tmp_path / "v.mp4", frames=30)
-    port = free_port()
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[server]\nport = {port}\n[data]\ndir = "{data_dir}"\n'
-        f'[source]\nkind = "video"\npath = "{video}"\nloop = true\n'
-        "[store]\nflush_interval_ms = 10\nbatch_size = 50\n[backend]\nthreads = 1\n"
-        "[auth]\nanonymous_read = true\n"
-    )
+    config, port = looping_video_config(data_dir, tmp_path)
     log = tmp_path / "serve.log"
     db = data_dir / "results.db"
     process = serve(config, log)
