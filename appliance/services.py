@@ -12,7 +12,7 @@ from pathlib import Path
 
 from appliance.auth.ratelimit import RateLimiter
 from appliance.auth.store import AuthStore
-from appliance.backends.registry import backend_problems, configure_backends, planned_workers
+from appliance.backends.registry import Backends, planned_workers
 from appliance.config import Config, ConfigError, Problem
 from appliance.errors import ApplianceError, NotFound, SourceError
 from appliance.health import Health, Observation, assess
@@ -24,8 +24,7 @@ from appliance.pipeline.inspection import Inspector, TriggerOutcome, passes
 from appliance.pipeline.jobs import JobStore
 from appliance.pipeline.pipeline import Pipeline, PipelineOptions
 from appliance.pipeline.proof import FrameTap
-from appliance.pipeline.recorder import Recorder
-from appliance.pipeline.results import ResultBus
+from appliance.pipeline.results import Recorder, ResultBus
 from appliance.pipeline.runtime import ModelManager, RuntimeOptions, validate_model
 from appliance.pipeline.sequence import Sequence
 from appliance.plc.outputs import Links, Output, start_outputs, stop_outputs
@@ -42,8 +41,8 @@ from appliance.watchdog import Watchdog
 logger = logging.getLogger(__name__)
 
 
-def open_registry(data_dir: Path) -> Registry:
-    return Registry(data_dir / "models", validate_model)
+def open_registry(data_dir: Path, backends: Backends | None = None) -> Registry:
+    return Registry(data_dir / "models", lambda manifest, path: validate_model(manifest, path, backends))
 
 
 def writer_options(config: Config) -> WriterOptions:
@@ -99,6 +98,7 @@ def runtime_options(config: Config) -> RuntimeOptions:
 @dataclass
 class Services:
     config: Config
+    backends: Backends
     registry: Registry
     manager: ModelManager
     bus: ResultBus
@@ -127,11 +127,11 @@ class Services:
         self.watchdog = Watchdog(self.health)
 
     @classmethod
-    def build(cls, config: Config, path: Path | None = None) -> Services:
-        configure_backends(config.backend)
+    def build(cls, config: Config, path: Path | None = None, backends: Backends | None = None) -> Services:
+        backends = backends or Backends.from_config(config.backend)
         data = config.data_dir
-        registry = open_registry(data)
-        manager = ModelManager(registry, runtime_options(config), FrameTap())
+        registry = open_registry(data, backends)
+        manager = ModelManager(registry, runtime_options(config), FrameTap(), backends)
         bus = ResultBus()
         writer = ResultWriter(data, writer_options(config)) if config.store.enabled else None
         link = SerialLink(config.serial) if config.serial.port else None
@@ -143,6 +143,7 @@ class Services:
         limiter = RateLimiter(config.auth.rate_per_s, config.auth.burst)
         return cls(
             config=config,
+            backends=backends,
             registry=registry,
             manager=manager,
             bus=bus,
@@ -155,7 +156,7 @@ class Services:
             inspector=Inspector(bus, config.inspection),
             jobs=JobStore(config.server.job_ttl_s, config.server.max_jobs),
             cache=ResultCache(config.server.cache_entries),
-            direct=DirectRunner(registry, config.backend.threads),
+            direct=DirectRunner(registry, config.backend.threads, backends),
             link=link,
         )
 
@@ -187,7 +188,7 @@ class Services:
                 model_loaded=self.manager.current() is not None,
                 writer=self.writer,
                 source=source.status() if source is not None else None,
-                backend_problems=tuple(backend_problems()),
+                backend_problems=tuple(self.backends.problems()),
             )
         )
 

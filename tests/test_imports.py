@@ -97,7 +97,7 @@ def test_the_cycles_this_design_removed_stay_removed() -> None:
 
 
 def test_config_knows_every_backend() -> None:
-    from appliance.backends.registry import BACKENDS
+    from appliance.backends.registry import Backends
     from appliance.config import BACKEND_NAMES
 
-    assert tuple(BACKENDS) == BACKEND_NAMES
+    assert Backends.default().names() == BACKEND_NAMES

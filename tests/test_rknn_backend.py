@@ -15,7 +15,7 @@ import pytest
 from appliance.backends.base import BackendOptions
 from appliance.backends.failover import FailoverContext
 from appliance.backends.litert import LiteRTBackend
-from appliance.backends.registry import open_with_fallback, planned_workers
+from appliance.backends.registry import Backends, planned_workers
 from appliance.backends.rknn import (
     NPUModel,
     NPUSettings,
@@ -239,12 +239,12 @@ def test_quantised_twin_gives_float_outputs(
     context.close()
 
 
-def test_selection_prefers_the_npu_and_falls_back(pair: Path, npu_backends: ProbeSources) -> None:
+def test_selection_prefers_the_npu_and_falls_back(pair: Path, npu_backends: Backends) -> None:
     files = {".tflite": pair.with_suffix(".tflite"), ".rknn": pair}
-    chosen = open_with_fallback(("rknn", "litert"), files, BackendOptions(threads=1, contexts=3))
+    chosen = npu_backends.open(("rknn", "litert"), files, BackendOptions(threads=1, contexts=3))
     assert chosen.backend == "rknn" and all(isinstance(c, FailoverContext) for c in chosen.contexts)
     for context in chosen.contexts:
         context.close()
-    cpu = open_with_fallback(("rknn", "litert"), {".tflite": files[".tflite"]}, BackendOptions(1, 1))
+    cpu = npu_backends.open(("rknn", "litert"), {".tflite": files[".tflite"]}, BackendOptions(1, 1))
     assert cpu.backend == "litert" and cpu.fallbacks == (("rknn", "model has no .rknn file"),)
     cpu.contexts[0].close()

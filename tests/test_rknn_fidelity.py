@@ -148,8 +148,8 @@ def test_pass_through_and_the_declared_layout_reach_the_runtime(
 
 
 def test_wrong_output_shape_names_the_output(tmp_path: Path, fake_npu: ModuleType) -> None:
-    from appliance.backends.base import TensorSpec
     from appliance.backends.rknnio import OutputConverter
+    from appliance.tensorspec import TensorSpec
 
     convert = OutputConverter("rknn:core0", (TensorSpec("probs", (1, 4), "float32"),), ())
     with pytest.raises(InferenceFailed, match=r"output 0 \(probs\) came back with shape \(1, 5\)"):

@@ -11,8 +11,8 @@ from types import ModuleType
 
 import pytest
 
-from appliance.backends import registry as backend_registry
 from appliance.backends.failover import context_status
+from appliance.backends.registry import Backends
 from appliance.backends.rknn import RKNNBackend
 from appliance.config import BackendConfig
 from appliance.models.registry import Registry
@@ -32,18 +32,15 @@ DEADLINE_S = 0.4
 def hanging(
     registry: Registry, tmp_path: Path, fake_npu: ModuleType, rk3588: ProbeSources
 ) -> Iterator[Running]:
-    saved = dict(backend_registry.BACKENDS)
     config = BackendConfig(
         order=("rknn", "litert"), core_policy="per-core", retry_s=0.05, retry_max_s=0.2, deadline_s=DEADLINE_S
     )
-    backend_registry.configure_backends(config, rk3588)
+    backends = Backends.from_config(config, rk3588)
     fake_npu.NPU.hang_cores, fake_npu.NPU.hang_after = {2}, 2  # core 2 hangs on its third call
-    app = Running(registry, rknn_version(registry, tmp_path), workers=3)
+    app = Running(registry, rknn_version(registry, tmp_path), 3, backends)
     yield app
     fake_npu.NPU.recover()
     app.stop()
-    backend_registry.BACKENDS.clear()
-    backend_registry.BACKENDS.update(saved)
 
 
 def submit_all(app: Running, count: int, first: int) -> list[tuple[float, str]]:
@@ -61,7 +58,7 @@ def submit_all(app: Running, count: int, first: int) -> list[tuple[float, str]]:
 
 
 def test_one_hung_core_does_not_stall_publication(hanging: Running, fake_npu: ModuleType) -> None:
-    backend = backend_registry.BACKENDS["rknn"]
+    backend = hanging.manager.backends.get("rknn")
     assert isinstance(backend, RKNNBackend)
     results = submit_all(hanging, 60, 1)
     assert len(hanging.published) == 60

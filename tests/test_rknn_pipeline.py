@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from appliance.backends.failover import context_status
-from appliance.backends.registry import planned_workers
+from appliance.backends.registry import Backends, planned_workers
 from appliance.config import BackendConfig
 from appliance.convert.conversion import store_version
 from appliance.demo import stripes
@@ -55,10 +55,10 @@ def samples(count: int) -> list[tuple[str, np.ndarray]]:
 
 
 class Running:
-    def __init__(self, registry: Registry, manifest: Manifest, workers: int) -> None:
+    def __init__(self, registry: Registry, manifest: Manifest, workers: int, backends: Backends) -> None:
         ring = 2 * QUEUE + workers + 2  # as services.runtime_options sizes it
         options = RuntimeOptions(order=("rknn", "litert"), threads=1, workers=workers, ring=ring)
-        self.manager = ModelManager(registry, options)
+        self.manager = ModelManager(registry, options, backends=backends)
         self.manager.activate(manifest.name, manifest.version)
         self.bus = ResultBus()
         self.published: list[Result] = []
@@ -79,11 +79,13 @@ class Running:
 
 
 @pytest.fixture
-def running(registry: Registry, tmp_path: Path, npu_backends: ProbeSources) -> Iterator[Running]:
+def running(
+    registry: Registry, tmp_path: Path, npu_backends: Backends, rk3588: ProbeSources
+) -> Iterator[Running]:
     config = BackendConfig(order=("rknn", "litert"), core_policy="per-core")
-    workers = planned_workers(config, probe_platform(npu_backends))
+    workers = planned_workers(config, probe_platform(rk3588))
     assert workers == 3
-    app = Running(registry, rknn_version(registry, tmp_path), workers)
+    app = Running(registry, rknn_version(registry, tmp_path), workers, npu_backends)
     yield app
     app.stop()
 

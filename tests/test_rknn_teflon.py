@@ -12,7 +12,7 @@ import pytest
 from appliance.backends import litert
 from appliance.backends.base import BackendOptions
 from appliance.backends.litert import LiteRTBackend, load_external_delegate
-from appliance.backends.registry import BACKENDS, configure_backends
+from appliance.backends.registry import Backends
 from appliance.config import BackendConfig
 from tests.conftest import CACHE
 from tests.fakes.boards import MAINLINE, RK3588, make_board
@@ -94,13 +94,9 @@ def test_a_loaded_delegate_is_passed_to_the_interpreter(
 
 
 def test_config_selects_the_delegate(tmp_path: Path) -> None:
-    saved = dict(BACKENDS)
-    try:
-        configure_backends(
-            BackendConfig(delegate="teflon", core_policy="core1"), make_board(tmp_path, RK3588)
-        )
-        assert isinstance(BACKENDS["litert"], LiteRTBackend) and BACKENDS["litert"].delegate == "teflon"
-        assert BACKENDS["rknn"].settings.core_policy == "core1"  # type: ignore[attr-defined]
-    finally:
-        BACKENDS.clear()
-        BACKENDS.update(saved)
+    backends = Backends.from_config(
+        BackendConfig(delegate="teflon", core_policy="core1"), make_board(tmp_path, RK3588)
+    )
+    litert = backends.get("litert")
+    assert isinstance(litert, LiteRTBackend) and litert.delegate == "teflon"
+    assert backends.get("rknn").settings.core_policy == "core1"  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+from appliance.backends.registry import Backends
 from appliance.models.manifest import Manifest
 from appliance.models.registry import Registry
 from appliance.pipeline.runtime import ModelRuntime, RuntimeOptions
@@ -37,8 +38,11 @@ def converted(
     return base, registry.get(name)
 
 
-def runtime_of(registry: Registry, manifest: Manifest, order: tuple[str, ...]) -> ModelRuntime:
-    return ModelRuntime(manifest, registry.files_of(manifest), RuntimeOptions(order=order, threads=1, ring=2))
+def runtime_of(
+    registry: Registry, manifest: Manifest, order: tuple[str, ...], backends: Backends | None = None
+) -> ModelRuntime:
+    options = RuntimeOptions(order=order, threads=1, ring=2)
+    return ModelRuntime(manifest, registry.files_of(manifest), options, backends or Backends.default())
 
 
 def infer(runtime: ModelRuntime, image: np.ndarray) -> tuple[np.ndarray, Inference, str]:
@@ -58,13 +62,18 @@ def test_convert_records_the_folded_mean_and_std(tmp_path: Path, data_dir: Path,
     assert "folded_input" not in (plain.report or {})["rknn"]  # without the flag: unchanged
 
 
-@pytest.mark.usefixtures("npu_backends")  # the fake NPU on an RK3588, rknn first in the order
 def test_folded_model_gets_uint8_pixels_and_fails_over_to_the_same_answer(
-    tmp_path: Path, data_dir: Path, registry: Registry, fake_npu: ModuleType, astronaut: np.ndarray
+    tmp_path: Path,
+    data_dir: Path,
+    registry: Registry,
+    *,
+    fake_npu: ModuleType,
+    astronaut: np.ndarray,
+    npu_backends: Backends,  # the fake NPU on an RK3588, rknn first in the order
 ) -> None:
     base, made = converted(tmp_path, data_dir, registry, "face", "--uint8-input")
     float_rt = runtime_of(registry, base, ("litert",))
-    npu_rt = runtime_of(registry, made, ("rknn", "litert"))
+    npu_rt = runtime_of(registry, made, ("rknn", "litert"), npu_backends)
     try:
         assert npu_rt.backend == "rknn"
         want_tensor, want, _ = infer(float_rt, astronaut)
@@ -146,9 +155,9 @@ def assert_same(got: Inference, want: Inference) -> None:
 def test_raw_preprocessing_is_the_float_preprocessing_before_normalising(
     layout: str, astronaut: np.ndarray
 ) -> None:
-    from appliance.backends.base import TensorSpec
     from appliance.models.manifest import InputSpec
     from appliance.processing.image import Preprocessor
+    from appliance.tensorspec import TensorSpec
 
     shape = (1, 32, 48, 3) if layout == "nhwc" else (1, 3, 32, 48)
     options = InputSpec(layout=layout, mean=(10.0, 20.0, 30.0), std=(2.0, 4.0, 8.0), resize="letterbox")
@@ -162,13 +171,12 @@ def test_raw_preprocessing_is_the_float_preprocessing_before_normalising(
     np.testing.assert_allclose((pixels - mean) / std, normalised, atol=1e-5)
 
 
-@pytest.mark.usefixtures("npu_backends")
 def test_the_pipeline_runs_a_folded_version_on_every_core_and_after_the_npu_dies(
-    tmp_path: Path, data_dir: Path, registry: Registry, fake_npu: ModuleType
+    tmp_path: Path, data_dir: Path, registry: Registry, fake_npu: ModuleType, npu_backends: Backends
 ) -> None:
     """Activation (proved on a stand-in frame), three per-core workers, then the device dying."""
     _, made = converted(tmp_path, data_dir, registry, "stripes", "--uint8-input")
-    app = Running(registry, made, workers=3)
+    app = Running(registry, made, 3, npu_backends)
     try:
         images = samples(30)
         fake_npu.NPU.none_after = fake_npu.NPU.inferences + 15

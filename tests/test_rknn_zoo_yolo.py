@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from appliance.backends.base import TensorSpec
 from appliance.errors import ModelRejected
 from appliance.processing.detect import Detector
 from appliance.processing.inference import Transform
 from appliance.processing.yolo_zoo import STRIDES, dfl, zoo_branches
+from appliance.tensorspec import TensorSpec
 from tests.test_processing import manifest
 
 SIZE = 320  # input; grids 40, 20, 10

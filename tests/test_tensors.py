@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from appliance.api.tensors import parse_request
-from appliance.backends.base import TensorSpec
 from appliance.errors import BadRequest
 from appliance.models.manifest import Manifest
+from appliance.tensorspec import TensorSpec
 
 MANIFEST = Manifest(
     name="m",

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from appliance.api.bodies import parse_json
-from appliance.backends.base import TensorSpec
 from appliance.errors import BadRequest
 from appliance.models.manifest import Manifest
+from appliance.tensorspec import TensorSpec
 
 HEADER_LENGTH = "inference-header-content-length"
 DATATYPES = {

@@ -29,10 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from appliance.backends.base import Context, TensorSpec
+from appliance.backends.base import Context
 from appliance.backends.cpupool import CPUPool
 from appliance.backends.runner import NPURunner, RetryPolicy
 from appliance.errors import ApplianceError, InferenceFailed
+from appliance.tensorspec import TensorSpec
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from appliance.backends.base import BackendOptions, Context, TensorSpec
+from appliance.backends.base import BackendOptions, Context
 from appliance.errors import BackendUnavailable, InferenceFailed, ModelRejected
 from appliance.platform import TEFLON, TEFLON_FIX, find_library
+from appliance.tensorspec import TensorSpec
 
 logger = logging.getLogger(__name__)
 

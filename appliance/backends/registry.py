@@ -1,8 +1,14 @@
-"""Explicit backend registry, configured once from [backend], and selection with automatic fallback."""
+"""The inference engines of one appliance (`Backends`), built from [backend], and selection with fallback.
+
+`Services` builds one `Backends` at start and hands it to whatever opens models (the model manager,
+the raw KServe runner, the UI's one-shot test); nothing is global, so a test or a tool builds its own.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,26 +16,11 @@ from appliance.backends.base import Backend, BackendOptions, Context
 from appliance.backends.failover import Deadline, RetryPolicy
 from appliance.backends.litert import LiteRTBackend
 from appliance.backends.rknn import NPUSettings, RKNNBackend
-from appliance.config import BackendConfig
+from appliance.config import BACKEND_NAMES, BackendConfig
 from appliance.errors import BackendUnavailable, ModelRejected
 from appliance.platform import PlatformReport, ProbeSources, cached_report
 
 logger = logging.getLogger(__name__)
-
-BACKENDS: dict[str, Backend] = {
-    "litert": LiteRTBackend(),
-    "rknn": RKNNBackend(),
-}
-
-
-def configure_backends(config: BackendConfig, sources: ProbeSources | None = None) -> None:
-    """Rebuild the backends from the [backend] section; call once at startup, before opening models."""
-    platform = sources or ProbeSources()
-    BACKENDS["litert"] = LiteRTBackend(config.delegate, platform.root)
-    deadline = Deadline(config.deadline_s, config.deadline_factor, config.deadline_min_s)
-    retry = RetryPolicy(config.retry_s, config.retry_max_s)
-    settings = NPUSettings(config.core_policy, retry, platform, deadline)
-    BACKENDS["rknn"] = RKNNBackend(settings)
 
 
 def planned_workers(config: BackendConfig, report: PlatformReport | None = None) -> int:
@@ -53,9 +44,6 @@ class Selection:
     fallbacks: tuple[tuple[str, str], ...]
 
 
-_reported: set[tuple[str, str]] = set()
-
-
 def _try_open(
     backend: Backend, path: Path | None, options: BackendOptions, last: bool
 ) -> list[Context] | str:
@@ -75,29 +63,69 @@ def _try_open(
         return str(err)
 
 
+class Backends:
+    """One engine per name in config.BACKEND_NAMES, fixed at construction."""
+
+    def __init__(self, engines: Mapping[str, Backend]) -> None:
+        if tuple(engines) != BACKEND_NAMES:
+            raise ValueError(f"backends {tuple(engines)} do not match config.BACKEND_NAMES {BACKEND_NAMES}")
+        self._engines = dict(engines)
+        self._reported: set[tuple[str, str]] = set()  # skip reasons logged once per Backends
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: BackendConfig, sources: ProbeSources | None = None) -> Backends:
+        """The engines as the [backend] section configures them (`sources`: where the board is probed)."""
+        platform = sources or ProbeSources()
+        deadline = Deadline(config.deadline_s, config.deadline_factor, config.deadline_min_s)
+        retry = RetryPolicy(config.retry_s, config.retry_max_s)
+        settings = NPUSettings(config.core_policy, retry, platform, deadline)
+        return cls({"litert": LiteRTBackend(config.delegate, platform.root), "rknn": RKNNBackend(settings)})
+
+    @classmethod
+    def default(cls) -> Backends:
+        """The engines of a default [backend] section (tools, the registry's validation of new models)."""
+        return cls.from_config(BackendConfig())
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._engines)
+
+    def get(self, name: str) -> Backend:
+        return self._engines[name]
+
+    def open(self, order: tuple[str, ...], models: dict[str, Path], options: BackendOptions) -> Selection:
+        """Open the model on the first backend in `order` that can run it.
+
+        `models` maps a file suffix (".tflite", ".rknn") to the file holding that format of the model.
+        A backend that is unavailable, has no file in its format, or rejects its file while a later
+        backend remains, is skipped; the reason is logged once and returned so the status API can show it.
+        """
+        skipped: list[tuple[str, str]] = []
+        for position, name in enumerate(order):
+            backend = self._engines[name]
+            path = models.get(backend.model_suffix)
+            opened = _try_open(backend, path, options, position == len(order) - 1)
+            if not isinstance(opened, str):
+                return Selection(name, tuple(opened), tuple(skipped))
+            skipped.append((name, opened or "unavailable"))
+            self._report(name, opened)
+        tried = "; ".join(f"{n}: {r}" for n, r in skipped)
+        raise BackendUnavailable(f"no backend can run this model ({tried})")
+
+    def _report(self, name: str, reason: str) -> None:
+        with self._lock:
+            new = (name, reason) not in self._reported
+            self._reported.add((name, reason))
+        if new:
+            logger.warning("backend %s not used: %s", name, reason)
+
+    def problems(self) -> list[str]:
+        """What the engines report as not working (a hung NPU context...), in words."""
+        rknn = self._engines["rknn"]
+        return rknn.problems() if isinstance(rknn, RKNNBackend) else []
+
+
 def open_with_fallback(order: tuple[str, ...], models: dict[str, Path], options: BackendOptions) -> Selection:
-    """Open the model on the first backend in `order` that can run it.
-
-    `models` maps a file suffix (".tflite", ".rknn") to the file holding that format of the model.
-    A backend that is unavailable, has no file in its format, or rejects its file while a later
-    backend remains, is skipped; the reason is logged once per process and returned so the status
-    API can show it.
-    """
-    skipped: list[tuple[str, str]] = []
-    for position, name in enumerate(order):
-        backend = BACKENDS[name]
-        opened = _try_open(backend, models.get(backend.model_suffix), options, position == len(order) - 1)
-        if not isinstance(opened, str):
-            return Selection(name, tuple(opened), tuple(skipped))
-        skipped.append((name, opened or "unavailable"))
-        if (name, opened) not in _reported:
-            _reported.add((name, opened))
-            logger.warning("backend %s not used: %s", name, opened)
-    tried = "; ".join(f"{n}: {r}" for n, r in skipped)
-    raise BackendUnavailable(f"no backend can run this model ({tried})")
-
-
-def backend_problems() -> list[str]:
-    """What the configured backends report as not working (a hung NPU context...), in words."""
-    rknn = BACKENDS.get("rknn")
-    return rknn.problems() if isinstance(rknn, RKNNBackend) else []
+    """`Backends.default().open(...)`: for tools that run outside a service (use the service's
+    Backends inside one)."""
+    return Backends.default().open(order, models, options)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from appliance.backends.base import Backend, BackendOptions, Context, TensorSpec
+from appliance.backends.base import Backend, BackendOptions, Context
 from appliance.backends.cpupool import CPUPool, PoolSize
 from appliance.backends.failover import Deadline, FailoverContext, NPUGroup
 from appliance.backends.litert import LiteRTBackend, read_specs
@@ -40,6 +40,7 @@ from appliance.backends.rknnio import Declared, OutputConverter, declared
 from appliance.backends.runner import NPURunner, RetryPolicy
 from appliance.errors import BackendUnavailable, InferenceFailed, ModelRejected
 from appliance.platform import LITE_FIX, PlatformReport, ProbeSources, probe_platform
+from appliance.tensorspec import TensorSpec
 
 logger = logging.getLogger(__name__)
 

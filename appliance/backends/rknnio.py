@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from appliance.backends.base import TensorSpec
 from appliance.errors import InferenceFailed, ModelRejected
+from appliance.tensorspec import TensorSpec
 
 MANIFEST = "manifest.json"  # the registry keeps it beside model.rknn
 LAYOUTS = ("nhwc", "nchw")

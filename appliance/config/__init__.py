@@ -164,6 +164,12 @@ def _check_rules(value: Any, meta: Mapping[str, Any]) -> str | None:
     choices = meta.get("choices")
     if choices is not None and value not in choices:
         return f"must be one of {', '.join(map(str, choices))} (got {_shown(value)})"
+    each: tuple[Any, ...] = meta.get("each", ())  # the choices of every item of a list
+    for item in value if each else ():
+        if item not in each:
+            return f"unknown item {_shown(item)}; known: {', '.join(map(str, each))}"
+    if "min_items" in meta and len(value) < meta["min_items"]:
+        return f"must name at least {meta['min_items']}"
     if "min" in meta and value < meta["min"]:
         return f"must be at least {meta['min']} (got {_shown(value)})"
     if "max" in meta and value > meta["max"]:
@@ -213,19 +219,6 @@ def _cross_checks(config: Config, lines: _LineFinder) -> list[Problem]:
                 "must not be smaller than source.reconnect_min_s",
                 lines.find("source", "reconnect_max_s"),
             )
-        )
-    for name in config.backend.order:
-        if name not in BACKEND_NAMES:
-            problems.append(
-                Problem(
-                    "backend.order",
-                    f"unknown backend {_shown(name)}; known: {', '.join(BACKEND_NAMES)}",
-                    lines.find("backend", "order"),
-                )
-            )
-    if not config.backend.order:
-        problems.append(
-            Problem("backend.order", "must name at least one backend", lines.find("backend", "order"))
         )
     return problems
 

@@ -11,7 +11,8 @@ from typing import Any
 
 
 def setting(default: Any, doc: str, **rules: Any) -> Any:
-    """A config field: its default, a one-line description and optional rules (choices, min, max)."""
+    """A config field: its default, a one-line description and optional rules (choices, min, max;
+    for a list: each = the choices of every item, min_items)."""
     return field(default=default, metadata={"doc": doc, **rules})
 
 
@@ -21,7 +22,7 @@ SOURCE_MODES = ("continuous", "triggered")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 CORE_POLICIES = ("auto", "per-core", "core0", "core1", "core2", "core0_1", "core0_1_2")
 DELEGATES = ("none", "teflon")
-BACKEND_NAMES = ("litert", "rknn")  # appliance.backends.registry builds exactly these (a test checks it)
+BACKEND_NAMES = ("litert", "rknn")  # appliance.backends.registry.Backends holds exactly these
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,12 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class BackendConfig:
-    order: tuple[str, ...] = setting(("litert",), "Backends to try, most preferred first (litert, rknn).")
+    order: tuple[str, ...] = setting(
+        ("litert",),
+        "Backends to try, most preferred first (litert, rknn).",
+        each=BACKEND_NAMES,
+        min_items=1,
+    )
     threads: int = setting(2, "CPU threads per LiteRT interpreter (num_threads).", min=1, max=64)
     workers: int = setting(1, "Inference contexts run in parallel, one thread each.", min=1, max=16)
     core_policy: str = setting(

@@ -37,7 +37,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from appliance.backends.base import BackendOptions, TensorSpec
+from appliance.backends.base import BackendOptions
 from appliance.backends.failover import conform
 from appliance.backends.litert import LiteRTBackend, read_specs
 from appliance.backends.rknn import float_specs
@@ -52,6 +52,7 @@ from appliance.processing.image import Geometry, Preprocessor
 from appliance.processing.inference import Transform
 from appliance.processing.tasks import make_postprocessor
 from appliance.processing.tensor import IDENTITY, TensorPreprocessor
+from appliance.tensorspec import TensorSpec
 
 SOURCE_SUFFIXES = (".onnx", ".tflite")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")

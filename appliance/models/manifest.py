@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.backends.base import TensorSpec
 from appliance.errors import ModelRejected
+from appliance.tensorspec import TensorSpec
 
 TASKS = ("classify", "detect", "segment", "raw")
 LAYOUTS = ("nhwc", "nchw")

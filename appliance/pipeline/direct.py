@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from appliance.backends.base import BackendOptions, Context, TensorSpec
-from appliance.backends.registry import BACKENDS
+from appliance.backends.base import BackendOptions, Context
+from appliance.backends.registry import Backends
 from appliance.errors import BadRequest, ModelRejected
 from appliance.models.manifest import Manifest
 from appliance.models.registry import Registry
 from appliance.processing.quant import quantize_into
+from appliance.tensorspec import TensorSpec
 
 KEEP_MODELS = 4
 
@@ -29,9 +30,10 @@ class _Loaded:
 
 
 class DirectRunner:
-    def __init__(self, registry: Registry, threads: int) -> None:
+    def __init__(self, registry: Registry, threads: int, backends: Backends | None = None) -> None:
         self.registry = registry
         self.threads = threads
+        self.backends = backends or Backends.default()
         self._loaded: OrderedDict[str, _Loaded] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -44,7 +46,7 @@ class DirectRunner:
         path = self.registry.files_of(manifest).get(".tflite")
         if path is None:
             raise ModelRejected(f"model {manifest.ref} has no .tflite file to run on the CPU")
-        context = BACKENDS["litert"].open(path, BackendOptions(threads=self.threads, contexts=1))[0]
+        context = self.backends.get("litert").open(path, BackendOptions(threads=self.threads, contexts=1))[0]
         loaded = _Loaded(context, threading.Lock())
         with self._lock:
             self._loaded[manifest.ref] = loaded

@@ -7,7 +7,7 @@ from types import TracebackType
 
 import numpy as np
 
-from appliance.backends.registry import configure_backends
+from appliance.backends.registry import Backends
 from appliance.config import Config
 from appliance.models.manifest import Manifest
 from appliance.models.registry import Registry, check_activatable
@@ -17,12 +17,15 @@ from appliance.pipeline.runtime import ModelRuntime, RuntimeOptions
 
 
 class OneShot:
-    def __init__(self, registry: Registry, manifest: Manifest, config: Config) -> None:
-        configure_backends(config.backend)
+    def __init__(
+        self, registry: Registry, manifest: Manifest, config: Config, backends: Backends | None = None
+    ) -> None:
+        """`backends`: the running service's (the UI's test); a tool without one builds them from config."""
         options = RuntimeOptions(
             order=config.backend.order, threads=config.backend.threads, workers=1, ring=1
         )
-        self.runtime = ModelRuntime(manifest, registry.files_of(manifest), options)
+        engines = backends or Backends.from_config(config.backend)
+        self.runtime = ModelRuntime(manifest, registry.files_of(manifest), options, engines)
         self._seq = 0
 
     def __enter__(self) -> OneShot:
@@ -69,9 +72,10 @@ def check_candidate(registry: Registry, manifest: Manifest, config: Config) -> N
     checksum, load on the configured backends, one run on an input fitting the configured source."""
     check_activatable(manifest)
     registry.verify(manifest)
-    configure_backends(config.backend)
     options = RuntimeOptions(order=config.backend.order, threads=config.backend.threads, workers=1, ring=1)
-    runtime = ModelRuntime(manifest, registry.files_of(manifest), options)
+    runtime = ModelRuntime(
+        manifest, registry.files_of(manifest), options, Backends.from_config(config.backend)
+    )
     try:
         kind = None if config.source.kind == "none" else config.source.kind
         prove(runtime, Sample(None, input_kind(kind)))

@@ -16,11 +16,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from appliance.backends.base import TensorSpec
 from appliance.errors import ApplianceError, ModelRejected
 from appliance.models.manifest import Manifest
 from appliance.processing.inference import Inference, Transform
 from appliance.sources.base import Frame
+from appliance.tensorspec import TensorSpec
 
 
 class ModelRuntime(Protocol):

@@ -1,4 +1,9 @@
-"""The Result of one frame, and the bus that fans results out to subscribers (store, PLC, live view)."""
+"""The Result of one frame, its row in the store, and the bus that fans results out (store, PLC, live view).
+
+`Result.from_inference` is the one constructor for a frame that ran through a model (pipeline, OneShot).
+The mapping to and from a results.db row is derived from the column table (store/rows.py): a column's
+`path` names the Result attribute it stores.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from appliance.processing.inference import Detection
+from appliance.models.manifest import Manifest
+from appliance.processing.inference import Detection, Inference
+from appliance.sources.base import Frame
+from appliance.store import rows
+from appliance.store.rows import Record
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +31,17 @@ class Timings:
     infer_ms: float
     post_ms: float
     total_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """What a result is of: its sequence number, its frame, whether it is stored, whether it keeps the
+    frame's image (a snapshot, a live view watching)."""
+
+    seq: int
+    frame: Frame
+    store: bool = True
+    keep_image: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,6 +63,45 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
     store: bool = True
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_inference(
+        cls, origin: Origin, model: Manifest, backend: str, inference: Inference, timings: Timings
+    ) -> Result:
+        frame = origin.frame
+        return cls(
+            seq=origin.seq,
+            frame_id=frame.frame_id,
+            ts=frame.ts,
+            source=frame.source,
+            model=model.name,
+            model_version=model.version,
+            task=model.task,
+            backend=backend,
+            label=inference.label,
+            label_id=inference.label_id,
+            score=inference.score,
+            count=inference.count,
+            detections=inference.detections,
+            extra=inference.extra,
+            store=origin.store,
+            timings=timings,
+            image=frame.image if origin.keep_image else None,
+        )
+
+    def record(self, with_image: bool) -> Record:
+        """The row to store (store/rows.py RECORD columns), with the frame if a snapshot is wanted."""
+        values = tuple(rows.encode(c, _get(self, c.path or c.name)) for c in rows.RECORD)
+        return Record(values, self.image if with_image else None)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Result:
+        """A stored row (as SELECT * gives it) back as a Result (not to be stored again)."""
+        shown = rows.from_row(row)
+        timings = {c.path.split(".")[1]: shown[c.name] for c in rows.RECORD if c.path.startswith("timings.")}
+        fields = {c.name: shown[c.name] for c in rows.RECORD if not c.path and c.name in _FIELDS}
+        fields["detections"] = tuple(Detection.from_json(d) for d in shown["detections"])
+        return cls(**fields, timings=Timings(**timings), store=False)
 
     def to_json(self) -> dict[str, Any]:
         t = self.timings
@@ -71,7 +130,34 @@ class Result:
         }
 
 
+_FIELDS = frozenset(Result.__dataclass_fields__)
+
+
+def _get(obj: object, path: str) -> Any:
+    for name in path.split("."):
+        obj = getattr(obj, name)
+    return obj
+
+
 Subscriber = Callable[[Result], None]
+
+
+class RecordSink(Protocol):
+    def submit(self, record: Record) -> None: ...
+
+
+class Recorder:
+    """Subscriber that stores results that ask to be stored; snapshots per mode: off, all, detections."""
+
+    def __init__(self, writer: RecordSink, snapshots: str) -> None:
+        self.writer = writer
+        self.snapshots = snapshots
+
+    def __call__(self, result: Result) -> None:
+        if not result.store:
+            return
+        wanted = self.snapshots == "all" or (self.snapshots == "detections" and result.count > 0)
+        self.writer.submit(result.record(wanted and result.image is not None))
 
 
 class ResultBus:

@@ -19,7 +19,7 @@ import numpy as np
 
 from appliance.backends.base import BackendOptions, Context
 from appliance.backends.failover import context_status
-from appliance.backends.registry import Selection, open_with_fallback
+from appliance.backends.registry import Backends, Selection
 from appliance.backends.rknnio import FoldedInput, folded_of
 from appliance.errors import ApplianceError, BadRequest, ModelRejected
 from appliance.models.manifest import Manifest
@@ -44,10 +44,12 @@ class RuntimeOptions:
 
 
 class ModelRuntime:
-    def __init__(self, manifest: Manifest, files: dict[str, Path], options: RuntimeOptions) -> None:
+    def __init__(
+        self, manifest: Manifest, files: dict[str, Path], options: RuntimeOptions, backends: Backends
+    ) -> None:
         self.manifest = manifest
         backend_options = BackendOptions(threads=options.threads, contexts=options.workers)
-        self.selection: Selection = open_with_fallback(options.order, files, backend_options)
+        self.selection: Selection = backends.open(options.order, files, backend_options)
         first = self.selection.contexts[0]
         self.inputs, self.outputs = first.inputs, first.outputs
         try:
@@ -155,10 +157,10 @@ class ModelRuntime:
         }
 
 
-def validate_model(manifest: Manifest, path: Path) -> Manifest:
+def validate_model(manifest: Manifest, path: Path, backends: Backends | None = None) -> Manifest:
     """Load with LiteRT, check the tensors fit the task, run once: the registry's gate for new models."""
     options = RuntimeOptions(order=("litert",), threads=1, workers=1, ring=1)
-    runtime = ModelRuntime(manifest, {path.suffix: path}, options)
+    runtime = ModelRuntime(manifest, {path.suffix: path}, options, backends or Backends.default())
     try:
         zeros = [np.zeros(spec.shape, np.dtype(spec.dtype)) for spec in runtime.inputs]
         try:
@@ -179,9 +181,16 @@ class ModelManager:
     before anything changes; a candidate that fails is refused and the running model stays.
     """
 
-    def __init__(self, registry: Registry, options: RuntimeOptions, tap: FrameTap | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        options: RuntimeOptions,
+        tap: FrameTap | None = None,
+        backends: Backends | None = None,
+    ) -> None:
         self.registry = registry
         self.options = options
+        self.backends = backends or Backends.default()
         self.tap = tap or FrameTap()
         self._current: ModelRuntime | None = None
         self._lock = threading.Lock()
@@ -202,7 +211,7 @@ class ModelManager:
     def candidate(self, manifest: Manifest) -> ModelRuntime:
         """Load `manifest` (checksum first) and prove it on the source's latest frame; not installed."""
         self.registry.verify(manifest)
-        runtime = ModelRuntime(manifest, self.registry.files_of(manifest), self.options)
+        runtime = ModelRuntime(manifest, self.registry.files_of(manifest), self.options, self.backends)
         try:
             prove(runtime, self.tap.sample())
         except ApplianceError:

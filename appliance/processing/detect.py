@@ -12,7 +12,6 @@ from typing import Protocol
 
 import numpy as np
 
-from appliance.backends.base import TensorSpec
 from appliance.errors import ModelRejected
 from appliance.models.manifest import AnchorSpec, Manifest
 from appliance.processing.anchors import ssd_anchors
@@ -20,6 +19,7 @@ from appliance.processing.inference import Detection, Inference, Transform
 from appliance.processing.nms import nms
 from appliance.processing.quant import dequantize
 from appliance.processing.yolo_zoo import ZooYoloDecoder, zoo_branches
+from appliance.tensorspec import TensorSpec
 
 SCORE_CLIP = 80.0  # MediaPipe clips at 100; exp(100) overflows float32
 YOLO_NORMALISED_MAX = 1.5  # coordinates no larger than this are taken as already normalised

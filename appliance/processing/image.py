@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from appliance.backends.base import TensorSpec
 from appliance.errors import ImageRejected, ModelRejected
 from appliance.models.manifest import InputSpec
 from appliance.processing.inference import Transform
 from appliance.processing.quant import quantize_into
+from appliance.tensorspec import TensorSpec
 
 PAD_VALUE = 0
 

@@ -34,6 +34,13 @@ class Detection:
     box: tuple[float, float, float, float]  # x1, y1, x2, y2 in source pixels
     keypoints: tuple[tuple[float, float], ...] = ()
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Detection:
+        """The inverse of to_json (coordinates as rounded there)."""
+        x1, y1, x2, y2 = (float(v) for v in data["box"])
+        points = tuple((float(x), float(y)) for x, y in data.get("keypoints", ()))
+        return cls(str(data["label"]), int(data["label_id"]), float(data["score"]), (x1, y1, x2, y2), points)
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "label": self.label,

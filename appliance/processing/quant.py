@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from appliance.backends.base import TensorSpec
+from appliance.tensorspec import TensorSpec
 
 
 def dequantize(array: np.ndarray, spec: TensorSpec) -> np.ndarray:

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from appliance.backends.base import TensorSpec
 from appliance.models.manifest import Manifest
 from appliance.processing.inference import Inference, Transform
 from appliance.processing.quant import dequantize
+from appliance.tensorspec import TensorSpec
 
 MAX_VALUES_STORED = 4096
 

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from appliance.backends.base import TensorSpec
 from appliance.errors import ModelRejected
 from appliance.models.manifest import Manifest
 from appliance.processing.inference import Detection, Inference, Transform
 from appliance.processing.quant import dequantize
+from appliance.tensorspec import TensorSpec
 
 
 class Segmenter:

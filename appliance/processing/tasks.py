@@ -7,7 +7,6 @@ from typing import Protocol
 
 import numpy as np
 
-from appliance.backends.base import TensorSpec
 from appliance.errors import ModelRejected
 from appliance.models.manifest import Manifest
 from appliance.processing.classify import Classifier
@@ -16,6 +15,7 @@ from appliance.processing.image import Geometry
 from appliance.processing.inference import Inference, Transform
 from appliance.processing.raw import RawOutputs
 from appliance.processing.segment import Segmenter
+from appliance.tensorspec import TensorSpec
 
 
 class Postprocessor(Protocol):

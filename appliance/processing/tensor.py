@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from appliance.backends.base import TensorSpec
 from appliance.errors import BadRequest
 from appliance.processing.inference import Transform
 from appliance.processing.quant import quantize_into
+from appliance.tensorspec import TensorSpec
 
 IDENTITY = Transform(1, 1, 1.0, 1.0, 0.0, 0.0, 1, 1)
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from appliance.backends.base import TensorSpec
 from appliance.errors import ModelRejected
 from appliance.processing.quant import dequantize
+from appliance.tensorspec import TensorSpec
 
 STRIDES = (8, 16, 32)
 SIDES = 4

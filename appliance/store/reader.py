@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.store.database import connect
-from appliance.store.rows import from_row
+from appliance.store.rows import COMPACT, CSV_FIELDS, JSON_COLUMNS, from_row
 
 MAX_PAGE = 1000
 EXPORT_CHUNK = 1000
@@ -89,41 +89,18 @@ class ResultReader:
             conn.close()
 
 
-CSV_FIELDS = (
-    "id",
-    "time",
-    "ts",
-    "seq",
-    "frame_id",
-    "source",
-    "model",
-    "model_version",
-    "task",
-    "backend",
-    "label",
-    "label_id",
-    "score",
-    "count",
-    "pre_ms",
-    "infer_ms",
-    "post_ms",
-    "total_ms",
-    "snapshot",
-    "detections",
-)
-
-
 def export_lines(rows: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:
-    """CSV (detections as a JSON column) or JSONL, line by line."""
+    """CSV (JSON columns as JSON text) or JSONL, line by line."""
     if fmt == "jsonl":
         for row in rows:
-            yield json.dumps(row, separators=(",", ":")) + "\n"
+            yield json.dumps(row, separators=COMPACT) + "\n"
         return
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore")
     writer.writeheader()
+    json_fields = [c.name for c in JSON_COLUMNS if c.name in CSV_FIELDS]
     for row in rows:
-        writer.writerow({**row, "detections": json.dumps(row["detections"], separators=(",", ":"))})
+        writer.writerow({**row, **{c: json.dumps(row[c], separators=COMPACT) for c in json_fields}})
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

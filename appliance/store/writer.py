@@ -65,6 +65,7 @@ class ResultWriter:
         self.rows_written = 0
         self.commits = 0
         self.errors = 0  # results not stored (dropped), whatever the reason
+        self.duplicates = 0  # results skipped: their seq was already stored
         self.snapshots_dropped = 0
         self.evicted = 0  # oldest rows deleted to keep the free-space reserve
         self.free_bytes: int | None = None
@@ -109,6 +110,7 @@ class ResultWriter:
             "written": self.rows_written,
             "errors": self.errors,
             "dropped": self.errors,
+            "duplicates": self.duplicates,
             "snapshots_dropped": self.snapshots_dropped,
             "evicted": self.evicted,
             "free_bytes": self.free_bytes,
@@ -130,7 +132,11 @@ class ResultWriter:
         """Wait until everything submitted so far is committed (or dropped)."""
         target = self._submitted
         with self._flushed:
-            return self._flushed.wait_for(lambda: self.rows_written + self.errors >= target, timeout)
+            return self._flushed.wait_for(lambda: self._settled() >= target, timeout)
+
+    def _settled(self) -> int:
+        """Records submitted and done with: written, dropped or skipped."""
+        return self.rows_written + self.errors + self.duplicates
 
     def close(self) -> None:
         if self._thread.is_alive():
@@ -265,7 +271,7 @@ class ResultWriter:
                 self.snapshots_dropped += 1
             elif record.image is not None and (data := self._encode(record)) is not None:
                 try:
-                    name, size = self._files.write(record.values[0], record.values[1], data), len(data)
+                    name, size = self._files.write(record.ts, record.seq, data), len(data)
                 except OSError as err:
                     snapshots = False
                     self.snapshots_dropped += 1
@@ -276,12 +282,13 @@ class ResultWriter:
             rows.append((*record.values, name, size))
         return rows, names
 
-    def _commit(self, rows: list[tuple[Any, ...]], evict: int) -> BaseException | None:
-        """One transaction: evict the oldest rows (if asked), insert `rows`. Returns the error, if any."""
+    def _commit(self, rows: list[tuple[Any, ...]], evict: int) -> BaseException | int:
+        """One transaction: evict the oldest rows (if asked), insert `rows`. Returns the error, or the
+        number of rows skipped because their seq is already stored (the UNIQUE index on seq)."""
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             evicted = self._retention.evict_oldest(evict) if evict else 0
-            self._conn.executemany(INSERT_SQL, rows)
+            inserted = self._conn.executemany(INSERT_SQL, rows).rowcount
             cleared = self._retention.clear_unlinked()
             self._conn.execute("COMMIT")
         except (OSError, sqlite3.Error) as err:
@@ -289,22 +296,35 @@ class ResultWriter:
             return err
         self._retention.cleared(cleared)
         self.evicted += evicted
-        self.rows += len(rows) - evicted
-        return None
+        self.rows += inserted - evicted
+        return len(rows) - inserted
+
+    def _skipped(self, count: int, names: list[str]) -> None:
+        """Rows whose seq was already stored: counted, logged, their snapshot files removed."""
+        self.duplicates += count
+        logger.warning("skipped %d results whose seq is already stored (%d so far)", count, self.duplicates)
+        if names:
+            marks = ", ".join("?" * len(names))
+            query = f"SELECT snapshot FROM results WHERE snapshot IN ({marks})"
+            kept = {r[0] for r in self._conn.execute(query, names)}
+            for name in set(names) - kept:
+                self._files.unlink(name)
 
     def _write(self, batch: list[Record]) -> None:
         low = self._check_space()
         rows, names = self._rows(batch, snapshots=not low)
         evict = len(rows) if low and not self._snapshots_left else 0
         err = self._commit(rows, evict)
-        if err is not None and (disk_full(err) or low):  # on a full disk SQLite may say "disk I/O error"
+        if isinstance(err, BaseException) and (disk_full(err) or low):  # a full disk may be "disk I/O error"
             released = self._space.release()
             if self._space.min_free > 0:
                 self._retention.unlink_oldest(self._space.target())
             if released or self._space.min_free > 0:
                 err = self._commit(rows, evict)
-        if err is None:
-            self.rows_written += len(rows)
+        if not isinstance(err, BaseException):
+            if err:
+                self._skipped(err, names)
+            self.rows_written += len(rows) - err
             self.commits += 1
             self._added += sum(r[-1] for r in rows) + ROW_BYTES * len(rows)
             self._problem("write", None)

@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-from appliance.backends import registry as backend_registry
+from appliance.backends.registry import Backends
 from appliance.config import BackendConfig
 from appliance.platform import ProbeSources
 from tests.fakes.boards import RK3588, make_board
@@ -44,13 +44,9 @@ def rk3588(tmp_path: Path) -> ProbeSources:
 
 
 @pytest.fixture
-def npu_backends(fake_npu: ModuleType, rk3588: ProbeSources) -> Iterator[ProbeSources]:
-    """BACKENDS configured for an RK3588 with the per-core policy and a fast retry; restored after."""
-    saved = dict(backend_registry.BACKENDS)
+def npu_backends(fake_npu: ModuleType, rk3588: ProbeSources) -> Backends:
+    """Backends for an RK3588 (the fake NPU) with the per-core policy and a fast retry."""
     config = BackendConfig(
         order=("rknn", "litert"), core_policy="per-core", retry_s=0.05, retry_max_s=0.2, deadline_s=10.0
     )
-    backend_registry.configure_backends(config, rk3588)
-    yield rk3588
-    backend_registry.BACKENDS.clear()
-    backend_registry.BACKENDS.update(saved)
+    return Backends.from_config(config, rk3588)

@@ -84,7 +84,7 @@ def _parse_ref(services: Services, ref: str) -> Manifest:
 
 
 def _run_test(services: Services, manifest: Manifest, image: np.ndarray) -> dict[str, Any]:
-    with OneShot(services.registry, manifest, services.config) as oneshot:
+    with OneShot(services.registry, manifest, services.config, services.backends) as oneshot:
         result = oneshot.run(image, source="web-test")
     summary = result.to_json()
     caption = caption_of(result.label, result.score, result.count, (manifest.ref, result.backend))
