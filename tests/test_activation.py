@@ -155,7 +155,8 @@ def test_failing_frames_show_in_status_log_and_live_view(
         manager = services.manager
         manifest = services.registry.get("vibration")
         with caplog.at_level(logging.WARNING):
-            manager._install(ModelRuntime(manifest, services.registry.files_of(manifest), manager.options))
+            files = services.registry.files_of(manifest)
+            manager._install(ModelRuntime(manifest, files, manager.options, manager.backends))
             wait_for(lambda: services.pipeline.faults.failing)
             wait_for(lambda: services.pipeline.faults.errors >= 5)
         frames = status_document(services)["pipeline"]["frames"]
@@ -172,11 +173,13 @@ def test_failing_frames_show_in_status_log_and_live_view(
 
 
 def test_candidate_proof_names_the_stage(registry: Registry) -> None:
+    from appliance.backends.registry import Backends
     from appliance.pipeline.proof import IMAGE, Sample, prove
     from appliance.pipeline.runtime import RuntimeOptions
 
     manifest = registry.get("vibration")
-    runtime = ModelRuntime(manifest, registry.files_of(manifest), RuntimeOptions(workers=1, ring=1))
+    options = RuntimeOptions(workers=1, ring=1)
+    runtime = ModelRuntime(manifest, registry.files_of(manifest), options, Backends.default())
     try:
         with pytest.raises(ModelRejected, match="pre-processing"):
             prove(runtime, Sample(None, IMAGE))
@@ -190,7 +193,8 @@ def test_dashboard_says_frames_are_failing(data_dir: Path, video: Path) -> None:
         server.setup()
         services = server.services
         manager, manifest = services.manager, services.registry.get("vibration")
-        manager._install(ModelRuntime(manifest, services.registry.files_of(manifest), manager.options))
+        files = services.registry.files_of(manifest)
+        manager._install(ModelRuntime(manifest, files, manager.options, manager.backends))
         wait_for(lambda: services.pipeline.faults.failing)
         client = logged_in_client(server.url, ADMIN_PASSWORD)
         panel = client.get("/dashboard/panel", headers={"x-requested-with": "fetch"})

@@ -16,7 +16,9 @@ from appliance.backends.registry import Backends
 from appliance.models.manifest import Manifest
 from appliance.models.registry import Registry
 from appliance.pipeline.runtime import ModelRuntime, RuntimeOptions
+from appliance.processing.image import Prepared
 from appliance.processing.inference import Inference
+from appliance.sources.base import Frame
 from tests.conftest import CACHE
 from tests.fakes import fixtures
 from tests.test_rknn_convert import convert, make_venv, stripe_images
@@ -46,10 +48,10 @@ def runtime_of(
 
 
 def infer(runtime: ModelRuntime, image: np.ndarray) -> tuple[np.ndarray, Inference, str]:
-    tensor, transform = runtime.preprocess(image, None)
-    fed = tensor.copy()
-    outputs, label = runtime.run(0, tensor)
-    return fed, runtime.postprocess(outputs, transform), label
+    prepared, _ = runtime.prepare(Frame(1, 0.0, "test", image=image))
+    fed = prepared.tensor.copy()
+    outputs, label = runtime.invoke(0, prepared)
+    return fed, runtime.finish(outputs, prepared.transform), label
 
 
 def test_convert_records_the_folded_mean_and_std(tmp_path: Path, data_dir: Path, registry: Registry) -> None:
@@ -82,7 +84,7 @@ def test_folded_model_gets_uint8_pixels_and_fails_over_to_the_same_answer(
         assert label.startswith("rknn:")
         assert fed.dtype == np.uint8 and fed.shape == (1, 128, 128, 3)  # raw NHWC pixels
         assert npu_rt.image_pre is not None and npu_rt.image_pre.raw
-        assert npu_rt.image_pre._scratch.buffers.values.size == 0  # no float buffer on this route
+        assert npu_rt.image_pre._local.scratch.values.size == 0  # no float buffer on this route
         reached = fake_npu.NPU.last_inputs[0]
         assert reached.dtype == np.uint8 and reached.shape == (1, 128, 128, 3)
         np.testing.assert_array_equal(reached, fed)
@@ -90,12 +92,13 @@ def test_folded_model_gets_uint8_pixels_and_fails_over_to_the_same_answer(
         np.testing.assert_allclose((fed.astype(np.float32) - 127.5) / 127.5, want_tensor, atol=1e-6)
         assert_same(got, want)
         # a float tensor sent through the API (the twin's input, as /v2 describes it): back to pixels
-        tensor, transform = npu_rt.preprocess(None, want_tensor)
-        assert tensor.dtype == np.uint8
-        np.testing.assert_array_equal(tensor, fed)
+        prepared, _ = npu_rt.prepare(Frame(2, 0.0, "api", tensor=want_tensor))
+        assert prepared.tensor.dtype == np.uint8
+        np.testing.assert_array_equal(prepared.tensor, fed)
+        transform = prepared.transform
         assert_same(
-            npu_rt.postprocess(npu_rt.run(0, tensor)[0], transform),
-            float_rt.postprocess(float_rt.run(0, want_tensor)[0], transform),
+            npu_rt.finish(npu_rt.invoke(0, prepared)[0], transform),
+            float_rt.finish(float_rt.invoke(0, Prepared(want_tensor, transform))[0], transform),
         )
         fake_npu.NPU.none_after = 0  # the NPU fails: this frame runs on the float twin on the CPU
         _, fallback, label = infer(npu_rt, astronaut)

@@ -12,8 +12,9 @@ from appliance.config import Config
 from appliance.models.manifest import Manifest
 from appliance.models.registry import Registry, check_activatable
 from appliance.pipeline.proof import Sample, input_kind, prove
-from appliance.pipeline.results import Result, Timings
+from appliance.pipeline.results import Origin, Result, Timings
 from appliance.pipeline.runtime import ModelRuntime, RuntimeOptions
+from appliance.sources.base import Frame
 
 
 class OneShot:
@@ -36,34 +37,27 @@ class OneShot:
     ) -> None:
         self.runtime.close()
 
-    def run(self, image: np.ndarray | None, source: str = "cli", tensor: np.ndarray | None = None) -> Result:
+    def run(
+        self,
+        image: np.ndarray | None,
+        source: str = "cli",
+        tensor: np.ndarray | None = None,
+        encoded: bytes | None = None,
+    ) -> Result:
+        """One frame: an image, a tensor, or compressed image bytes (decoded just large enough)."""
         self._seq += 1
         rt = self.runtime
+        frame = Frame(self._seq, time.time(), source, image=image, tensor=tensor, encoded=encoded)
         t0 = time.perf_counter()
-        inputs, transform = rt.preprocess(image, tensor)
+        prepared, frame = rt.prepare(frame)
         t1 = time.perf_counter()
-        outputs, backend = rt.run(0, inputs)
+        outputs, backend = rt.invoke(0, prepared)
         t2 = time.perf_counter()
-        inference = rt.postprocess(outputs, transform)
+        inference = rt.finish(outputs, prepared.transform)
         t3 = time.perf_counter()
-        m = rt.manifest
-        return Result(
-            seq=self._seq,
-            frame_id=self._seq,
-            ts=time.time(),
-            source=source,
-            model=m.name,
-            model_version=m.version,
-            task=m.task,
-            backend=backend,
-            label=inference.label,
-            label_id=inference.label_id,
-            score=inference.score,
-            count=inference.count,
-            detections=inference.detections,
-            extra=inference.extra,
-            store=False,
-            timings=Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t3 - t0) * 1e3),
+        timings = Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t3 - t0) * 1e3)
+        return Result.from_inference(
+            Origin(self._seq, frame, store=False), rt.manifest, backend, inference, timings
         )
 
 

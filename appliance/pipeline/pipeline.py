@@ -1,24 +1,29 @@
-"""The pipeline: capture -> preprocess -> infer (N workers, one context each) -> postprocess -> publish.
+"""The pipeline: capture -> preprocess (P threads) -> infer (N workers, one context each) -> postprocess.
 
-Stages are threads joined by bounded queues. Frames from the source and jobs submitted through the API
-share one sequence; the postprocess stage publishes results in sequence order, so several inference
-workers never reorder a source's results. Every job reaches the postprocess stage, errors included,
-so the order never stalls.
+Stages are threads joined by bounded queues and pass frozen messages: `Entry` (a numbered frame),
+`Ready` (its model input), `Ran` (the model's outputs) or `Failed` (an error, from any stage, sent
+straight to the postprocess stage). Frames from the source and from the API share one sequence, handed
+out as they enter (`Intake`); the postprocess stage publishes results in sequence order, so several
+preprocess threads and inference workers never reorder a source's results. Every numbered frame reaches
+the postprocess stage, errors included, so the order never stalls.
 
-One Pipeline lives as long as the process: `set_source()` swaps the source in place (only the capture
-thread restarts; queued frames finish) and the model is switched by its ModelManager; the sequence
-(pipeline.sequence) never goes back, across source changes and restarts.
+The model's work is one object, `ModelRuntime` (pipeline/runtime.py): one call per stage. One Pipeline
+lives as long as the process: `set_source()` swaps the source in place (only the capture thread
+restarts; queued frames finish) and the model is switched by its ModelManager; the sequence
+(pipeline/sequence.py) never goes back, across source changes and restarts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,10 +31,10 @@ import numpy as np
 from appliance.errors import ApplianceError, Busy, InferenceFailed, NoActiveModel, SourceError
 from appliance.pipeline.faults import FaultLog
 from appliance.pipeline.metrics import StageMetrics
-from appliance.pipeline.results import Result, ResultBus, Timings
+from appliance.pipeline.results import Observer, Observers, Origin, Result, ResultBus, Timings
 from appliance.pipeline.runtime import ModelManager, ModelRuntime
-from appliance.pipeline.sequence import Sequence
-from appliance.processing.inference import Inference, Transform
+from appliance.pipeline.sequence import Intake, Sequence
+from appliance.processing.image import Prepared
 from appliance.sources.base import Frame, FrameCounter, Source
 
 logger = logging.getLogger(__name__)
@@ -44,23 +49,54 @@ class PipelineOptions:
     workers: int = 1
     snapshot_every: int = 0
     triggered: bool = False  # run source frames only when triggered
+    preprocess_threads: int = 0  # 0: one per inference worker
 
 
-@dataclass(eq=False)
-class Job:
-    seq: int
-    frame: Frame
-    store: bool = True
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """capture/submit -> preprocess: a numbered frame."""
+
+    origin: Origin
+    started: float
     future: Future[Result] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """preprocess -> infer: the model input, on the runtime that made it (held until postprocess)."""
+
+    entry: Entry
+    runtime: ModelRuntime
+    prepared: Prepared
+    pre_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Ran:
+    """infer -> postprocess: the model's outputs."""
+
+    ready: Ready
+    outputs: list[np.ndarray]
+    backend: str
+    infer_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """any stage -> postprocess: why this frame has no result (the runtime it held, to release)."""
+
+    entry: Entry
+    error: ApplianceError
     runtime: ModelRuntime | None = None
-    tensor: np.ndarray | None = None
-    transform: Transform | None = None
-    outputs: list[np.ndarray] = field(default_factory=list)
-    backend: str = ""
-    started: float = 0.0
-    times: list[float] = field(default_factory=list)
-    error: ApplianceError | None = None
-    result: Result | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """What the postprocess stage holds until the frame's turn to be published."""
+
+    entry: Entry
+    result: Result | None
+    error: ApplianceError | None
 
 
 class Pipeline:
@@ -80,40 +116,37 @@ class Pipeline:
         self.tap.reset(source.kind if source is not None else None)
         self.faults = FaultLog()
         self.metrics = {name: StageMetrics(name) for name in STAGES}
-        size = options.queue_size
-        self._pre: queue.Queue[Job | None] = queue.Queue(size)
-        self._infer: queue.Queue[Job | None] = queue.Queue(size)
-        self._post: queue.Queue[Job | None] = queue.Queue(size)
         self.sequence = sequence or Sequence()
-        self._seq_lock = threading.Lock()
+        self._intake: Intake[Entry] = Intake(self.sequence, options.queue_size)
+        self._infer: queue.Queue[Ready | None] = queue.Queue(options.queue_size)
+        self._post: queue.Queue[Ran | Failed | None] = queue.Queue(options.queue_size)
         self._next_publish = self.sequence.first
-        self._held: dict[int, Job] = {}
+        self._held: dict[int, Done] = {}
+        self._count_lock = threading.Lock()
+        self._pre_threads = options.preprocess_threads or options.workers
+        self._pre_running = self._pre_threads
+        self._infer_running = options.workers
         self._stop = threading.Event()
         self._capture_stop = threading.Event()
         self._capture: threading.Thread | None = None
         self._source_lock = threading.Lock()  # one source change at a time
         self._threads: list[threading.Thread] = []
-        self._infer_running = options.workers
         self._published = FrameCounter()
+        self.observers = Observers()
         self.image_watchers = 0  # live views watching: results then carry their frame
         self.source_error: str | None = None  # why the configured source did not open at start
 
     def queue_depths(self) -> dict[str, int]:
         return {
-            "preprocess": self._pre.qsize(),
+            "preprocess": self._intake.qsize(),
             "infer": self._infer.qsize(),
             "postprocess": self._post.qsize(),
         }
 
-    def _next_seq(self) -> int:
-        return self.sequence.next()
-
     def start(self) -> None:
-        plan: list[tuple[str, Any]] = [
-            ("preprocess", self._preprocess_loop),
-            ("postprocess", self._post_loop),
-        ]
-        plan += [(f"infer-{i}", lambda i=i: self._infer_loop(i)) for i in range(self.options.workers)]
+        plan: list[tuple[str, Callable[[], None]]] = [("postprocess", self._post_loop)]
+        plan += [(f"preprocess-{i}", self._preprocess_loop) for i in range(self._pre_threads)]
+        plan += [(f"infer-{i}", functools.partial(self._infer_loop, i)) for i in range(self.options.workers)]
         if self.source is not None:
             try:
                 self.source.start()
@@ -163,6 +196,11 @@ class Pipeline:
     def set_snapshot_every(self, every: int) -> None:
         self.options = dataclasses.replace(self.options, snapshot_every=every)
 
+    def add_observer(self, observer: Observer) -> None:
+        """`observer(frame, result)` for every published result, on the observers' own thread (never
+        blocking publication: pairs it cannot take in time are dropped and counted)."""
+        self.observers.add(observer)
+
     def read_source(self, timeout: float) -> Frame | None:
         """The source's next frame (triggered mode), recorded as the newest frame it gave."""
         source = self.source
@@ -177,23 +215,37 @@ class Pipeline:
         self._stop_capture()
         if self.source is not None:
             self.source.stop()
-        self._pre.put(None)  # each stage passes the end marker on once it has drained
+        self._intake.close()  # each stage passes the end on once it has drained
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
+        self.observers.stop()
+
+    def _entry_maker(
+        self, frame: Frame, store: bool, future: Future[Result] | None
+    ) -> Callable[[int], Entry]:
+        def make(seq: int) -> Entry:
+            every = self.options.snapshot_every
+            keep = self.image_watchers > 0 or bool(every and seq % every == 0)
+            return Entry(Origin(seq, frame, store, keep), time.perf_counter(), future)
+
+        return make
 
     def submit(self, frame: Frame, store: bool, timeout: float) -> Future[Result]:
-        """Queue one frame from the API; its future resolves to the Result (or the error)."""
+        """Queue one frame from the API, waiting up to `timeout` for room; its future resolves to the
+        Result (or the error: Busy when there was no room)."""
         future: Future[Result] = Future()
-        job = Job(self._next_seq(), frame, store, future)
-        job.started = time.perf_counter()
         self.metrics["capture"].received += 1
-        try:
-            self._pre.put(job, timeout=timeout)
-        except queue.Full:
-            # the sequence number is taken: pass the job on as an error so the order does not stall
-            job.error = Busy("pipeline is busy: try again")
-            self._post.put(job)
+        if self._intake.put(self._entry_maker(frame, store, future), timeout) is None:
+            future.set_exception(Busy("pipeline is busy: try again"))
+        return future
+
+    def submit_nowait(self, frame: Frame, store: bool) -> Future[Result]:
+        """Queue one frame without waiting (for the event loop); raises Busy when the pipeline is full.
+        The future resolves to the Result or the error."""
+        future: Future[Result] = Future()
+        self.metrics["capture"].received += 1
+        self._intake.put_nowait(self._entry_maker(frame, store, future))
         return future
 
     def _capture_loop(self, source: Source, stop: threading.Event) -> None:
@@ -206,60 +258,59 @@ class Pipeline:
                 continue
             self.tap.saw(frame)
             stage.received += 1
-            job = Job(self._next_seq(), frame)
-            job.started = time.perf_counter()
-            self._queue(job, stop)
-            stage.observe(time.perf_counter() - job.started)
-
-    def _queue(self, job: Job, stop: threading.Event) -> None:
-        """Queue a frame that has its seq: once numbered it must reach the postprocess stage, or the
-        results after it would wait for it forever. When capture stops, it goes on as an error."""
-        while not stop.is_set():
-            try:
-                self._pre.put(job, timeout=POLL_S)
-                return
-            except queue.Full:
-                continue
-        job.error = Busy("capture stopped")
-        self._post.put(job)
+            t0 = time.perf_counter()
+            make = self._entry_maker(frame, True, None)
+            while self._intake.put(make, POLL_S, stop) is None and not stop.is_set():
+                pass  # a file source waits for room; a live one drops frames in its own slot meanwhile
+            stage.observe(time.perf_counter() - t0)
 
     def _preprocess_loop(self) -> None:
         stage = self.metrics["preprocess"]
-        while (job := self._pre.get()) is not None:
+        while (entry := self._intake.get()) is not None:
             stage.received += 1
             t0 = time.perf_counter()
-            if job.error is None:
-                job.runtime = self.manager.acquire()
-                try:
-                    if job.runtime is None:
-                        raise NoActiveModel(
-                            "no active model: add one with `appliance models add` and activate it"
-                        )
-                    job.tensor, job.transform = job.runtime.preprocess(job.frame.image, job.frame.tensor)
-                except ApplianceError as err:
-                    job.error = err
-                    stage.errors += 1
-            job.times.append(time.perf_counter() - t0)
-            stage.observe(job.times[-1])
-            self._infer.put(job)
-        for _ in range(self.options.workers):
-            self._infer.put(None)
+            message = self._prepare(entry, t0)
+            stage.observe(time.perf_counter() - t0)
+            if isinstance(message, Failed):
+                stage.errors += 1
+                self._post.put(message)
+            else:
+                self._infer.put(message)
+        with self._count_lock:
+            self._pre_running -= 1
+            last = self._pre_running == 0
+        if last:
+            for _ in range(self.options.workers):
+                self._infer.put(None)
+
+    def _prepare(self, entry: Entry, t0: float) -> Ready | Failed:
+        runtime = self.manager.acquire()
+        if runtime is None:
+            missing = NoActiveModel("no active model: add one with `appliance models add` and activate it")
+            return Failed(entry, missing)
+        try:
+            prepared, frame = runtime.prepare(entry.origin.frame, entry.origin.keep_image)
+        except ApplianceError as err:
+            return Failed(entry, err, runtime)
+        if frame is not entry.origin.frame:  # decoded at full size, to be kept with the result
+            entry = dataclasses.replace(entry, origin=dataclasses.replace(entry.origin, frame=frame))
+        return Ready(entry, runtime, prepared, time.perf_counter() - t0)
 
     def _infer_loop(self, worker: int) -> None:
         stage = self.metrics["infer"]
-        while (job := self._infer.get()) is not None:
+        while (ready := self._infer.get()) is not None:
             stage.received += 1
             t0 = time.perf_counter()
-            if job.error is None and job.runtime is not None and job.tensor is not None:
-                try:
-                    job.outputs, job.backend = job.runtime.run(worker, job.tensor)
-                except ApplianceError as err:
-                    job.error = err
-                    stage.errors += 1
-            job.times.append(time.perf_counter() - t0)
-            stage.observe(job.times[-1])
-            self._post.put(job)
-        with self._seq_lock:
+            message: Ran | Failed
+            try:
+                outputs, backend = ready.runtime.invoke(worker, ready.prepared)
+                message = Ran(ready, outputs, backend, time.perf_counter() - t0)
+            except ApplianceError as err:
+                stage.errors += 1
+                message = Failed(ready.entry, err, ready.runtime)
+            stage.observe(time.perf_counter() - t0)
+            self._post.put(message)
+        with self._count_lock:
             self._infer_running -= 1
             last = self._infer_running == 0
         if last:
@@ -267,77 +318,59 @@ class Pipeline:
 
     def _post_loop(self) -> None:
         stage = self.metrics["postprocess"]
-        while (job := self._post.get()) is not None:
+        while (message := self._post.get()) is not None:
             stage.received += 1
             t0 = time.perf_counter()
-            job.result = self._finish(job)
-            job.times.append(time.perf_counter() - t0)
-            stage.observe(job.times[-1])
-            if job.result is None:
+            done = self._finish(message)
+            stage.observe(time.perf_counter() - t0)
+            if done.result is None:
                 stage.errors += 1
-            self._held[job.seq] = job
+            self._held[done.entry.origin.seq] = done
             self._publish_ready()
 
-    def _finish(self, job: Job) -> Result | None:
-        runtime = job.runtime
+    def _finish(self, message: Ran | Failed) -> Done:
+        if isinstance(message, Failed):
+            if message.runtime is not None:
+                message.runtime.release()
+            return Done(message.entry, None, message.error)
+        ready = message.ready
+        runtime = ready.runtime
         try:
-            if job.error is not None or runtime is None or job.transform is None:
-                return None
-            try:
-                inference = runtime.postprocess(job.outputs, job.transform)
-            except (ValueError, IndexError) as err:
-                job.error = InferenceFailed(f"post-processing failed: {err}")
-                return None
-            return self._result(job, runtime, inference)
+            inference = runtime.finish(message.outputs, ready.prepared.transform)
+        except (ValueError, IndexError) as err:
+            return Done(ready.entry, None, InferenceFailed(f"post-processing failed: {err}"))
+        except ApplianceError as err:
+            return Done(ready.entry, None, err)
         finally:
-            if runtime is not None:
-                runtime.release()
-                job.runtime = None
-
-    def _result(self, job: Job, runtime: ModelRuntime, inference: Inference) -> Result:
-        pre, infer = job.times[0], job.times[1]
-        total = time.perf_counter() - job.started
-        post = total - pre - infer
-        every = self.options.snapshot_every
-        keep_image = self.image_watchers > 0 or (every and job.seq % every == 0)
-        manifest = runtime.manifest
-        return Result(
-            seq=job.seq,
-            frame_id=job.frame.frame_id,
-            ts=job.frame.ts,
-            source=job.frame.source,
-            model=manifest.name,
-            model_version=manifest.version,
-            task=manifest.task,
-            backend=job.backend,
-            label=inference.label,
-            label_id=inference.label_id,
-            score=inference.score,
-            count=inference.count,
-            detections=inference.detections,
-            extra=inference.extra,
-            store=job.store,
-            timings=Timings(pre * 1e3, infer * 1e3, max(post, 0.0) * 1e3, total * 1e3),
-            image=job.frame.image if keep_image else None,
+            runtime.release()
+        total = time.perf_counter() - ready.entry.started
+        post = max(total - ready.pre_s - message.infer_s, 0.0)
+        timings = Timings(ready.pre_s * 1e3, message.infer_s * 1e3, post * 1e3, total * 1e3)
+        result = Result.from_inference(
+            ready.entry.origin, runtime.manifest, message.backend, inference, timings
         )
+        return Done(ready.entry, result, None)
 
     def _publish_ready(self) -> None:
-        while self._next_publish in self._held:
-            job = self._held.pop(self._next_publish)
-            result = job.result
+        while (done := self._held.pop(self._next_publish, None)) is not None:
             self._next_publish += 1
+            self._publish(done)
+
+    def _publish(self, done: Done) -> None:
+        result, future = done.result, done.entry.future
+        if result is not None:
+            self._published.frame()
+            self.bus.publish(result)
+            self.observers.notify(done.entry.origin.frame, result)
+        if future is not None:
             if result is not None:
-                self._published.frame()
-                self.bus.publish(result)
-            if job.future is not None:
-                if result is not None:
-                    job.future.set_result(result)
-                else:
-                    job.future.set_exception(job.error or InferenceFailed("inference failed"))
-            elif result is None and not isinstance(job.error, Busy):  # Busy: capture stopped mid-switch
-                self.faults.failed(str(job.error or "inference failed"))
+                future.set_result(result)
             else:
-                self.faults.succeeded()
+                future.set_exception(done.error or InferenceFailed("inference failed"))
+        elif result is None:
+            self.faults.failed(str(done.error or "inference failed"))
+        else:
+            self.faults.succeeded()
 
     def alive(self) -> bool:
         """Every stage thread still running (the capture thread may end with a finite source)."""
@@ -360,7 +393,9 @@ class Pipeline:
             "stages": {name: m.snapshot().to_json() for name, m in self.metrics.items()},
             "queues": self.queue_depths(),
             "workers": self.options.workers,
+            "preprocess_threads": self._pre_threads,
             "next_seq": self.sequence.peek(),
             "source_error": self.source_error,
             "frames": self.faults.status(),
+            "observers_dropped": self.observers.dropped,
         }

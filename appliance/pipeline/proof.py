@@ -18,6 +18,7 @@ import numpy as np
 
 from appliance.errors import ApplianceError, ModelRejected
 from appliance.models.manifest import Manifest
+from appliance.processing.image import Prepared
 from appliance.processing.inference import Inference, Transform
 from appliance.sources.base import Frame
 from appliance.tensorspec import TensorSpec
@@ -33,11 +34,9 @@ class ModelRuntime(Protocol):
 
     @property
     def image_pre(self) -> Any: ...
-    def preprocess(
-        self, image: np.ndarray | None, tensor: np.ndarray | None
-    ) -> tuple[np.ndarray, Transform]: ...
-    def run(self, worker: int, tensor: np.ndarray) -> tuple[list[np.ndarray], str]: ...
-    def postprocess(self, outputs: Sequence[np.ndarray], transform: Transform) -> Inference: ...
+    def prepare(self, frame: Frame, keep_image: bool = False) -> tuple[Prepared, Frame]: ...
+    def invoke(self, worker: int, prepared: Prepared) -> tuple[list[np.ndarray], str]: ...
+    def finish(self, outputs: Sequence[np.ndarray], transform: Transform) -> Inference: ...
 
 
 IMAGE, TENSOR, ANY = "image", "tensor", "any"
@@ -96,6 +95,8 @@ def _describe(frame: Frame, real: bool) -> str:
     if frame.image is not None:
         h, w = frame.image.shape[:2]
         return f"{origin} ({w}x{h} image)"
+    if frame.encoded is not None:
+        return f"{origin} (compressed image of {len(frame.encoded)} bytes)"
     assert frame.tensor is not None
     return f"{origin} (tensor of shape {list(frame.tensor.shape)})"
 
@@ -105,14 +106,14 @@ def prove(runtime: ModelRuntime, sample: Sample) -> None:
     frame = sample.frame if sample.frame is not None else _synthetic(runtime, sample.takes)
     what = _describe(frame, sample.frame is not None)
     ref = runtime.manifest.ref
-    if (sample.takes == IMAGE and frame.image is None) or (sample.takes == TENSOR and frame.tensor is None):
+    if (sample.takes == IMAGE and not frame.is_image) or (sample.takes == TENSOR and frame.tensor is None):
         raise ModelRejected(f"model {ref} cannot run on this source: it delivers {sample.takes}s")
     stage = "pre-processing"
     try:
-        tensor, transform = runtime.preprocess(frame.image, frame.tensor)
+        prepared, _ = runtime.prepare(frame)
         stage = "inference"
-        outputs, _ = runtime.run(0, tensor)
+        outputs, _ = runtime.invoke(0, prepared)
         stage = "post-processing"
-        runtime.postprocess(outputs, transform)
+        runtime.finish(outputs, prepared.transform)
     except (ApplianceError, ValueError, IndexError, TypeError) as err:
         raise ModelRejected(f"model {ref} does not run on {what}: {stage} failed: {err}") from err

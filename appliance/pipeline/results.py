@@ -8,6 +8,7 @@ The mapping to and from a results.db row is derived from the column table (store
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from appliance.store import rows
 from appliance.store.rows import Record
 
 logger = logging.getLogger(__name__)
+
+OBSERVER_QUEUE = 64  # (frame, result) pairs waiting for the observers; more are dropped
 
 
 @dataclass(frozen=True)
@@ -183,3 +186,49 @@ class ResultBus:
                 subscriber(result)
             except Exception:
                 logger.exception("result subscriber %s failed", name)
+
+
+Observer = Callable[[Frame, Result], None]
+
+
+class Observers:
+    """Callables that see each published (frame, result) pair, on a thread of their own: the post stage
+    only hands the pair over (a bounded queue; when it is full the pair is dropped and counted), so an
+    observer can never slow or stop publication. A failing observer is logged, never fatal."""
+
+    def __init__(self, size: int = OBSERVER_QUEUE) -> None:
+        self._observers: list[Observer] = []
+        self._queue: queue.Queue[tuple[Frame, Result] | None] = queue.Queue(size)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def add(self, observer: Observer) -> None:
+        with self._lock:
+            self._observers = [*self._observers, observer]
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="pipeline-observers", daemon=True)
+                self._thread.start()
+
+    def notify(self, frame: Frame, result: Result) -> None:
+        if not self._observers:
+            return
+        try:
+            self._queue.put_nowait((frame, result))
+        except queue.Full:
+            self.dropped += 1
+
+    def _run(self) -> None:
+        while (pair := self._queue.get()) is not None:
+            for observer in self._observers:
+                try:
+                    observer(*pair)
+                except Exception:
+                    logger.exception("pipeline observer %r failed", observer)
+
+    def stop(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout=10)

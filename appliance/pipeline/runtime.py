@@ -1,8 +1,11 @@
-"""The active model at run time: its contexts, pre- and post-processing, and atomic switching.
+"""The active model at run time: one object for the per-model work of a frame, and atomic switching.
 
-`ModelManager.acquire()` hands out the current `ModelRuntime` with a reference count; a switch builds
-the new runtime completely first, then swaps one reference. Frames already holding the old runtime
-finish on it; it is closed when the last of them releases it.
+`ModelRuntime` is everything one model needs for a frame, one call per pipeline stage: `prepare`
+(decode if compressed, resize, normalise into a pooled tensor), `invoke` (run on the worker's context,
+hand the tensor back) and `finish` (decode the outputs for the task); `infer` does the three in the
+calling thread (proofs, one-shot runs). `ModelManager.acquire()` hands out the current runtime with a
+reference count; a switch builds the new runtime completely first, then swaps one reference. Frames
+already holding the old runtime finish on it; it is closed when the last of them releases it.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from appliance.errors import ApplianceError, BadRequest, ModelRejected
 from appliance.models.manifest import Manifest
 from appliance.models.registry import Registry, check_activatable
 from appliance.pipeline.proof import FrameTap, prove
-from appliance.processing.image import Preprocessor
+from appliance.processing.image import Prepared, Preprocessor, decode
 from appliance.processing.inference import Inference, Transform
 from appliance.processing.tasks import Postprocessor, make_postprocessor
 from appliance.processing.tensor import TensorPreprocessor
+from appliance.sources.base import Frame
 
 logger = logging.getLogger(__name__)
 
@@ -102,25 +106,50 @@ class ModelRuntime:
     def contexts(self) -> tuple[Context, ...]:
         return self.selection.contexts
 
-    def preprocess(self, image: np.ndarray | None, tensor: np.ndarray | None) -> tuple[np.ndarray, Transform]:
-        if image is not None:
-            if self.image_pre is None:
-                raise BadRequest(f"model {self.manifest.ref} takes a tensor, not an image")
-            return self.image_pre(image)
-        if tensor is None or self.tensor_pre is None:
+    def prepare(self, frame: Frame, keep_image: bool = False) -> tuple[Prepared, Frame]:
+        """Pre-processing: the model input for `frame`, and the frame with its image when it came
+        compressed and the image is kept (decoded at full size; else just large enough for the model)."""
+        if frame.encoded is not None and frame.image is None:
+            pre = self._need_image_pre()
+            if not keep_image:
+                return pre.prepare_encoded(frame.encoded), frame
+            frame = dataclasses.replace(frame, image=decode(frame.encoded), encoded=None)
+        if frame.image is not None:
+            return self._need_image_pre().prepare(frame.image), frame
+        if frame.tensor is None or self.tensor_pre is None:
             raise BadRequest("frame has neither an image nor a tensor")
+        return Prepared(*self._tensor(frame.tensor)), frame
+
+    def _need_image_pre(self) -> Preprocessor:
+        if self.image_pre is None:
+            raise BadRequest(f"model {self.manifest.ref} takes a tensor, not an image")
+        return self.image_pre
+
+    def _tensor(self, tensor: np.ndarray) -> tuple[np.ndarray, Transform]:
+        assert self.tensor_pre is not None
         if self.fold is not None and self.float_pre is not None and tensor.dtype.kind == "f":
             values, transform = self.float_pre(tensor)
             return self.fold.pixels(values, self.manifest.input.layout), transform
         return self.tensor_pre(tensor)
 
-    def run(self, worker: int, tensor: np.ndarray) -> tuple[list[np.ndarray], str]:
-        """Run on the context owned by `worker`; returns the outputs and the label of the context."""
+    def invoke(self, worker: int, prepared: Prepared) -> tuple[list[np.ndarray], str]:
+        """Run on the context owned by `worker`; returns the outputs and the label of the context. The
+        input tensor goes back to its pool once the run returned (after a failure it is left alone: a
+        hung NPU call may still read it)."""
         context = self.contexts[worker % len(self.contexts)]
-        return context.run([tensor]), context.label
+        outputs = context.run([prepared.tensor])
+        prepared.release()
+        return outputs, context.label
 
-    def postprocess(self, outputs: Sequence[np.ndarray], transform: Transform) -> Inference:
+    def finish(self, outputs: Sequence[np.ndarray], transform: Transform) -> Inference:
+        """Post-processing: the task's reading of the outputs, in source-image coordinates."""
         return self.post(outputs, transform)
+
+    def infer(self, frame: Frame, worker: int = 0) -> tuple[Inference, str]:
+        """prepare -> invoke -> finish in the calling thread; returns the inference and the context."""
+        prepared, _ = self.prepare(frame)
+        outputs, label = self.invoke(worker, prepared)
+        return self.finish(outputs, prepared.transform), label
 
     def acquire(self) -> ModelRuntime:
         with self._lock:
@@ -165,7 +194,7 @@ def validate_model(manifest: Manifest, path: Path, backends: Backends | None = N
         zeros = [np.zeros(spec.shape, np.dtype(spec.dtype)) for spec in runtime.inputs]
         try:
             outputs = runtime.contexts[0].run(zeros)
-            runtime.postprocess(outputs, Transform(1, 1, 1.0, 1.0))
+            runtime.finish(outputs, Transform(1, 1, 1.0, 1.0))
         except ApplianceError as err:
             raise ModelRejected(f"model does not run: {err}") from err
         return dataclasses.replace(manifest, inputs=runtime.inputs, outputs=runtime.outputs)

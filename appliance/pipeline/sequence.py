@@ -6,6 +6,8 @@ numbers are reserved in blocks of BLOCK (one small atomic write per block), so r
 published but never stored (store = false, or in flight at a crash) are never numbered again.
 After a restart the numbers jump by less than BLOCK, which is below 65,536: a PLC watching the
 16-bit register of seq always sees it change.
+
+`Intake` is the pipeline's entry queue, which hands the numbers out as frames enter.
 """
 
 from __future__ import annotations
@@ -15,14 +17,21 @@ import json
 import logging
 import sqlite3
 import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from appliance import atomic
+from appliance.errors import Busy
 
 logger = logging.getLogger(__name__)
 
 BLOCK = 10_000
 FILE = "seq.json"
+WAKE_S = 0.05  # a waiting put looks at its stop event this often
+T = TypeVar("T")
 
 
 MAX_SEQ = "SELECT MAX(seq) FROM results"  # a full scan: only when there is no seq.json yet
@@ -98,3 +107,59 @@ class Sequence:
             _write(self.path, upto)
         except OSError as err:
             logger.error("cannot reserve seq numbers in %s: %s (may repeat after a restart)", self.path, err)
+
+
+class Intake(Generic[T]):
+    """The pipeline's entry queue. A frame gets its seq as it enters, under the queue's lock: a number
+    is never taken by a frame that did not get in, and numbers enter in order. Bounded; thread-safe."""
+
+    def __init__(self, sequence: Sequence, size: int) -> None:
+        self.sequence = sequence
+        self._size = max(size, 1)
+        self._items: deque[T] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def _enter(self, make: Callable[[int], T]) -> T:
+        item = make(self.sequence.next())
+        self._items.append(item)
+        self._cond.notify_all()
+        return item
+
+    def put_nowait(self, make: Callable[[int], T]) -> T:
+        """Number and queue `make(seq)` at once, or raise Busy (nothing numbered) when full or closed."""
+        with self._cond:
+            if self._closed or len(self._items) >= self._size:
+                raise Busy("pipeline is busy: try again")
+            return self._enter(make)
+
+    def put(self, make: Callable[[int], T], timeout: float, stop: threading.Event | None = None) -> T | None:
+        """Wait up to `timeout` (or until `stop` is set) for room; None if none came (nothing numbered)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._closed and len(self._items) >= self._size:
+                left = deadline - time.monotonic()
+                if left <= 0 or (stop is not None and stop.is_set()):
+                    return None
+                self._cond.wait(min(left, WAKE_S))
+            return None if self._closed else self._enter(make)
+
+    def get(self) -> T | None:
+        """The oldest item; waits for one. None once closed and drained (to every caller)."""
+        with self._cond:
+            while not self._items:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            item = self._items.popleft()
+            self._cond.notify_all()
+            return item
+
+    def close(self) -> None:
+        """No more entries; what is queued is still handed out."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()

@@ -23,15 +23,21 @@ class SourceState(enum.StrEnum):
     STOPPED = "stopped"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Frame:
-    """One input: a BGR uint8 image, or a sensor tensor (exactly one of the two)."""
+    """One input: a BGR uint8 image, a compressed image (JPEG, PNG: `encoded`, decoded by the pipeline's
+    preprocess stage at the size the model needs), or a sensor tensor (exactly one of the three)."""
 
     frame_id: int
     ts: float
     source: str
     image: np.ndarray | None = None
     tensor: np.ndarray | None = None
+    encoded: bytes | None = None
+
+    @property
+    def is_image(self) -> bool:
+        return self.image is not None or self.encoded is not None
 
 
 @dataclass(frozen=True)
