@@ -28,3 +28,13 @@ def test_readme_opens_with_the_two_commands() -> None:
     readme = (ROOT / "README.md").read_text()
     first_block = readme.split("```")[1]
     assert "make run" in first_block and "make test" in first_block
+
+
+def test_architecture_names_files_that_exist_and_a_frame_path_of_six() -> None:
+    docs = (ROOT / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"\b((?:appliance/)?[a-z_]+/[a-z_]+\.py)\b", docs))
+    missing = {n for n in named if not (ROOT / n).is_file() and not (ROOT / "appliance" / n).is_file()}
+    assert missing == set(), "docs/architecture.md names files that do not exist"
+    path = docs.split("## The path of one frame")[1].split("\n## ")[0]
+    steps = re.findall(r"^\d+\. \*\*(appliance/[a-z_/]+\.py)\*\*", path, re.MULTILINE)
+    assert 1 < len(steps) <= 6 and len(set(steps)) == len(steps)
