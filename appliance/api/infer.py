@@ -51,7 +51,7 @@ async def infer(request: Request) -> Response:
     image = await run_in_threadpool(decode_image, data)
     timeout = services.config.server.infer_timeout_s
     frame = Frame(0, time.time(), "api", image=image)
-    future = services.pipeline.submit(frame, store=store, timeout=timeout)
+    future = services.pipeline.submit_nowait(frame, store=store)  # Busy (503) at once when full
     try:
         result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
     except TimeoutError as err:
