@@ -24,6 +24,7 @@ from appliance.errors import Conflict, ModelRejected, NotFound
 from appliance.models.manifest import Manifest
 
 if TYPE_CHECKING:
+    from appliance.pipeline.direct import DirectRunner
     from appliance.services import Services
 
 
@@ -134,10 +135,16 @@ async def infer(request: Request) -> Response:
     if not manifest.inputs:
         raise Conflict(f"model {manifest.ref} has no recorded input tensors; add it again")
     body = await read_body(request, services.config.server.max_upload_bytes)
-    checked = parse_request(body, request.headers.get(HEADER_LENGTH), manifest)
+    header_length = request.headers.get(HEADER_LENGTH)
     with admission_of(request).enter():  # Busy (503) at once past server.max_inflight
-        outputs = await run_in_threadpool(services.direct.run, manifest, checked.inputs)
-    return _response(manifest, checked, outputs)
+        return await run_in_threadpool(_answer, services.direct, manifest, body, header_length)
+
+
+def _answer(direct: DirectRunner, manifest: Manifest, body: bytes, header_length: str | None) -> Response:
+    """Parse, check, run and encode in one worker thread: a 1 MB JSON body costs milliseconds of
+    parsing, which would otherwise hold the event loop (and every other request) meanwhile."""
+    checked = parse_request(body, header_length, manifest)
+    return _response(manifest, checked, direct.run(manifest, checked.inputs))
 
 
 def routes() -> list[Route]:
