@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import tempfile
 import time
@@ -112,6 +113,26 @@ class PeerRun:
     model: str
     raw: Measurement
     loads: dict[tuple[str, str, int], Load]  # (server, encoding, concurrency)
+    cpu_ms: dict[tuple[str, str, int], float]  # the server's CPU per request (all its processes)
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process and every process under it, from /proc: on a shared
+    machine, the figure that does not depend on how much of the CPU the scheduler gave the server."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents, cpu = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # ended meanwhile
+        proc = int(stat.parent.name)
+        parents[proc], cpu[proc] = int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
+    tree, grown = {pid}, True
+    while grown:
+        more = {p for p, parent in parents.items() if parent in tree} - tree
+        tree, grown = tree | more, bool(more)
+    return sum(cpu.get(p, 0.0) for p in tree)
 
 
 def _tensor(shape: tuple[int, ...]) -> np.ndarray:
@@ -156,18 +177,23 @@ def run_peers(cache: Path, venv: Path, options: BenchOptions) -> PeerRun:
                 cells["appliance", "binary-py", c] = partial(kserve_load, ours, c, n, True, True)
                 cells["appliance", "grpc", c] = partial(grpc_load, ours, grpc_port, options.model, c, n)
             samples: dict[tuple[str, str, int], list[Load]] = {key: [] for key in cells}
+            used: dict[tuple[str, str, int], list[float]] = {key: [] for key in cells}
             raws = []
             for round_ in range(ROUNDS):
                 raws.append(bench_raw(model_file, options))
                 for key, load in cells.items():
+                    pid = (peer if key[0] == "mlserver" else server).process.pid
+                    before = tree_cpu_s(pid)
                     samples[key].append(load())
+                    used[key].append((tree_cpu_s(pid) - before) * 1e3 / max(1, samples[key][-1].count))
                 logger.info("peers: round %d of %d done", round_ + 1, ROUNDS)
         finally:
             peer.stop()
             if server is not None:
                 server.stop()
     raw = sorted(raws, key=lambda m: m.per_s)[len(raws) // 2]
-    return PeerRun(options.model, raw, {key: _median(loads) for key, loads in samples.items()})
+    cpu = {key: round(float(np.median(ms)), 2) for key, ms in used.items()}
+    return PeerRun(options.model, raw, {key: _median(loads) for key, loads in samples.items()}, cpu)
 
 
 def ratios(run: PeerRun) -> dict[str, tuple[float | None, str]]:
@@ -192,6 +218,13 @@ def ratios(run: PeerRun) -> dict[str, tuple[float | None, str]]:
         )
     if peer and bin4:
         out["binary c=4 req/s / MLServer JSON"] = (round(bin4.per_s / peer.per_s, 2), ">= 15")
+    cpu = run.cpu_ms
+    if ("mlserver", "json", 4) in cpu and ("appliance", "json", 4) in cpu:
+        ratio = cpu["mlserver", "json", 4] / max(cpu["appliance", "json", 4], 1e-6)
+        out["JSON c=4 server CPU per request, MLServer / appliance"] = (round(ratio, 2), ">= 3")
+    if ("mlserver", "json", 4) in cpu and ("appliance", "binary", 4) in cpu:
+        ratio = cpu["mlserver", "json", 4] / max(cpu["appliance", "binary", 4], 1e-6)
+        out["server CPU per request, MLServer JSON / appliance binary (c=4)"] = (round(ratio, 2), ">= 15")
     if py4 and grpc4:  # the same Python client both ways (wrk has no gRPC)
         out["gRPC c=4 req/s / binary REST, same client"] = (round(grpc4.per_s / py4.per_s, 2), ">= 1")
     if bin1 and bin1.p50_ms is not None and run.raw.p50_ms is not None:
@@ -219,19 +252,37 @@ def peers_markdown(run: PeerRun, when: str, mlserver: str) -> str:
         "gRPC), so those two compare with each other. "
         f"Raw invoke in the same run: {run.raw.per_s:,.0f}/s, p50 {run.raw.p50_ms} ms.",
         "",
-        "| server | encoding | concurrency | req/s | p50 ms | p99 ms |",
-        "|---|---|---:|---:|---:|---:|",
+        "| server | encoding | concurrency | req/s | p50 ms | p99 ms | server CPU ms/request |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for (server, encoding, c), m in sorted(run.loads.items(), key=lambda kv: (kv[0][0] != "mlserver", kv[0])):
-        lines.append(f"| {server} | {encoding} | {c} | {m.per_s:,.1f} | {m.p50_ms} | {m.p99_ms} |")
+        cpu = run.cpu_ms.get((server, encoding, c))
+        lines.append(f"| {server} | {encoding} | {c} | {m.per_s:,.1f} | {m.p50_ms} | {m.p99_ms} | {cpu} |")
     lines += ["", "| ratio | value | goal | |", "|---|---:|---|---|"]
     for name, (value, target) in ratios(run).items():
         lines.append(f"| {name} | {value} | {target} | {_met(value, target)} |")
     return "\n".join([*lines, ""])
 
 
+def _split(text: str) -> tuple[str, str, str]:
+    """The text before the peers section, the section (MARKER to the next '## ' heading) and after it."""
+    if MARKER not in text:
+        return text, "", ""
+    before, rest = text.split(MARKER, 1)
+    end = rest.find("\n## ")
+    if end < 0:
+        return before, MARKER + rest, ""
+    return before, MARKER + rest[: end + 1], rest[end + 1 :]
+
+
+def existing_section(report: Path) -> str:
+    """The report's peers section, kept when `appliance bench` rewrites the rest of the report."""
+    return _split(report.read_text(encoding="utf-8"))[1] if report.exists() else ""
+
+
 def write_section(report: Path, section: str) -> None:
-    """Replace the report's peers section (everything from MARKER on), or add it at the end."""
+    """Replace the report's peers section in place, or add it at the end."""
     text = report.read_text(encoding="utf-8") if report.exists() else "# Benchmarks\n"
-    head = text.split(MARKER, 1)[0].rstrip("\n")
-    report.write_text(f"{head}\n\n{section}", encoding="utf-8")
+    before, _, after = _split(text)
+    parts = [before.rstrip("\n"), "", section.rstrip("\n"), ""]
+    report.write_text("\n".join(parts) + (f"\n{after}" if after else ""), encoding="utf-8")

@@ -39,6 +39,7 @@ class Load:
     p50_ms: float
     p99_ms: float
     tool: str
+    count: int = 0  # requests answered during the load, warm-up included (for CPU per request)
 
 
 def _ms(value: str) -> float:
@@ -71,7 +72,8 @@ def _wrk(url: str, body: bytes, headers: dict[str, str], concurrency: int, wrk: 
     # the "Latency Distribution" lines: "     50%    2.37ms" (other lines hold percentages too)
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    return Load(rate, p50, p99, "wrk")
+    count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return Load(rate, p50, p99, "wrk", count)
 
 
 def with_httpx(target: Target, concurrency: int, requests: int) -> Load:
@@ -260,7 +262,8 @@ def _timed(concurrency: int, requests: int, call: Callable[[int], Callable[[], N
             future.result()
     elapsed = time.perf_counter() - start
     p50, p99 = np.percentile(np.array(times) * 1e3, [50, 99])
-    return Load(len(times) / elapsed, round(float(p50), 3), round(float(p99), 3), "threads")
+    rate, count = len(times) / elapsed, len(times) + concurrency
+    return Load(rate, round(float(p50), 3), round(float(p99), 3), "threads", count)
 
 
 def kserve_load(

@@ -47,7 +47,8 @@ def cmd_peers(args: argparse.Namespace) -> int:
     )
     run = run_peers(Path(args.cache_dir), venv, options)
     for (server, encoding, c), load in sorted(run.loads.items()):
-        figures = f"{load.per_s:>9,.1f}/s  p50 {load.p50_ms} p99 {load.p99_ms}"
+        cpu = run.cpu_ms.get((server, encoding, c))
+        figures = f"{load.per_s:>9,.1f}/s  p50 {load.p50_ms} p99 {load.p99_ms}  CPU {cpu} ms/req"
         sys.stdout.write(f"  {server:<10} {encoding:<7} c={c:<3} {figures}\n")
     for name, (value, target) in ratios(run).items():
         sys.stdout.write(f"  {name:<40} {value!s:>8}  (goal {target})\n")
@@ -102,7 +103,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.report:
         notes = Path(args.notes).read_text(encoding="utf-8") if args.notes else ""
         when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        Path(args.report).write_text(to_markdown(reports, when, notes), encoding="utf-8")
+        from appliance.bench_peers import existing_section
+
+        peers = existing_section(Path(args.report))  # `make bench-peers` owns that section
+        text = to_markdown(reports, when, notes) + (f"\n{peers}" if peers else "")
+        Path(args.report).write_text(text, encoding="utf-8")
     return 0
 
 
