@@ -184,7 +184,11 @@ def run_peers(cache: Path, venv: Path, options: BenchOptions) -> PeerRun:
                 for key, load in cells.items():
                     pid = (peer if key[0] == "mlserver" else server).process.pid
                     before = tree_cpu_s(pid)
-                    samples[key].append(load())
+                    try:
+                        samples[key].append(load())
+                    except RuntimeError as err:  # one failed cell (timeouts on a loaded machine) is reported
+                        logger.warning("peers: %s failed in round %d: %s", key, round_ + 1, err)
+                        continue
                     used[key].append((tree_cpu_s(pid) - before) * 1e3 / max(1, samples[key][-1].count))
                 logger.info("peers: round %d of %d done", round_ + 1, ROUNDS)
         finally:
@@ -192,8 +196,9 @@ def run_peers(cache: Path, venv: Path, options: BenchOptions) -> PeerRun:
             if server is not None:
                 server.stop()
     raw = sorted(raws, key=lambda m: m.per_s)[len(raws) // 2]
-    cpu = {key: round(float(np.median(ms)), 2) for key, ms in used.items()}
-    return PeerRun(options.model, raw, {key: _median(loads) for key, loads in samples.items()}, cpu)
+    cpu = {key: round(float(np.median(ms)), 2) for key, ms in used.items() if ms}
+    loads = {key: _median(runs) for key, runs in samples.items() if runs}
+    return PeerRun(options.model, raw, loads, cpu)
 
 
 def ratios(run: PeerRun) -> dict[str, tuple[float | None, str]]:

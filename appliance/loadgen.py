@@ -23,7 +23,7 @@ import numpy as np
 
 WRK_SECONDS = 5
 Tick = Callable[[], None]
-UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Load:
 
 
 def _ms(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", value).groups()  # type: ignore[union-attr]
     return round(float(number) * UNITS_MS[unit], 3)
 
 
@@ -68,12 +68,20 @@ def _wrk(url: str, body: bytes, headers: dict[str, str], concurrency: int, wrk: 
         ).stdout
     if "Non-2xx" in out:
         raise RuntimeError(f"wrk saw failed requests:\n{out}")
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     # the "Latency Distribution" lines: "     50%    2.37ms" (other lines hold percentages too)
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    return Load(rate, p50, p99, "wrk", count)
+    found = [
+        re.search(pattern, out, re.MULTILINE)
+        for pattern in (
+            r"Requests/sec:\s+([\d.]+)",
+            r"^\s+50%\s+(\S+)$",
+            r"^\s+99%\s+(\S+)$",
+            r"(\d+) requests in",
+        )
+    ]
+    if not all(found) or "Socket errors" in out:
+        raise RuntimeError(f"wrk did not finish its requests:\n{out}")
+    rate, p50, p99, count = (m.group(1) for m in found if m is not None)
+    return Load(float(rate), _ms(p50), _ms(p99), "wrk", int(count))
 
 
 def with_httpx(target: Target, concurrency: int, requests: int) -> Load:
