@@ -16,6 +16,7 @@ help:
 	@echo "make run    - install into .venv, prepare the demo, serve http://127.0.0.1:8080"
 	@echo "make test   - install dev tools, run ruff, mypy --strict and the whole pytest suite"
 	@echo "make bench  - run 'appliance bench' and write docs/benchmarks.md"
+	@echo "make bench-peers - MLServer and the appliance under the same KServe v2 load (docs/benchmarks.md)"
 	@echo "make screenshots - refresh docs/screenshots/ from the browser tests"
 
 # Debian/Ubuntu packages the project needs; installed only when missing (dpkg state "installed").
@@ -81,6 +82,16 @@ bench: $(VENV)/.dev
 	  --report docs/benchmarks.md
 	$(BIN)/appliance bench --model face,selfie --threads 1 --workers 2 --concurrency 4 --cache-dir $(CACHE) \
 	  --report docs/benchmarks.md --append
+
+# The peers: MLServer 1.7 in its own venv (uvloop<0.22: with 0.22+ its inference worker dies at start,
+# SeldonIO/MLServer#2286), serving the same .tflite, under the same KServe v2 load as the appliance.
+MLSERVER_VENV := .venv-mlserver
+.PHONY: bench-peers
+$(MLSERVER_VENV)/bin/mlserver:
+	$(PYTHON) -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/pip install -q 'mlserver==1.7.1' 'ai-edge-litert==2.3.0' 'numpy==2.4.6' 'uvloop<0.22'
+bench-peers: $(VENV)/.dev $(MLSERVER_VENV)/bin/mlserver
+	$(BIN)/appliance bench --peers $(MLSERVER_VENV) --model face --cache-dir $(CACHE) --report docs/benchmarks.md
 
 # NPU host tools: rknn-toolkit2 pins numpy<=1.26 and pulls torch (venv 5.6 GB installed, 6.7 GB with
 # TensorFlow), so it lives in its own venv and is never part of .venv or `make test`. Converting .tflite

@@ -17,19 +17,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 WRK_SECONDS = 5
 Tick = Callable[[], None]
-UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-LUA = """local f = io.open("{image}", "rb")
-wrk.method = "POST"
-wrk.body = f:read("*all")
-f:close()
-wrk.headers["Content-Type"] = "image/jpeg"
-wrk.headers["Authorization"] = "Bearer {token}"
-"""
+UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 
 
 @dataclass(frozen=True)
@@ -45,39 +39,49 @@ class Load:
     p50_ms: float
     p99_ms: float
     tool: str
+    count: int = 0  # requests answered during the load, warm-up included (for CPU per request)
 
 
 def _ms(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", value).groups()  # type: ignore[union-attr]
     return round(float(number) * UNITS_MS[unit], 3)
 
 
 def with_wrk(target: Target, concurrency: int, wrk: str) -> Load:
+    headers = {"Content-Type": "image/jpeg", "Authorization": f"Bearer {target.token}"}
+    return _wrk(target.url, target.image, headers, concurrency, wrk)
+
+
+def _wrk(url: str, body: bytes, headers: dict[str, str], concurrency: int, wrk: str) -> Load:
+    """wrk POSTing `body` with `headers` for WRK_SECONDS; any non-2xx answer is an error."""
     with tempfile.TemporaryDirectory() as tmp:
-        image = Path(tmp) / "frame.jpg"
-        image.write_bytes(target.image)
+        path = Path(tmp) / "body.bin"
+        path.write_bytes(body)
         script = Path(tmp) / "post.lua"
-        script.write_text(LUA.format(image=image, token=target.token), encoding="utf-8")
-        command = [
-            wrk,
-            "-t1",
-            f"-c{concurrency}",
-            f"-d{WRK_SECONDS}s",
-            "--latency",
-            "-s",
-            str(script),
-            target.url,
-        ]
+        lines = [f'local f = io.open("{path}", "rb")', 'wrk.method = "POST"', 'wrk.body = f:read("*all")']
+        lines += ["f:close()", *(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())]
+        script.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        command = [wrk, "-t1", f"-c{concurrency}", f"-d{WRK_SECONDS}s", "--timeout", "30s", "--latency"]
+        command += ["-s", str(script), url]
         out = subprocess.run(
             command, capture_output=True, text=True, check=True, timeout=WRK_SECONDS + 30
         ).stdout
     if "Non-2xx" in out:
         raise RuntimeError(f"wrk saw failed requests:\n{out}")
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     # the "Latency Distribution" lines: "     50%    2.37ms" (other lines hold percentages too)
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    return Load(rate, p50, p99, "wrk")
+    found = [
+        re.search(pattern, out, re.MULTILINE)
+        for pattern in (
+            r"Requests/sec:\s+([\d.]+)",
+            r"^\s+50%\s+(\S+)$",
+            r"^\s+99%\s+(\S+)$",
+            r"(\d+) requests in",
+        )
+    ]
+    if not all(found) or "Socket errors" in out:
+        raise RuntimeError(f"wrk did not finish its requests:\n{out}")
+    rate, p50, p99, count = (m.group(1) for m in found if m is not None)
+    return Load(float(rate), _ms(p50), _ms(p99), "wrk", int(count))
 
 
 def with_httpx(target: Target, concurrency: int, requests: int) -> Load:
@@ -211,3 +215,113 @@ def rest_load_bodies(
     if wrk:
         return wrk_bodies(target, concurrency, seconds, wrk, on_tick)
     return httpx_bodies(target, concurrency, seconds, on_tick)
+
+
+@dataclass(frozen=True)
+class KserveTarget:
+    """The same KServe v2 request for every server: one input tensor."""
+
+    url: str  # .../v2/models/{name}/infer
+    token: str  # "" when the server takes none
+    input: str
+    tensor: np.ndarray
+
+
+def kserve_body(target: KserveTarget, binary: bool) -> tuple[bytes, dict[str, str]]:
+    """The request body and headers: JSON data, or Triton's binary tensor extension both ways."""
+    import orjson
+
+    item: dict[str, Any] = {"name": target.input, "shape": list(target.tensor.shape), "datatype": "FP32"}
+    headers = {"authorization": f"Bearer {target.token}"} if target.token else {}
+    if not binary:
+        document = {"inputs": [{**item, "data": target.tensor.reshape(-1)}]}
+        headers["content-type"] = "application/json"
+        return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY), headers
+    raw = target.tensor.tobytes()
+    item["parameters"] = {"binary_data_size": len(raw)}
+    head = orjson.dumps({"inputs": [item], "parameters": {"binary_data_output": True}})
+    headers.update(
+        {"content-type": "application/octet-stream", "inference-header-content-length": str(len(head))}
+    )
+    return head + raw, headers
+
+
+def _timed(concurrency: int, requests: int, call: Callable[[int], Callable[[], None]]) -> Load:
+    """`concurrency` threads, each running its own `call(i)()` until `requests` are done in all."""
+    times: list[float] = []
+    lock = threading.Lock()
+    ready = threading.Barrier(concurrency + 1)
+
+    def worker(index: int) -> None:
+        once = call(index)
+        once()  # warm: connections set up before the clock starts
+        ready.wait()
+        for _ in range(max(1, requests // concurrency)):
+            t0 = time.perf_counter()
+            once()
+            with lock:
+                times.append(time.perf_counter() - t0)
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        futures = [pool.submit(worker, i) for i in range(concurrency)]
+        ready.wait(timeout=120)
+        start = time.perf_counter()
+        for future in futures:
+            future.result()
+    elapsed = time.perf_counter() - start
+    p50, p99 = np.percentile(np.array(times) * 1e3, [50, 99])
+    rate, count = len(times) / elapsed, len(times) + concurrency
+    return Load(rate, round(float(p50), 3), round(float(p99), 3), "threads", count)
+
+
+def kserve_load(
+    target: KserveTarget, concurrency: int, requests: int, binary: bool, python: bool = False
+) -> Load:
+    """KServe v2 REST load (wrk when installed and not `python`, else threads); every answer must be 200."""
+    import httpx
+
+    body, headers = kserve_body(target, binary)
+    wrk = shutil.which("wrk")
+    if wrk and not python:
+        return _wrk(target.url, body, headers, concurrency, wrk)
+
+    def client(_index: int) -> Callable[[], None]:
+        session = httpx.Client(timeout=60, headers=headers)
+
+        def once() -> None:
+            reply = session.post(target.url, content=body)
+            if reply.status_code != 200 or b'"outputs"' not in reply.content[:4096]:
+                raise RuntimeError(f"{target.url}: {reply.status_code} {reply.content[:200]!r}")
+
+        return once
+
+    return _timed(concurrency, requests, client)
+
+
+def grpc_load(target: KserveTarget, port: int, model: str, concurrency: int, requests: int) -> Load:
+    """KServe v2 gRPC ModelInfer with raw_input_contents, one channel per thread."""
+    import grpc
+
+    from appliance.api.grpc_protocol import SERVICE, build
+
+    protocol = build()
+    request = protocol["ModelInferRequest"](model_name=model)
+    request.inputs.add(name=target.input, datatype="FP32", shape=list(target.tensor.shape))
+    request.raw_input_contents.append(target.tensor.tobytes())
+    payload = request.SerializeToString()
+    metadata = (("authorization", f"Bearer {target.token}"),)
+
+    def client(_index: int) -> Callable[[], None]:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        call = channel.unary_unary(
+            f"/{SERVICE}/ModelInfer", response_deserializer=protocol["ModelInferResponse"].FromString
+        )
+
+        def once() -> None:
+            reply = call(payload, metadata=metadata, timeout=60)
+            if not reply.raw_output_contents:
+                raise RuntimeError("gRPC answer without outputs")
+
+        return once
+
+    return _timed(concurrency, requests, client)

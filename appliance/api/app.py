@@ -27,7 +27,9 @@ from appliance.api import (
     status,
     ui,
 )
+from appliance.api.admission import Admission
 from appliance.api.errors import HANDLERS
+from appliance.api.grpc_server import GrpcServer
 from appliance.services import Services
 
 logger = logging.getLogger(__name__)
@@ -74,13 +76,21 @@ API_ROUTES = [
 def create_app(services: Services, manage_lifecycle: bool = True) -> Starlette:
     """The app; with manage_lifecycle it starts and stops the services with the server."""
 
+    admission = Admission(services.config.server.max_inflight)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_lifecycle:
             services.start()
+        grpc_server = None
         try:
+            if services.config.grpc.enabled:  # KServe v2 over gRPC beside HTTP, same lifetime
+                grpc_server = GrpcServer(services, admission, services.config.grpc)
+                grpc_server.start()
             yield
         finally:
+            if grpc_server is not None:
+                grpc_server.stop()
             if manage_lifecycle:
                 services.stop()
 
@@ -101,6 +111,7 @@ def create_app(services: Services, manage_lifecycle: bool = True) -> Starlette:
     )
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=[session])
     app.state.services = services
+    app.state.admission = admission
     app.state.api_routes = API_ROUTES
     app.state.auth = services.auth
     app.state.limiter = services.limiter

@@ -16,9 +16,11 @@ from starlette.routing import Match, Route
 
 from appliance.api.bodies import JSONResponse
 from appliance.config import ConfigError
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, Busy
 
 logger = logging.getLogger(__name__)
+
+RETRY_AFTER_S = 1  # Busy (503): the client may try again after this many seconds
 
 
 async def appliance_error(request: Request, exc: Exception) -> Response:
@@ -28,7 +30,8 @@ async def appliance_error(request: Request, exc: Exception) -> Response:
     body: dict[str, object] = {"error": str(exc)}
     if isinstance(exc, ConfigError):
         body["problems"] = [{"key": p.key, "line": p.line, "message": p.message} for p in exc.problems]
-    return JSONResponse(body, status_code=status)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if isinstance(exc, Busy) else None
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def allowed_methods(request: Request) -> list[str]:

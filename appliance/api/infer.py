@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import Future
 
 import cv2
 import numpy as np
@@ -17,9 +18,13 @@ from appliance.api.params import flag_param
 from appliance.api.status import services_of
 from appliance.errors import Busy, Conflict, ImageRejected, UnsupportedMediaType
 from appliance.pipeline.cache import cache_key
+from appliance.pipeline.pipeline import Pipeline
+from appliance.pipeline.results import Result
 from appliance.sources.base import Frame
 from appliance.sources.live import PushSource
 
+SUBMIT_WAIT_S = 1.0  # how long a request waits for room in a full pipeline before it is Busy
+SUBMIT_POLL_S = 0.005
 IMAGE_TYPES = ("image/jpeg", "image/png", "application/octet-stream")
 MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 
@@ -33,6 +38,21 @@ def decode_image(data: bytes) -> np.ndarray:
     if image is None:
         raise ImageRejected("image could not be decoded (truncated or corrupt JPEG/PNG)")
     return image
+
+
+async def _submit(pipeline: Pipeline, frame: Frame, store: bool) -> Future[Result]:
+    """Queue the frame without blocking the event loop: while the pipeline's first queue is full, try
+    again every SUBMIT_POLL_S (sleeping on the loop, which goes on serving), and answer Busy (503 with
+    Retry-After) once it stayed full for SUBMIT_WAIT_S. A short burst above the queue's size waits its
+    turn instead of failing; a pipeline that cannot keep up is told to the client quickly."""
+    deadline = time.monotonic() + SUBMIT_WAIT_S
+    while True:
+        try:
+            return pipeline.submit_nowait(frame, store=store)
+        except Busy:
+            if time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(SUBMIT_POLL_S)
 
 
 @requires("operate")
@@ -51,7 +71,7 @@ async def infer(request: Request) -> Response:
     image = await run_in_threadpool(decode_image, data)
     timeout = services.config.server.infer_timeout_s
     frame = Frame(0, time.time(), "api", image=image)
-    future = services.pipeline.submit(frame, store=store, timeout=timeout)
+    future = await _submit(services.pipeline, frame, store)
     try:
         result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
     except TimeoutError as err:

@@ -6,7 +6,7 @@ clients such as `tritonclient[http]` work unchanged.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from appliance import __version__
+from appliance.api.admission import admission_of
 from appliance.api.auth import open_route, requires
 from appliance.api.bodies import JSONResponse, dumps, read_body
 from appliance.api.status import services_of
@@ -22,16 +23,15 @@ from appliance.api.tensors import HEADER_LENGTH, InferRequest, parse_request, v2
 from appliance.errors import Conflict, ModelRejected, NotFound
 from appliance.models.manifest import Manifest
 
+if TYPE_CHECKING:
+    from appliance.pipeline.direct import DirectRunner
+    from appliance.services import Services
+
 
 def _manifest(request: Request) -> Manifest:
     params = request.path_params
     version = params.get("version")
-    if version is not None and not (str(version).isascii() and str(version).isdigit()):
-        raise NotFound(f"model version {version!r} is not a number")
-    try:
-        return services_of(request).registry.get(params["model"], int(version) if version else None)
-    except ModelRejected as err:  # not a model name at all: unknown, as Triton says
-        raise NotFound(f"unknown model {params['model']!r}") from err
+    return find_model(services_of(request), params["model"], None if version is None else str(version))
 
 
 def _tensor_meta(specs: Any) -> list[dict[str, Any]]:
@@ -79,6 +79,21 @@ async def model_ready(request: Request) -> Response:
     return JSONResponse({"name": manifest.name, "ready": ".tflite" in manifest.files})
 
 
+def raw_bytes(array: np.ndarray) -> memoryview:
+    """The tensor's bytes, row-major, as a view (a copy only when the array is not contiguous)."""
+    return np.ascontiguousarray(array).data.cast("B")
+
+
+def find_model(services: Services, name: str, version: str | None) -> Manifest:
+    """The registry model by name and optional version string, or NotFound (as Triton says)."""
+    if version is not None and not (version.isascii() and version.isdigit()):
+        raise NotFound(f"model version {version!r} is not a number")
+    try:
+        return services.registry.get(name, int(version) if version else None)
+    except ModelRejected as err:  # not a model name at all: unknown, as Triton says
+        raise NotFound(f"unknown model {name!r}") from err
+
+
 def _response(manifest: Manifest, request: InferRequest, outputs: list[Any]) -> Response:
     body: dict[str, Any] = {
         "model_name": manifest.name,
@@ -87,7 +102,7 @@ def _response(manifest: Manifest, request: InferRequest, outputs: list[Any]) -> 
     }
     if request.id is not None:
         body["id"] = request.id
-    blobs: list[bytes] = []
+    blobs: list[memoryview] = []
     for spec, array in outputs:
         if spec.name not in request.outputs:
             continue
@@ -97,8 +112,8 @@ def _response(manifest: Manifest, request: InferRequest, outputs: list[Any]) -> 
             "shape": list(array.shape),
         }
         if spec.name in request.binary:
-            blob = np.ascontiguousarray(array).tobytes()
-            meta["parameters"] = {"binary_data_size": len(blob)}
+            blob = raw_bytes(array)
+            meta["parameters"] = {"binary_data_size": blob.nbytes}
             blobs.append(blob)
         else:
             meta["data"] = array.reshape(-1)
@@ -107,7 +122,7 @@ def _response(manifest: Manifest, request: InferRequest, outputs: list[Any]) -> 
     if not blobs:
         return Response(header, media_type="application/json")
     return Response(
-        header + b"".join(blobs),
+        b"".join([header, *blobs]),  # the one copy: header and tensors straight into the body
         media_type="application/octet-stream",
         headers={"Inference-Header-Content-Length": str(len(header))},
     )
@@ -120,9 +135,16 @@ async def infer(request: Request) -> Response:
     if not manifest.inputs:
         raise Conflict(f"model {manifest.ref} has no recorded input tensors; add it again")
     body = await read_body(request, services.config.server.max_upload_bytes)
-    checked = parse_request(body, request.headers.get(HEADER_LENGTH), manifest)
-    outputs = await run_in_threadpool(services.direct.run, manifest, checked.inputs)
-    return _response(manifest, checked, outputs)
+    header_length = request.headers.get(HEADER_LENGTH)
+    with admission_of(request).enter():  # Busy (503) at once past server.max_inflight
+        return await run_in_threadpool(_answer, services.direct, manifest, body, header_length)
+
+
+def _answer(direct: DirectRunner, manifest: Manifest, body: bytes, header_length: str | None) -> Response:
+    """Parse, check, run and encode in one worker thread: a 1 MB JSON body costs milliseconds of
+    parsing, which would otherwise hold the event loop (and every other request) meanwhile."""
+    checked = parse_request(body, header_length, manifest)
+    return _response(manifest, checked, direct.run(manifest, checked.inputs))
 
 
 def routes() -> list[Route]:

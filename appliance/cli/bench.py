@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,9 +32,37 @@ def cmd_soak(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_peers(args: argparse.Namespace) -> int:
+    """MLServer and the appliance under the same KServe v2 load; the peers section of --report."""
+    from appliance.bench import BenchOptions
+    from appliance.bench_peers import peers_markdown, ratios, run_peers, write_section
+
+    venv = Path(args.peers).resolve()
+    version = subprocess.run(
+        [str(venv / "bin" / "mlserver"), "--version"], capture_output=True, text=True, check=True
+    ).stdout.split()[-1]
+    concurrency = tuple(int(c) for c in args.concurrency.split(","))
+    options = BenchOptions(
+        model=args.model.split(",")[0], requests=args.requests, threads=args.threads, concurrency=concurrency
+    )
+    run = run_peers(Path(args.cache_dir), venv, options)
+    for (server, encoding, c), load in sorted(run.loads.items()):
+        cpu = run.cpu_ms.get((server, encoding, c))
+        figures = f"{load.per_s:>9,.1f}/s  p50 {load.p50_ms} p99 {load.p99_ms}  CPU {cpu} ms/req"
+        sys.stdout.write(f"  {server:<10} {encoding:<7} c={c:<3} {figures}\n")
+    for name, (value, target) in ratios(run).items():
+        sys.stdout.write(f"  {name:<40} {value!s:>8}  (goal {target})\n")
+    if args.report:
+        when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        write_section(Path(args.report), peers_markdown(run, when, version))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.soak:
         return cmd_soak(args)
+    if args.peers:
+        return cmd_peers(args)
     from appliance.bench import (
         BenchOptions,
         run_bench,
@@ -74,7 +103,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.report:
         notes = Path(args.notes).read_text(encoding="utf-8") if args.notes else ""
         when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        Path(args.report).write_text(to_markdown(reports, when, notes), encoding="utf-8")
+        from appliance.bench_peers import existing_section
+
+        peers = existing_section(Path(args.report))  # `make bench-peers` owns that section
+        text = to_markdown(reports, when, notes) + (f"\n{peers}" if peers else "")
+        Path(args.report).write_text(text, encoding="utf-8")
     return 0
 
 
@@ -108,5 +141,11 @@ def register(sub: argparse._SubParsersAction, common: Common) -> None:  # type: 
         metavar="MINUTES",
         help="instead: distinct JPEGs at concurrency 64 (or the last --concurrency) for MINUTES; "
         "reports settled RSS after warm-up vs the end (appended to --report)",
+    )
+    bench.add_argument(
+        "--peers",
+        metavar="MLSERVER_VENV",
+        help="instead: MLServer (from this venv) and the appliance under the same KServe v2 load "
+        "(JSON, binary, gRPC); replaces the peers section of --report (make bench-peers)",
     )
     bench.set_defaults(handler=cmd_bench)

@@ -41,6 +41,9 @@ class ServerConfig:
     cache_entries: int = setting(
         256, "Results kept for repeated identical inputs; 0 turns the cache off.", min=0
     )
+    max_inflight: int = setting(
+        64, "KServe v2 inferences (REST and gRPC) running or waiting at once; more get 503 Busy.", min=1
+    )
 
 
 @dataclass(frozen=True)
@@ -297,6 +300,17 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class GrpcConfig:
+    enabled: bool = setting(False, "Serve KServe v2 over gRPC (GRPCInferenceService) beside HTTP.")
+    host: str = setting("127.0.0.1", "Address the gRPC server listens on (0.0.0.0 for every interface).")
+    port: int = setting(8001, "TCP port of the gRPC server (Triton's default).", min=1, max=65535)
+    max_message_bytes: int = setting(
+        16 * 1024 * 1024, "Largest gRPC request or response message in bytes.", min=1024
+    )
+    threads: int = setting(4, "Threads answering gRPC calls.", min=1, max=64)
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = setting("INFO", "Log level: " + ", ".join(LOG_LEVELS) + ".", choices=LOG_LEVELS)
 
@@ -314,6 +328,7 @@ class Config:
     serial: SerialConfig = field(default_factory=SerialConfig)
     plc: PlcConfig = field(default_factory=PlcConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    grpc: GrpcConfig = field(default_factory=GrpcConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     @property

@@ -248,6 +248,23 @@ class Pipeline:
         self._intake.put_nowait(self._entry_maker(frame, store, future))
         return future
 
+    def submit_nowait(self, frame: Frame, store: bool) -> Future[Result]:
+        """Queue one frame from the API without waiting: Busy at once when the first queue is full.
+        Safe on an event loop (it never blocks); await the future with asyncio.wrap_future."""
+        if self._pre.full():  # the usual Busy: no sequence number is taken
+            raise Busy("pipeline is busy: try again")
+        future: Future[Result] = Future()
+        job = Job(self._next_seq(), frame, store, future)
+        job.started = time.perf_counter()
+        self.metrics["capture"].received += 1
+        try:
+            self._pre.put_nowait(job)
+        except queue.Full:  # the capture thread took the last slot: the number must still be passed on
+            job.future, job.error = None, Busy("pipeline is busy")
+            threading.Thread(target=self._post.put, args=(job,), name="pipeline-busy", daemon=True).start()
+            raise Busy("pipeline is busy: try again") from None
+        return future
+
     def _capture_loop(self, source: Source, stop: threading.Event) -> None:
         stage = self.metrics["capture"]
         while not stop.is_set():
