@@ -34,6 +34,7 @@ def to_record(result: Result, with_image: bool) -> Record:
         t.infer_ms,
         t.post_ms,
         t.total_ms,
+        json.dumps(result.verdict, separators=COMPACT) if result.verdict is not None else None,
     )
     return Record(values, result.image if with_image else None)
 

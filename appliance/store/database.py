@@ -50,8 +50,13 @@ def _v1(db: sqlite_utils.Database) -> None:
     db.table("results").create_index(["label", "ts"], index_name="results_label_ts")
 
 
+def _v2(db: sqlite_utils.Database) -> None:
+    """The inspection job's verdict of a result (JSON, NULL when no job judged it)."""
+    db.table("results").add_column("verdict", str)
+
+
 # Append-only: migration N brings the schema from version N-1 to N.
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1,)
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -29,6 +29,7 @@ COLUMNS = (
     "infer_ms",
     "post_ms",
     "total_ms",
+    "verdict",
 )
 INSERT_SQL = (
     f"INSERT INTO results ({', '.join(COLUMNS)}, snapshot, snapshot_bytes) "
@@ -50,4 +51,5 @@ def from_row(row: dict[str, Any]) -> dict[str, Any]:
     out["time"] = datetime.fromtimestamp(row["ts"], UTC).isoformat(timespec="milliseconds")
     out["detections"] = json.loads(row["detections"] or "[]")
     out["extra"] = json.loads(row["extra"]) if row.get("extra") else {}
+    out["verdict"] = json.loads(row["verdict"]) if row.get("verdict") else None
     return out
