@@ -17,6 +17,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 POLL_S = 0.2
 STAGES = ("capture", "preprocess", "infer", "postprocess")
+Judge = Callable[[Result, np.ndarray | None], Result]
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class Pipeline:
         self._published = FrameCounter()
         self.image_watchers = 0  # live views watching: results then carry their frame
         self.source_error: str | None = None  # why the configured source did not open at start
+        self.judge: Judge | None = None  # the inspection job's verdict on each result (its frame given)
 
     def queue_depths(self) -> dict[str, int]:
         return {
@@ -288,7 +291,12 @@ class Pipeline:
             except (ValueError, IndexError) as err:
                 job.error = InferenceFailed(f"post-processing failed: {err}")
                 return None
-            return self._result(job, runtime, inference)
+            result = self._result(job, runtime, inference)
+            try:
+                return result if self.judge is None else self.judge(result, job.frame.image)
+            except ApplianceError as err:
+                job.error = err
+                return None
         finally:
             if runtime is not None:
                 runtime.release()
