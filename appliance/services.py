@@ -14,13 +14,21 @@ from appliance.auth.ratelimit import RateLimiter
 from appliance.auth.store import AuthStore
 from appliance.backends.registry import backend_problems, configure_backends, planned_workers
 from appliance.config import Config, ConfigError, Problem
+from appliance.config.sections import ArchiveConfig, DatasetConfig
 from appliance.errors import ApplianceError, NotFound, SourceError
 from appliance.health import Health, Observation, assess
+from appliance.inspection.activation import JobSwitch
+from appliance.inspection.archive import Archive, FtpTarget
+from appliance.inspection.counters import COUNTERS_FILE, Counters
+from appliance.inspection.dataset import Dataset, HardExamplePolicy
+from appliance.inspection.feeder import Feeder
+from appliance.inspection.store import JobStore as RecipeStore
+from appliance.inspection.store import jobs_dir
 from appliance.models.manifest import Manifest
 from appliance.models.registry import Registry
 from appliance.pipeline.cache import ResultCache
 from appliance.pipeline.direct import DirectRunner
-from appliance.pipeline.inspection import Inspector, TriggerOutcome, passes
+from appliance.pipeline.inspection import Inspector, TriggerOutcome
 from appliance.pipeline.jobs import JobStore
 from appliance.pipeline.pipeline import Pipeline, PipelineOptions
 from appliance.pipeline.proof import FrameTap
@@ -28,6 +36,7 @@ from appliance.pipeline.recorder import Recorder
 from appliance.pipeline.results import ResultBus
 from appliance.pipeline.runtime import ModelManager, RuntimeOptions, validate_model
 from appliance.pipeline.sequence import Sequence
+from appliance.plc.handshake import JobActions
 from appliance.plc.outputs import Links, Output, start_outputs, stop_outputs
 from appliance.serial_sink import SerialSink
 from appliance.settings import Change, ConfigFile
@@ -81,6 +90,31 @@ def source_problem(config: Config, err: SourceError) -> ConfigError:
 Undo = Callable[[], None]
 
 
+def ftp_target(config: ArchiveConfig) -> FtpTarget | None:
+    """The FTP push of archived images, or None; an unreadable password file is a config problem."""
+    if not config.ftp_host:
+        return None
+    password = ""
+    if config.ftp_password_file:
+        try:
+            password = Path(config.ftp_password_file).read_text(encoding="utf-8").strip()
+        except OSError as err:
+            raise ConfigError([Problem("archive.ftp_password_file", f"cannot read it: {err}")]) from err
+    return FtpTarget(
+        config.ftp_host,
+        config.ftp_port,
+        config.ftp_user,
+        password,
+        config.ftp_dir,
+        retry_s=config.ftp_retry_s,
+    )
+
+
+def hard_example_policy(config: DatasetConfig) -> HardExamplePolicy:
+    band = (config.band_low, config.band_high) if config.band_high > config.band_low else None
+    return HardExamplePolicy(band, config.keep_ng, config.max_examples)
+
+
 def pipeline_options(config: Config) -> PipelineOptions:
     snapshot_every = config.pipeline.snapshot_every or (1 if config.store.snapshots != "off" else 0)
     triggered = config.source.mode == "triggered"
@@ -112,6 +146,12 @@ class Services:
     jobs: JobStore
     cache: ResultCache
     direct: DirectRunner
+    recipes: RecipeStore
+    switch: JobSwitch
+    counters: Counters
+    archive: Archive | None = None
+    dataset: Dataset | None = None
+    feeder: Feeder | None = None
     outputs: list[Output] = field(default_factory=list)
     link: SerialLink | None = None
     sink: SerialSink | None = None
@@ -141,6 +181,18 @@ class Services:
         pipeline = Pipeline(manager, bus, pipeline_options(config), source, sequence)
         reader = ResultReader(db)
         limiter = RateLimiter(config.auth.rate_per_s, config.auth.burst)
+        recipes = RecipeStore(jobs_dir(data))
+        switch = JobSwitch(recipes, registry, manager.activate, config.backend.order)
+        pipeline.judge = switch.judge
+        counters = Counters(data / COUNTERS_FILE)
+        archive = (
+            Archive(data / "archive", config.archive.quota_bytes, ftp_target(config.archive))
+            if config.archive.enabled
+            else None
+        )
+        dataset = (
+            Dataset(data / "dataset", hard_example_policy(config.dataset)) if config.dataset.enabled else None
+        )
         return cls(
             config=config,
             registry=registry,
@@ -152,10 +204,15 @@ class Services:
             auth=AuthStore(data),
             limiter=limiter,
             settings=ConfigFile(config, path, lambda c: model_problems(registry, c)),
-            inspector=Inspector(bus, config.inspection),
+            inspector=Inspector(bus, config.inspection, counters, switch),
             jobs=JobStore(config.server.job_ttl_s, config.server.max_jobs),
             cache=ResultCache(config.server.cache_entries),
             direct=DirectRunner(registry, config.backend.threads),
+            recipes=recipes,
+            switch=switch,
+            counters=counters,
+            archive=archive,
+            dataset=dataset,
             link=link,
         )
 
@@ -165,6 +222,12 @@ class Services:
             self.recorder = Recorder(self.writer, self.config.store.snapshots)
             self.bus.subscribe("store", self.recorder)
         self._initial_model()
+        self.switch.restore()  # the job active before a restart, proven again
+        if self.archive is not None or self.dataset is not None:
+            self.feeder = Feeder(
+                self.archive, self.dataset, self.switch.active, self.config.archive.queue_size
+            )
+            self.bus.subscribe("inspection", self.feeder)
         self.manager.start_watching()
         self.pipeline.start()  # a source that cannot open: logged, shown, the appliance runs on
         self.outputs = start_outputs(self.plc_links())
@@ -206,10 +269,17 @@ class Services:
             trigger=self.trigger,
             activate=self.manager.activate,
             active_model=lambda: rt.manifest.name if (rt := runtime()) is not None else None,
-            judge=lambda result: passes(result, self.inspector.rule),
+            judge=self.inspector.judge,
             plc=self.config.plc,
             source_name=self.config.source.name,
             data_dir=self.config.data_dir,
+            jobs=JobActions(
+                change=self.switch.activate,
+                active=self.switch.number,
+                counters=self.counters.read,
+                reset=self.counters.reset,
+                missed=self.inspector.missed,
+            ),
         )
 
     def _initial_model(self) -> None:
@@ -284,6 +354,10 @@ class Services:
                 self.writer.set_retention(writer_options(config).retention)
             if self.recorder is not None:
                 self.recorder.snapshots = config.store.snapshots
+            if self.archive is not None:
+                self.archive.quota_bytes = config.archive.quota_bytes
+            if self.dataset is not None:
+                self.dataset.policy = hard_example_policy(config.dataset)
             self.config = config  # handlers reading services.config see the new values
 
         put(new)
@@ -350,6 +424,13 @@ class Services:
         if self.link is not None:
             self.link.stop()
         self.jobs.close()
+        if self.feeder is not None:
+            self.bus.unsubscribe("inspection")
+            self.feeder.close()
+        if self.archive is not None:
+            self.archive.close()
+        self.switch.close()
+        self.counters.close()
         self.manager.close()
         if self.writer is not None:
             self.writer.close()
