@@ -20,13 +20,13 @@ from appliance.api.auth import requires
 from appliance.api.bodies import JSONResponse, json_object, read_body
 from appliance.api.params import int_param
 from appliance.api.status import services_of
-from appliance.api.ui.results import find_row, snapshot_path
 from appliance.errors import BadRequest, Conflict, NotFound
 from appliance.inspection.dataset import FLAGS, FORMATS, Dataset, Example
 from appliance.inspection.feeder import flag
 from appliance.inspection.recipe import MAX_JOB, MIN_JOB, Job, parse_job
 from appliance.inspection.store import MAX_DOCUMENT_BYTES
 from appliance.services import Services
+from appliance.store.reader import Query
 
 MAX_RESULT_ID = 2**62
 
@@ -177,14 +177,31 @@ async def export_dataset(request: Request) -> Response:
     return await dataset_download(services_of(request), request.query_params.get("format") or "yolo")
 
 
+def stored_row(services: Services, result_id: int) -> dict[str, Any] | None:
+    """The stored result `result_id`, or None (not stored, removed by retention, no database yet)."""
+    if not 0 < result_id < MAX_RESULT_ID or not services.reader.path.exists():
+        return None
+    rows, _ = services.reader.page(Query(cursor=result_id + 1, limit=1))
+    return rows[0] if rows and rows[0]["id"] == result_id else None
+
+
+def snapshot_file(services: Services, name: str) -> Path | None:
+    """The stored snapshot `name` under data_dir/snapshots, or None (missing or outside it)."""
+    root = (services.config.data_dir / "snapshots").resolve()
+    candidate = (root / name).resolve()
+    if "\x00" in name or not candidate.is_relative_to(root) or not candidate.is_file():
+        return None
+    return candidate
+
+
 def flag_result(services: Services, result_id: int, value: str) -> Example:
     if value not in FLAGS:
         raise BadRequest(f"flag: one of {', '.join(FLAGS)}, got {value!r}")
     dataset = dataset_of(services)
-    row = find_row(services, result_id)
+    row = stored_row(services, result_id)
     if row is None:
         raise NotFound(f"no stored result with id {result_id}")
-    snapshot = snapshot_path(services, row["snapshot"]) if row.get("snapshot") else None
+    snapshot = snapshot_file(services, row["snapshot"]) if row.get("snapshot") else None
     return flag(dataset, row, snapshot, value)
 
 
