@@ -9,8 +9,9 @@ import cv2
 import httpx
 import numpy as np
 
+from appliance.demo.setup import prepare_demo_job
 from appliance.inspection.recipe import parse_job
-from appliance.services import Services
+from appliance.services import Services, open_registry
 from tests.conftest import config_for, wait_for
 from tests.test_inspection_chain import striped
 from tests.test_inspection_rules import frame, job_spec
@@ -88,3 +89,22 @@ def test_counters_and_the_active_job_survive_a_process_restart(
         assert after == before and after["total"]["ng"] == 2 and after["active_job"] == 7
         assert api.post("/api/v1/trigger").json()["job"] == 7  # judged by the restored job
         assert api.get("/api/v1/inspection/counters").json()["total"]["ng"] == 3  # counted on from 2
+
+
+def test_the_demo_job_is_active_after_demo_prepare_and_judges_ok_and_ng(
+    data_dir: Path, astronaut: np.ndarray
+) -> None:
+    prepare_demo_job(data_dir, open_registry(data_dir))
+    services = Services.build(config_for(data_dir))
+    services.start()
+    try:
+        assert services.switch.number() == 1  # restored from data_dir/jobs/active.json
+        part = np.full((480, 640, 3), 128, np.uint8)
+        part[:, :512] = astronaut[:480]  # her face is in the left half
+        ok = services.inspector.trigger(services.pipeline, part)
+        empty = services.inspector.trigger(services.pipeline, np.full((480, 640, 3), 128, np.uint8))
+    finally:
+        services.stop()
+    assert ok.ok and ok.result.verdict is not None and ok.result.verdict["pass_bits"] == 0b11
+    assert not empty.ok and empty.result.verdict is not None
+    assert empty.result.verdict["reasons"] == ["region 1: missing label face", "region 2: missing label face"]
