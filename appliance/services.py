@@ -14,16 +14,15 @@ from appliance.auth.ratelimit import RateLimiter
 from appliance.auth.store import AuthStore
 from appliance.backends.registry import backend_problems, configure_backends, planned_workers
 from appliance.config import Config, ConfigError, Problem
-from appliance.config.sections import ArchiveConfig, DatasetConfig
 from appliance.errors import ApplianceError, NotFound, SourceError
 from appliance.health import Health, Observation, assess
 from appliance.inspection.activation import JobSwitch
-from appliance.inspection.archive import Archive, FtpTarget
-from appliance.inspection.counters import COUNTERS_FILE, Counters
-from appliance.inspection.dataset import Dataset, HardExamplePolicy
+from appliance.inspection.archive import Archive
+from appliance.inspection.counters import Counters
+from appliance.inspection.dataset import Dataset
 from appliance.inspection.feeder import Feeder
+from appliance.inspection.parts import build_parts, hard_example_policy
 from appliance.inspection.store import JobStore as RecipeStore
-from appliance.inspection.store import jobs_dir
 from appliance.models.manifest import Manifest
 from appliance.models.registry import Registry
 from appliance.pipeline.cache import ResultCache
@@ -88,31 +87,6 @@ def source_problem(config: Config, err: SourceError) -> ConfigError:
 
 
 Undo = Callable[[], None]
-
-
-def ftp_target(config: ArchiveConfig) -> FtpTarget | None:
-    """The FTP push of archived images, or None; an unreadable password file is a config problem."""
-    if not config.ftp_host:
-        return None
-    password = ""
-    if config.ftp_password_file:
-        try:
-            password = Path(config.ftp_password_file).read_text(encoding="utf-8").strip()
-        except OSError as err:
-            raise ConfigError([Problem("archive.ftp_password_file", f"cannot read it: {err}")]) from err
-    return FtpTarget(
-        config.ftp_host,
-        config.ftp_port,
-        config.ftp_user,
-        password,
-        config.ftp_dir,
-        retry_s=config.ftp_retry_s,
-    )
-
-
-def hard_example_policy(config: DatasetConfig) -> HardExamplePolicy:
-    band = (config.band_low, config.band_high) if config.band_high > config.band_low else None
-    return HardExamplePolicy(band, config.keep_ng, config.max_examples)
 
 
 def pipeline_options(config: Config) -> PipelineOptions:
@@ -181,18 +155,8 @@ class Services:
         pipeline = Pipeline(manager, bus, pipeline_options(config), source, sequence)
         reader = ResultReader(db)
         limiter = RateLimiter(config.auth.rate_per_s, config.auth.burst)
-        recipes = RecipeStore(jobs_dir(data))
-        switch = JobSwitch(recipes, registry, manager.activate, config.backend.order)
-        pipeline.judge = switch.judge
-        counters = Counters(data / COUNTERS_FILE)
-        archive = (
-            Archive(data / "archive", config.archive.quota_bytes, ftp_target(config.archive))
-            if config.archive.enabled
-            else None
-        )
-        dataset = (
-            Dataset(data / "dataset", hard_example_policy(config.dataset)) if config.dataset.enabled else None
-        )
+        parts = build_parts(config, registry, manager.activate)
+        pipeline.judge = parts.switch.judge
         return cls(
             config=config,
             registry=registry,
@@ -204,15 +168,15 @@ class Services:
             auth=AuthStore(data),
             limiter=limiter,
             settings=ConfigFile(config, path, lambda c: model_problems(registry, c)),
-            inspector=Inspector(bus, config.inspection, counters, switch),
+            inspector=Inspector(bus, config.inspection, parts.counters, parts.switch),
             jobs=JobStore(config.server.job_ttl_s, config.server.max_jobs),
             cache=ResultCache(config.server.cache_entries),
             direct=DirectRunner(registry, config.backend.threads),
-            recipes=recipes,
-            switch=switch,
-            counters=counters,
-            archive=archive,
-            dataset=dataset,
+            recipes=parts.recipes,
+            switch=parts.switch,
+            counters=parts.counters,
+            archive=parts.archive,
+            dataset=parts.dataset,
             link=link,
         )
 
