@@ -32,7 +32,7 @@ from appliance.pipeline.jobs import JobStore
 from appliance.pipeline.pipeline import Pipeline, PipelineOptions
 from appliance.pipeline.proof import FrameTap
 from appliance.pipeline.recorder import Recorder
-from appliance.pipeline.results import ResultBus
+from appliance.pipeline.results import Result, ResultBus
 from appliance.pipeline.runtime import ModelManager, RuntimeOptions, validate_model
 from appliance.pipeline.sequence import Sequence
 from appliance.plc.handshake import JobActions
@@ -188,9 +188,8 @@ class Services:
         self._initial_model()
         self.switch.restore()  # the job active before a restart, proven again
         if self.archive is not None or self.dataset is not None:
-            self.feeder = Feeder(
-                self.archive, self.dataset, self.switch.active, self.config.archive.queue_size
-            )
+            queued = self.config.archive.queue_size
+            self.feeder = Feeder(self.archive, self.dataset, self.switch.active, queued, self.fed)
             self.bus.subscribe("inspection", self.feeder)
         self.manager.start_watching()
         self.pipeline.start()  # a source that cannot open: logged, shown, the appliance runs on
@@ -203,6 +202,11 @@ class Services:
         self.ready = True
         self.watchdog.start()
         logger.info("appliance ready in %.2f s", time.time() - self.started)
+
+    def fed(self, result: Result) -> bool:
+        """Whether a judged result goes to the archive and dataset: a triggered part, or any frame
+        with archive.continuous (a continuous source would otherwise archive every frame)."""
+        return self.config.archive.continuous or not self.pipeline.capturing or result.source == "trigger"
 
     def health(self) -> Health:
         """Producing results? (appliance/health.py: endpoints, status, dashboard, watchdog)"""

@@ -233,6 +233,9 @@ class ArchiveConfig:
     queue_size: int = setting(
         64, "Results waiting for the archive and dataset writer; more are dropped and counted.", min=1
     )
+    continuous: bool = setting(
+        False, "Also archive (and keep hard examples of) continuous-mode frames, not only triggered parts."
+    )
     ftp_host: str = setting("", "FTP server each archived image is pushed to; empty: no push.")
     ftp_port: int = setting(21, "FTP server TCP port.", min=1, max=65535)
     ftp_user: str = setting("anonymous", "FTP user name.")

@@ -1,7 +1,8 @@
 """The result-bus subscriber that feeds the image archive and the hard-example dataset.
 
 It never blocks the pipeline: a judged result (one with a job verdict and its frame) goes onto a
-bounded queue, and a full queue drops it and counts the drop. One worker thread archives the image
+bounded queue, and a full queue drops it and counts the drop. `accept` picks which results count
+(the appliance takes triggered parts only, unless archive.continuous). One worker thread archives the image
 per the job's snapshot policy and keeps it as a hard example when the dataset's policy picks it.
 
 `flag()` keeps an operator's "wrong" / "right" on a stored result: it flags the result's example, or
@@ -39,9 +40,11 @@ class Feeder:
         dataset: Dataset | None,
         active_job: Callable[[], Job | None],
         queue_size: int,
+        accept: Callable[[Result], bool] = lambda _: True,
     ) -> None:
         self.archive, self.dataset = archive, dataset
         self.active_job = active_job
+        self.accept = accept
         self.dropped = 0
         self.archived = 0
         self.examples = 0
@@ -51,7 +54,7 @@ class Feeder:
         self._thread.start()
 
     def __call__(self, result: Result) -> None:
-        if result.verdict is None or result.image is None:
+        if result.verdict is None or result.image is None or not self.accept(result):
             return
         try:
             self._queue.put_nowait(result)
