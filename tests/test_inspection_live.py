@@ -12,7 +12,8 @@ import numpy as np
 from appliance.demo.setup import prepare_demo_job
 from appliance.inspection.recipe import parse_job
 from appliance.services import Services, open_registry
-from tests.conftest import config_for, wait_for
+from tests.conftest import config_for, free_port, wait_for
+from tests.test_inspection_archive import LocalFtp
 from tests.test_inspection_chain import striped
 from tests.test_inspection_rules import frame, job_spec
 from tests.test_restart import START_TIMEOUT_S, serve, write_config
@@ -108,3 +109,36 @@ def test_the_demo_job_is_active_after_demo_prepare_and_judges_ok_and_ng(
     assert ok.ok and ok.result.verdict is not None and ok.result.verdict["pass_bits"] == 0b11
     assert not empty.ok and empty.result.verdict is not None
     assert empty.result.verdict["reasons"] == ["region 1: missing label face", "region 2: missing label face"]
+
+
+def test_an_ng_part_is_archived_and_pushed_to_the_configured_ftp_server(
+    data_dir: Path, tmp_path: Path, astronaut: np.ndarray
+) -> None:
+    root = tmp_path / "ftp"
+    root.mkdir()
+    ftp = LocalFtp(free_port(), root)
+    ftp.start()
+    secret = tmp_path / "ftp-password"
+    secret.write_text("secret-pw\n")
+    extra = (
+        f'[archive]\nftp_host = "127.0.0.1"\nftp_port = {ftp.port}\nftp_user = "line3"\n'
+        f'ftp_password_file = "{secret}"\nftp_retry_s = 0.2\n'
+    )
+    services = Services.build(config_for(data_dir, extra))
+    services.start()
+    try:
+        services.recipes.save(parse_job(job_spec()))
+        services.switch.activate(7)
+        crop = np.ascontiguousarray(astronaut[20:260, 110:350])
+        outcome = services.inspector.trigger(services.pipeline, frame(crop, 0, 3))
+        assert not outcome.ok
+        wait_for(lambda: len(ftp.files()) == 1)
+        name = ftp.files()[0]
+        assert "_job007_NG_" in name and (services.config.data_dir / "archive" / name).is_file()
+        pusher = services.archive.pusher if services.archive is not None else None
+        assert pusher is not None
+        wait_for(lambda: pusher.pending() == 0)
+        assert pusher.status()["pushed"] == 1
+    finally:
+        services.stop()
+        ftp.stop()
