@@ -4,6 +4,7 @@ dataset from the live run."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import time
@@ -18,6 +19,8 @@ import pytest
 from pymodbus.client import ModbusTcpClient
 
 from appliance.inspection.archive import JPEG_QUALITY
+from appliance.pipeline.results import Result, Timings
+from appliance.plc.payloads import Judged, encode, result_payload
 from appliance.plc.registers import (
     COIL_RESET_COUNTERS,
     COIL_TRIGGER,
@@ -280,3 +283,30 @@ def test_job_rest_crud_import_export_and_refusals(line: tuple[LiveServer, Plc]) 
     reader = server.client(token="")
     assert reader.get("/api/v1/inspection/jobs").status_code == 401
     assert "appliance_inspection_triggers_total" in api.get("/metrics").text
+
+
+def test_mqtt_and_webhook_payloads_carry_the_job_verdict() -> None:
+    verdict = {
+        "job": 7, "job_version": 2, "ok": False, "pass_bits": 1, "reason_code": 2, "ng_region": 2,
+        "reasons": ["region 2: forbidden label face"],
+        "regions": [{"region": 1, "name": "a", "ok": True, "count": 1, "reasons": []},
+                    {"region": 2, "name": "b", "ok": False, "count": 1,
+                     "reasons": ["region 2: forbidden label face"]}],
+    }  # fmt: skip
+    result = Result(
+        9, 9, 1.0, "line", "face", 1, "detect", "litert", "face", 0, 0.9, 2, (), Timings(1, 1, 1, 3)
+    )
+    judged = Judged(dataclasses.replace(result, verdict=verdict), ok=False)
+    payload = result_payload(judged)
+    assert {k: payload[k] for k in ("job", "job_version", "pass_bits", "reason_code", "ng_region")} == {
+        "job": 7, "job_version": 2, "pass_bits": 1, "reason_code": 2, "ng_region": 2,
+    }  # fmt: skip
+    assert payload["reasons"] == ["region 2: forbidden label face"] and len(payload["regions"]) == 2
+    assert json.loads(encode(judged))["reason_code"] == 2
+    plain = result_payload(Judged(result, ok=True))  # no job: zeros and empty lists, same fields
+    assert (
+        plain["job"] == 0
+        and plain["pass_bits"] == 0
+        and plain["reasons"] == []
+        and set(plain) == set(payload)
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from appliance.config import parse_config
-from tests.conftest import ADMIN_PASSWORD, LiveServer, start_server
+from tests.conftest import ADMIN_PASSWORD, LiveServer, start_server, wait_for
 from tests.e2e.browser import VIEWPORT, chromium, require_browser, screenshot
 from tests.test_inspection_rules import SLOT, frame, job_spec
 
@@ -105,6 +106,15 @@ def test_draw_a_region_save_activate_and_see_the_verdict(page: Page, appliance: 
     expect(page.locator("#verdict-reasons")).to_contain_text("region 2: forbidden label face")
     expect(page.locator("#counters-0 td").first).to_have_text("2")  # the capture trigger and this one
     screenshot(page, "inspection")
+
+    feeder = appliance.services.feeder
+    wait_for(lambda: feeder is not None and feeder.examples == 1)
+    page.reload()  # the NG part is a hard example now: download it as COCO from the page
+    with page.expect_download() as download:
+        page.get_by_role("link", name="download COCO").click()
+    with zipfile.ZipFile(download.value.path()) as bundle:
+        coco = json.loads(bundle.read("annotations.json"))
+    assert len(coco["images"]) == 1 and {c["name"] for c in coco["categories"]} == {"face"}
 
     page.get_by_role("button", name="Reset counters").click()
     page.wait_for_selector("text=Counters reset.")
