@@ -192,6 +192,7 @@ def bench_store(data_dir: Path, rows: int) -> Measurement:
         "infer_ms": 1.0,
         "post_ms": 1.0,
         "total_ms": 3.0,
+        "verdict": None,
     }
     record = Record(tuple(values[c] for c in COLUMNS))
     writer.start()

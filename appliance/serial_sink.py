@@ -6,6 +6,10 @@ a triggered inspection, else (with `results = "all"`) the SENSOR_FRAME the resul
 else `REF_SEQ_NONE` (0xFFFF). RESULT and IO_SET carry deadlines counted from the trigger's arrival
 (or the result): the session drops and counts them when the device has not ACKed them in time, so a
 device that was BUSY never gets a stale burst that rejects the wrong parts.
+
+PASS / FAIL is the active inspection job's verdict (else the [inspection] rule). Protocol 1.1 has
+no field for the per-region verdict or the NG reason, and no job-change message: a microcontroller
+gets the part's verdict only (REST, Modbus and the UI change jobs).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from firmware_bridge.protocol import REF_SEQ_NONE
 from appliance.config import InspectionConfig, SerialConfig
 from appliance.errors import ApplianceError
 from appliance.pipeline import results
-from appliance.pipeline.inspection import Inspector, TriggerOutcome, passes
+from appliance.pipeline.inspection import Inspector, TriggerOutcome
 from appliance.sources.serial import QueuedTrigger, SerialLink
 
 logger = logging.getLogger(__name__)
@@ -88,7 +92,7 @@ class SerialSink:
                 self._held.append((result, now))
                 return
             self._answered.append(result.seq)
-        self._output(result, passes(result, self.rule), self._ref_of(result), now)
+        self._output(result, self.inspector.judge(result), self._ref_of(result), now)
 
     def _ref_of(self, result: results.Result) -> int:
         ref = self.link.frame_ref(result.source, result.frame_id)
@@ -142,7 +146,7 @@ class SerialSink:
             if (outcome is not None and result.seq == outcome.result.seq) or result.seq in self._answered:
                 return
             self._answered.append(result.seq)
-        self._output(result, passes(result, self.rule), self._ref_of(result), at)
+        self._output(result, self.inspector.judge(result), self._ref_of(result), at)
 
     def status(self) -> dict[str, int]:
         return {"sent": self.sent, "rejects": self.rejects, "trigger_errors": self.trigger_errors}

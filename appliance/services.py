@@ -16,17 +16,25 @@ from appliance.backends.registry import Backends, planned_workers
 from appliance.config import Config, ConfigError, Problem
 from appliance.errors import ApplianceError, NotFound, SourceError
 from appliance.health import Health, Observation, assess
+from appliance.inspection.activation import JobSwitch
+from appliance.inspection.archive import Archive
+from appliance.inspection.counters import Counters
+from appliance.inspection.dataset import Dataset
+from appliance.inspection.feeder import Feeder
+from appliance.inspection.parts import build_parts, hard_example_policy
+from appliance.inspection.store import JobStore as RecipeStore
 from appliance.models.manifest import Manifest
 from appliance.models.registry import Registry
 from appliance.pipeline.cache import ResultCache
 from appliance.pipeline.direct import DirectRunner
-from appliance.pipeline.inspection import Inspector, TriggerOutcome, passes
+from appliance.pipeline.inspection import Inspector, TriggerOutcome
 from appliance.pipeline.jobs import JobStore
 from appliance.pipeline.pipeline import Pipeline, PipelineOptions
 from appliance.pipeline.proof import FrameTap
-from appliance.pipeline.results import Recorder, ResultBus
+from appliance.pipeline.results import Recorder, Result, ResultBus
 from appliance.pipeline.runtime import ModelManager, RuntimeOptions, validate_model
 from appliance.pipeline.sequence import Sequence
+from appliance.plc.handshake import JobActions
 from appliance.plc.outputs import Links, Output, start_outputs, stop_outputs
 from appliance.serial_sink import SerialSink
 from appliance.settings import Change, ConfigFile
@@ -112,6 +120,12 @@ class Services:
     jobs: JobStore
     cache: ResultCache
     direct: DirectRunner
+    recipes: RecipeStore
+    switch: JobSwitch
+    counters: Counters
+    archive: Archive | None = None
+    dataset: Dataset | None = None
+    feeder: Feeder | None = None
     outputs: list[Output] = field(default_factory=list)
     link: SerialLink | None = None
     sink: SerialSink | None = None
@@ -141,6 +155,8 @@ class Services:
         pipeline = Pipeline(manager, bus, pipeline_options(config), source, sequence)
         reader = ResultReader(db)
         limiter = RateLimiter(config.auth.rate_per_s, config.auth.burst)
+        parts = build_parts(config, registry, manager.activate)
+        pipeline.judge = parts.switch.judge
         return cls(
             config=config,
             backends=backends,
@@ -153,10 +169,15 @@ class Services:
             auth=AuthStore(data),
             limiter=limiter,
             settings=ConfigFile(config, path, lambda c: model_problems(registry, c)),
-            inspector=Inspector(bus, config.inspection),
+            inspector=Inspector(bus, config.inspection, parts.counters, parts.switch),
             jobs=JobStore(config.server.job_ttl_s, config.server.max_jobs),
             cache=ResultCache(config.server.cache_entries),
             direct=DirectRunner(registry, config.backend.threads, backends),
+            recipes=parts.recipes,
+            switch=parts.switch,
+            counters=parts.counters,
+            archive=parts.archive,
+            dataset=parts.dataset,
             link=link,
         )
 
@@ -166,6 +187,11 @@ class Services:
             self.recorder = Recorder(self.writer, self.config.store.snapshots)
             self.bus.subscribe("store", self.recorder)
         self._initial_model()
+        self.switch.restore()  # the job active before a restart, proven again
+        if self.archive is not None or self.dataset is not None:
+            queued = self.config.archive.queue_size
+            self.feeder = Feeder(self.archive, self.dataset, self.switch.active, queued, self.fed)
+            self.bus.subscribe("inspection", self.feeder)
         self.manager.start_watching()
         self.pipeline.start()  # a source that cannot open: logged, shown, the appliance runs on
         self.outputs = start_outputs(self.plc_links())
@@ -177,6 +203,11 @@ class Services:
         self.ready = True
         self.watchdog.start()
         logger.info("appliance ready in %.2f s", time.time() - self.started)
+
+    def fed(self, result: Result) -> bool:
+        """Whether a judged result goes to the archive and dataset: a triggered part, or any frame
+        with archive.continuous (a continuous source would otherwise archive every frame)."""
+        return self.config.archive.continuous or not self.pipeline.capturing or result.source == "trigger"
 
     def health(self) -> Health:
         """Producing results? (appliance/health.py: endpoints, status, dashboard, watchdog)"""
@@ -207,10 +238,17 @@ class Services:
             trigger=self.trigger,
             activate=self.manager.activate,
             active_model=lambda: rt.manifest.name if (rt := runtime()) is not None else None,
-            judge=lambda result: passes(result, self.inspector.rule),
+            judge=self.inspector.judge,
             plc=self.config.plc,
             source_name=self.config.source.name,
             data_dir=self.config.data_dir,
+            jobs=JobActions(
+                change=self.switch.activate,
+                active=self.switch.number,
+                counters=self.counters.read,
+                reset=self.counters.reset,
+                missed=self.inspector.missed,
+            ),
         )
 
     def _initial_model(self) -> None:
@@ -285,6 +323,10 @@ class Services:
                 self.writer.set_retention(writer_options(config).retention)
             if self.recorder is not None:
                 self.recorder.snapshots = config.store.snapshots
+            if self.archive is not None:
+                self.archive.quota_bytes = config.archive.quota_bytes
+            if self.dataset is not None:
+                self.dataset.policy = hard_example_policy(config.dataset)
             self.config = config  # handlers reading services.config see the new values
 
         put(new)
@@ -351,6 +393,13 @@ class Services:
         if self.link is not None:
             self.link.stop()
         self.jobs.close()
+        if self.feeder is not None:
+            self.bus.unsubscribe("inspection")
+            self.feeder.close()
+        if self.archive is not None:
+            self.archive.close()
+        self.switch.close()
+        self.counters.close()
         self.manager.close()
         if self.writer is not None:
             self.writer.close()

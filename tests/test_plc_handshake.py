@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -20,26 +22,33 @@ from appliance.errors import (
     TriggerTimeout,
     error_code,
 )
+from appliance.inspection.counters import Counters
 from appliance.pipeline.inspection import TriggerOutcome
 from appliance.pipeline.results import Result, Timings
-from appliance.plc.handshake import Actions, Handshake
+from appliance.plc.handshake import Actions, Handshake, JobActions
 from appliance.plc.registers import (
+    COUNTER_WORDS,
     DI_BUSY,
     DI_ERROR,
     DI_PASS,
     DI_READY,
     DI_RESULT_VALID,
     ERROR_BUSY,
+    ERROR_JOB_LOAD,
     ERROR_MODEL_LOAD,
     ERROR_NO_FRAME,
     ERROR_NO_MODEL,
+    ERROR_UNKNOWN_JOB,
     ERROR_UNMAPPED_SLOT,
+    IR_COUNTERS_JOB,
+    IR_JOB,
     IR_LABEL_ID,
     IR_LATENCY_HIGH,
     IR_LATENCY_LOW,
     IR_SCORE,
     IR_SEQUENCE,
     NO_LABEL,
+    NO_YIELD,
     Reading,
     code_of,
     discrete_inputs,
@@ -218,3 +227,58 @@ def test_plc_codes_match_the_appliance_error_codes() -> None:
     assert code_of(BackendUnavailable("x")) == ERROR_MODEL_LOAD
     assert code_of(NotFound("x")) == ERROR_INTERNAL
     assert code_of(TriggerTimeout("x")) == ERROR_TIMEOUT
+
+
+class FakeJobs:
+    """Job changes by number against real counters (SQLite): 7 works, 8 cannot load, others unknown."""
+
+    def __init__(self, counters: Counters) -> None:
+        self.counters = counters
+        self.job = 0
+
+    def change(self, number: int) -> None:
+        if number == 8:
+            raise ModelRejected("job 8: second stage does not load")
+        if number != 7:
+            raise NotFound(f"no job {number}")
+        self.job = number
+
+    def actions(self) -> JobActions:
+        return JobActions(
+            self.change,
+            lambda: self.job,
+            self.counters.read,
+            self.counters.reset,
+            lambda: self.counters.missed(self.job),
+        )
+
+
+def test_job_number_changes_missed_triggers_and_counter_reset(tmp_path: Path) -> None:
+    counters = Counters(tmp_path / "counters.db")
+    jobs = FakeJobs(counters)
+    fake = FakeAppliance(lambda: TriggerOutcome(make_result(), ok=True))
+    handshake = Handshake(dataclasses.replace(fake.actions(), jobs=jobs.actions()))
+    try:
+        for number, code in ((5, ERROR_UNKNOWN_JOB), (8, ERROR_JOB_LOAD)):
+            assert handshake.change_job_number(number)
+            failed = settle(handshake, lambda r: not r.busy)
+            assert failed.error and failed.error_code == code and failed.job == 0
+        assert handshake.change_job_number(7)
+        assert settle(handshake, lambda r: not r.busy).job == 7
+        assert input_registers(handshake.reading())[IR_JOB] == 7
+
+        assert handshake.trigger()
+        assert not handshake.trigger()  # refused while busy: a missed trigger of job 7
+        fake.release.set()
+        settle(handshake, lambda r: r.result_valid)
+        counters.record(7, "ng", 4.0)
+        words = input_registers(handshake.reading())[IR_COUNTERS_JOB : IR_COUNTERS_JOB + COUNTER_WORDS]
+        assert words[:10] == [0, 1, 0, 0, 0, 1, 0, 0, 0, 1]  # triggers 1, ok 0, ng 1, errors 0, missed 1
+        assert words[10] == 0 and words[11:13] == [0, 4000]  # yield 0.00 %, min 4000 us
+        handshake.reset_counters()
+        after = handshake.reading()
+        assert after.total_counters[:10] == (0,) * 10 and after.total_counters[10] == NO_YIELD
+    finally:
+        fake.release.set()
+        handshake.close()
+        counters.close()

@@ -32,6 +32,7 @@ from appliance.plc.registers import (
     DISCRETE_INPUTS,
     ERROR_NO_FRAME,
     ERROR_UNMAPPED_SLOT,
+    HOLDING_REGISTERS,
     HR_MODEL_SLOT,
     INPUT_REGISTERS,
     IR_COUNT,
@@ -236,16 +237,16 @@ def test_accesses_outside_the_map_answer_exception_2(plc: Plc) -> None:
     for address in (COILS, 5, 15, 16, 1000):
         reply = plc.client.write_coil(address, True, device_id=UNIT)
         assert reply.isError() and reply.exception_code == ILLEGAL_ADDRESS, (address, reply)
-    coils = plc.client.write_coils(COIL_RESULTS_ACK, [True, True], device_id=UNIT)  # 1 and 2: 2 is outside
+    coils = plc.client.write_coils(COILS - 1, [True, True], device_id=UNIT)  # the last coil and one outside
     assert coils.isError() and coils.exception_code == ILLEGAL_ADDRESS
     for read in (
         plc.client.read_coils(0, count=COILS + 1, device_id=UNIT),
         plc.client.read_discrete_inputs(0, count=DISCRETE_INPUTS + 1, device_id=UNIT),
         plc.client.read_input_registers(0, count=INPUT_REGISTERS + 1, device_id=UNIT),
-        plc.client.write_register(HR_MODEL_SLOT + 1, 1, device_id=UNIT),
+        plc.client.write_register(HOLDING_REGISTERS, 1, device_id=UNIT),
     ):
         assert read.isError() and read.exception_code == ILLEGAL_ADDRESS, read
-    assert plc.client.read_coils(0, count=COILS, device_id=UNIT).bits[:COILS] == [False, False]
+    assert plc.client.read_coils(0, count=COILS, device_id=UNIT).bits[:COILS] == [False] * COILS
     assert plc.services.inspector.triggers == 0  # the refused multi-coil write did not ack or trigger
 
 

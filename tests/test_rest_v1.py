@@ -29,6 +29,14 @@ FLAT_FIELDS = {
     "error_code",
     "detections",
     "source",
+    # the inspection job's verdict (job 0 and empty lists without an active job)
+    "job",
+    "job_version",
+    "pass_bits",
+    "reason_code",
+    "ng_region",
+    "reasons",
+    "regions",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sqlite3
 import time
@@ -13,6 +14,8 @@ import pytest
 import sqlite_utils
 
 from appliance.cli import main
+from appliance.pipeline.recorder import to_record
+from appliance.pipeline.results import Result, Timings
 from appliance.store.database import SCHEMA_VERSION, migrate, schema_version
 from appliance.store.reader import Query, ResultReader
 from appliance.store.retention import RetentionPolicy
@@ -41,6 +44,7 @@ def record(seq: int, ts: float | None = None, label: str = "face", image: np.nda
         "infer_ms": 2.0,
         "post_ms": 0.5,
         "total_ms": 3.5,
+        "verdict": None,
     }
     return Record(tuple(values[c] for c in COLUMNS), image)
 
@@ -197,3 +201,33 @@ def test_retention_runs_as_soon_as_max_bytes_is_exceeded(tmp_path: Path) -> None
     wait_for(lambda: 0 < on_disk() <= limit)  # nobody called run_retention: the size trigger did
     writer.close()
     assert writer.rows < 200 and writer.rows_written == 200
+
+
+def test_a_verdict_is_stored_and_read_back(tmp_path: Path) -> None:
+    """Migration 2 adds the optional `verdict` column; a result's job verdict round-trips as JSON."""
+    verdict = {"job": 7, "ok": False, "pass_bits": 1, "reason_code": 1, "regions": []}
+    result = Result(
+        1,
+        1,
+        time.time(),
+        "s",
+        "face",
+        1,
+        "detect",
+        "litert",
+        None,
+        None,
+        None,
+        0,
+        (),
+        Timings(1, 1, 1, 3),
+        verdict=verdict,
+    )
+    writer = ResultWriter(tmp_path, WriterOptions(flush_interval_s=0.01))
+    writer.start()
+    writer.submit(to_record(result, False))
+    writer.submit(to_record(dataclasses.replace(result, seq=2, verdict=None), False))
+    assert writer.flush()
+    writer.close()
+    rows, _ = ResultReader(tmp_path / "results.db").page(Query(limit=10))
+    assert {r["seq"]: r["verdict"] for r in rows} == {1: verdict, 2: None}

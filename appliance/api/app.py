@@ -18,6 +18,7 @@ from appliance.api import (
     access,
     infer,
     inspect,
+    jobs,
     kserve,
     models,
     observability,
@@ -70,6 +71,7 @@ API_ROUTES = [
     Route("/metrics", observability.metrics, methods=["GET"]),
     Route("/api/v1/debug/profile", observability.profile, methods=["GET"]),
     *kserve.routes(),
+    *jobs.routes(),
 ]
 
 

@@ -90,7 +90,35 @@ def metrics_text(services: Services) -> str:
         "# TYPE appliance_rss_megabytes gauge",
         _line("appliance_rss_megabytes", doc["rss_mb"]),
     ]
+    out += inspection_lines(services)
     return "\n".join(out) + "\n"
+
+
+INSPECTION_COUNTERS = ("triggers", "ok", "ng", "errors", "missed")
+
+
+def inspection_lines(services: Services) -> list[str]:
+    """Production counters of inspection jobs (job="0" is the total), the active job, feeder drops."""
+    snapshots = services.counters.read_all()
+    out: list[str] = []
+    for counter in INSPECTION_COUNTERS:
+        name = f"appliance_inspection_{counter}_total"
+        out.append(f"# TYPE {name} counter")
+        out += [_line(name, getattr(s, counter), f'job="{s.job}"') for s in snapshots]
+    out.append("# TYPE appliance_inspection_yield_percent gauge")
+    out += [
+        _line("appliance_inspection_yield_percent", round(s.yield_pct, 3), f'job="{s.job}"')
+        for s in snapshots
+        if s.yield_pct is not None
+    ]
+    out += ["# TYPE appliance_inspection_active_job gauge"]
+    out.append(_line("appliance_inspection_active_job", services.switch.number()))
+    dropped = services.feeder.dropped if services.feeder is not None else 0
+    out += [
+        "# TYPE appliance_archive_dropped_total counter",
+        _line("appliance_archive_dropped_total", dropped),
+    ]
+    return out
 
 
 def health_lines(doc: dict[str, Any]) -> list[str]:

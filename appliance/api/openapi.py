@@ -120,6 +120,70 @@ V2_INFER = Op(
     media={"application/octet-stream": BINARY},
 )
 
+JOB_PATH = path("number", {"type": "integer", "minimum": 1, "maximum": 999})
+JOB_VERSION = query("version", {"type": "integer", "minimum": 1, "maximum": 10**9})
+DOCUMENT_TYPES = ("application/json", "application/toml", "text/plain")
+INSPECTION_OPERATIONS: dict[tuple[str, str], Op] = {
+    ("GET", "/api/v1/inspection/jobs"): Op(
+        "Every inspection job (newest versions)", body=ref("InspectionJobs")
+    ),
+    ("GET", "/api/v1/inspection/jobs/{number}"): Op(
+        "One job (newest or given version)",
+        body=ref("InspectionJob"),
+        errors=(400, 404),
+        parameters=(JOB_PATH, JOB_VERSION),
+    ),
+    ("PUT", "/api/v1/inspection/jobs/{number}"): Op(
+        "Save a job as its new version (validated; the active job is re-proven)",
+        ok=201,
+        body=ref("InspectionJob"),
+        errors=(400, 404, 409, 413, 415, 503),
+        parameters=(JOB_PATH,),
+        request=json_body(ref("InspectionJob")),
+    ),
+    ("DELETE", "/api/v1/inspection/jobs/{number}"): Op(
+        "Delete an inactive job and all its versions", ok=204, errors=(400, 404, 409), parameters=(JOB_PATH,)
+    ),
+    ("POST", "/api/v1/inspection/jobs/{number}/activate"): Op(
+        "Activate a job: its models loaded and proven first, switched between triggers",
+        body=ref("JobActivated"),
+        errors=(400, 404, 409, 503),
+        parameters=(JOB_PATH, JOB_VERSION),
+    ),
+    ("GET", "/api/v1/inspection/export"): Op(
+        "Every job as one JSON document", media={"application/json": {"type": "object"}}
+    ),
+    ("POST", "/api/v1/inspection/import"): Op(
+        "Import a jobs document (JSON or TOML); all jobs valid or nothing saved",
+        ok=201,
+        body=ref("JobsImported"),
+        errors=(400, 413),
+        request=binary_body(DOCUMENT_TYPES, True),
+    ),
+    ("GET", "/api/v1/inspection/counters"): Op(
+        "Production counters, total and per job", body=ref("Counters")
+    ),
+    ("POST", "/api/v1/inspection/counters/reset"): Op(
+        "Zero the production counters (all, or one job's)",
+        body=ref("CountersReset"),
+        errors=(400, 413, 415),
+        request=json_body(ref("CounterReset"), required=False),
+    ),
+    ("GET", "/api/v1/dataset/export"): Op(
+        "The hard-example dataset as a YOLO or COCO zip",
+        errors=(400, 409),
+        parameters=(query("format", {"type": "string", "enum": ["yolo", "coco"]}),),
+        media={"application/zip": BINARY},
+    ),
+    ("POST", "/api/v1/dataset/flags"): Op(
+        "Flag a stored result wrong or right: kept in the dataset",
+        ok=201,
+        body=ref("Example"),
+        errors=(400, 404, 409, 413, 415),
+        request=json_body(ref("Flag")),
+    ),
+}
+
 OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/api/v1/health"): Op("Liveness and readiness", body=ref("Health"), errors=(503,)),
     ("GET", "/api/v1/status"): Op(
@@ -254,6 +318,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         errors=(404,),
         parameters=(V2_MODEL, V2_VERSION),
     ),
+    **INSPECTION_OPERATIONS,
     ("POST", "/v2/models/{model}/infer"): replace(V2_INFER, parameters=(V2_MODEL,)),
     ("POST", "/v2/models/{model}/versions/{version}/infer"): replace(
         V2_INFER, parameters=(V2_MODEL, V2_VERSION)

@@ -79,6 +79,12 @@ COMPONENTS: dict[str, Schema] = {
         latency_ms=NUMBER,
         model=STRING,
         error_code=INTEGER,
+        job=INTEGER,
+        pass_bits=INTEGER,
+        reason_code=INTEGER,
+        ng_region=INTEGER,
+        reasons=array(STRING),
+        regions=array(OBJECT),
     ),
     "Job": obj(
         ("job_id", "state"),
@@ -163,3 +169,52 @@ COMPONENTS: dict[str, Schema] = {
         outputs=array(TENSOR_META),
     ),
 }
+
+# inspection jobs, production counters, hard-example dataset (appliance/api/jobs.py)
+JOB_NUMBER: Schema = {"type": "integer", "minimum": 1, "maximum": 999}
+MODEL_REF: Schema = obj(("name", "version"), name=MODEL_NAME, version={"type": "integer", "minimum": 1})
+COUNTER_SET: Schema = obj(
+    ("job", "triggers", "ok", "ng", "errors", "missed", "reset_at"),
+    job=INTEGER,
+    triggers=INTEGER,
+    ok=INTEGER,
+    ng=INTEGER,
+    errors=INTEGER,
+    missed=INTEGER,
+    yield_pct=NULLABLE_NUMBER,
+    time_ms=obj(min=NULLABLE_NUMBER, avg=NULLABLE_NUMBER, max=NULLABLE_NUMBER),
+    reset_at=NUMBER,
+)
+COMPONENTS.update(
+    {
+        "InspectionJob": obj(
+            ("number", "name", "model", "regions"),
+            number=JOB_NUMBER,
+            name=STRING,
+            version=INTEGER,
+            description=STRING,
+            model=MODEL_REF,
+            second_stage={"anyOf": [MODEL_REF, {"type": "null"}]},
+            snapshot=OBJECT,
+            regions={"type": "array", "items": OBJECT, "minItems": 1, "maxItems": 16},
+        ),
+        "InspectionJobs": obj(("jobs", "active"), jobs=array(ref("InspectionJob")), active=INTEGER),
+        "JobActivated": obj(("active", "version"), active=INTEGER, version=INTEGER, name=STRING),
+        "JobsImported": obj(
+            ("imported",), imported=array(obj(("number", "version"), number=INTEGER, version=INTEGER))
+        ),
+        "Counters": obj(
+            ("active_job", "total", "jobs"), active_job=INTEGER, total=COUNTER_SET, jobs=array(COUNTER_SET)
+        ),
+        "CounterReset": obj(job={"type": ["integer", "null"], "minimum": 0, "maximum": 999}),
+        "CountersReset": obj(("reset_at", "job"), reset_at=NUMBER, job=INTEGER),
+        "Flag": obj(
+            ("result_id", "flag"),
+            result_id={"type": "integer", "minimum": 1, "maximum": 2**62 - 1},
+            flag={"type": "string", "enum": ["wrong", "right"]},
+        ),
+        "Example": obj(
+            ("id", "reason"), id=STRING, reason=STRING, job=INTEGER, seq=INTEGER, boxes=array(OBJECT)
+        ),
+    }
+)

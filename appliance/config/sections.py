@@ -232,6 +232,45 @@ class InspectionConfig:
 
 
 @dataclass(frozen=True)
+class ArchiveConfig:
+    enabled: bool = setting(
+        True, "Keep inspection images (NG first) in data_dir/archive per the job's policy."
+    )
+    quota_bytes: int = setting(
+        512 * 1024 * 1024, "Disk quota of the image archive; OK images go first, oldest first.", min=1024
+    )
+    queue_size: int = setting(
+        64, "Results waiting for the archive and dataset writer; more are dropped and counted.", min=1
+    )
+    continuous: bool = setting(
+        False, "Also archive (and keep hard examples of) continuous-mode frames, not only triggered parts."
+    )
+    ftp_host: str = setting("", "FTP server each archived image is pushed to; empty: no push.")
+    ftp_port: int = setting(21, "FTP server TCP port.", min=1, max=65535)
+    ftp_user: str = setting("anonymous", "FTP user name.")
+    ftp_password_file: str = setting("", "File holding the FTP password; empty: no password.")
+    ftp_dir: str = setting("", "Directory on the FTP server; empty: the login directory.")
+    ftp_retry_s: float = setting(
+        5.0, "Wait between attempts to push an image the server did not take.", min=0.1
+    )
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    enabled: bool = setting(
+        True, "Keep hard examples (NG, top score in the band, flagged) in data_dir/dataset."
+    )
+    band_low: float = setting(
+        0.4, "Lower end of the top-score band that makes a result a hard example.", min=0.0, max=1.0
+    )
+    band_high: float = setting(
+        0.6, "Upper end of the top-score band; equal to band_low: no band.", min=0.0, max=1.0
+    )
+    keep_ng: bool = setting(True, "Every NG result is a hard example.")
+    max_examples: int = setting(5000, "Most examples kept; the oldest unflagged go first.", min=1)
+
+
+@dataclass(frozen=True)
 class PlcConfig:
     modbus_enabled: bool = setting(
         False, "Run the Modbus TCP server with the vision-sensor handshake (docs/plc.md)."
@@ -327,6 +366,8 @@ class Config:
     inspection: InspectionConfig = field(default_factory=InspectionConfig)
     serial: SerialConfig = field(default_factory=SerialConfig)
     plc: PlcConfig = field(default_factory=PlcConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     grpc: GrpcConfig = field(default_factory=GrpcConfig)
     log: LogConfig = field(default_factory=LogConfig)

@@ -6,13 +6,18 @@ existing config file is left as the user edited it.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.atomic import write_bytes
 from appliance.demo import stripes, vibration
 from appliance.demo.assets import fetch_mediapipe_models
 from appliance.demo.video import write_demo_video
+from appliance.inspection.activation import ACTIVE_FILE
+from appliance.inspection.recipe import parse_job
+from appliance.inspection.store import JobStore, jobs_dir
 from appliance.models.manifest import InputSpec, Thresholds
 from appliance.models.registry import AddRequest, Registry, sha256_of
 from appliance.services import open_registry
@@ -155,10 +160,46 @@ def prepare_serial_demo(data_dir: Path, cache: Path) -> Path:
     return config
 
 
+def demo_job(face_version: int) -> dict[str, object]:
+    """Job 1: a face in the picture (NG "missing label face" when the rocket shows), and a face
+    detected with at least 0.6 in the left half (NG on the right, e.g. "region 2: missing label face")."""
+    model = {"name": "face", "version": face_version}
+    whole, left = [[0, 0], [640, 480]], [[0, 0], [320, 480]]
+    return {
+        "number": 1,
+        "name": "demo face check",
+        "model": model,
+        "snapshot": {"keep": "all", "ok_sample_rate": 0.05},
+        "regions": [
+            {"id": 1, "name": "picture", "shape": "rect", "points": whole, "required": ["face"]},
+            {
+                "id": 2,
+                "name": "left half",
+                "shape": "rect",
+                "points": left,
+                "required": ["face"],
+                "min_score": 0.6,
+            },
+        ],
+    }
+
+
+def prepare_demo_job(data_dir: Path, registry: Registry) -> None:
+    """Store the demo job and make it the active one, unless jobs exist already."""
+    store = JobStore(jobs_dir(data_dir))
+    if store.numbers():
+        return
+    job = store.save(parse_job(demo_job(registry.get("face").version)))
+    state = store.root / ACTIVE_FILE
+    if not state.exists():
+        write_bytes(state, json.dumps({"number": job.number, "version": job.version}).encode())
+
+
 def prepare_demo(data_dir: Path, cache: Path) -> Path:
     """Returns the path of the demo config file."""
     registry = open_registry(data_dir)
     register_models(registry, demo_models(cache))
+    prepare_demo_job(data_dir, registry)
     video = data_dir / "demo" / "demo.mp4"
     if not video.exists():
         write_demo_video(video)

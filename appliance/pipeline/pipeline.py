@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 POLL_S = 0.2
 STAGES = ("capture", "preprocess", "infer", "postprocess")
+Judge = Callable[[Result, np.ndarray | None], Result]
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ class Pipeline:
         self.observers = Observers()
         self.image_watchers = 0  # live views watching: results then carry their frame
         self.source_error: str | None = None  # why the configured source did not open at start
+        self.judge: Judge | None = None  # the inspection job's verdict on each result (its frame given)
 
     def queue_depths(self) -> dict[str, int]:
         return {
@@ -248,23 +250,6 @@ class Pipeline:
         self._intake.put_nowait(self._entry_maker(frame, store, future))
         return future
 
-    def submit_nowait(self, frame: Frame, store: bool) -> Future[Result]:
-        """Queue one frame from the API without waiting: Busy at once when the first queue is full.
-        Safe on an event loop (it never blocks); await the future with asyncio.wrap_future."""
-        if self._pre.full():  # the usual Busy: no sequence number is taken
-            raise Busy("pipeline is busy: try again")
-        future: Future[Result] = Future()
-        job = Job(self._next_seq(), frame, store, future)
-        job.started = time.perf_counter()
-        self.metrics["capture"].received += 1
-        try:
-            self._pre.put_nowait(job)
-        except queue.Full:  # the capture thread took the last slot: the number must still be passed on
-            job.future, job.error = None, Busy("pipeline is busy")
-            threading.Thread(target=self._post.put, args=(job,), name="pipeline-busy", daemon=True).start()
-            raise Busy("pipeline is busy: try again") from None
-        return future
-
     def _capture_loop(self, source: Source, stop: threading.Event) -> None:
         stage = self.metrics["capture"]
         while not stop.is_set():
@@ -366,6 +351,11 @@ class Pipeline:
         result = Result.from_inference(
             ready.entry.origin, runtime.manifest, message.backend, inference, timings
         )
+        if self.judge is not None:
+            try:
+                result = self.judge(result, ready.entry.origin.frame.image)
+            except ApplianceError as err:
+                return Done(ready.entry, None, err)
         return Done(ready.entry, result, None)
 
     def _publish_ready(self) -> None:

@@ -65,6 +65,7 @@ class Result:
     timings: Timings
     extra: dict[str, Any] = field(default_factory=dict)
     store: bool = True
+    verdict: dict[str, Any] | None = None  # the inspection job's verdict (JobVerdict.to_json()), if any
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -130,6 +131,7 @@ class Result:
                 "total": round(t.total_ms, 3),
             },
             "extra": self.extra,
+            "verdict": self.verdict,
         }
 
 

@@ -33,11 +33,13 @@ from pymodbus.simulator import DataType, SimAction, SimData, SimDevice
 from appliance.errors import ApplianceError
 from appliance.plc.handshake import Handshake
 from appliance.plc.registers import (
+    COIL_RESET_COUNTERS,
     COIL_RESULTS_ACK,
     COIL_TRIGGER,
     COILS,
     DISCRETE_INPUTS,
     HOLDING_REGISTERS,
+    HR_JOB_NUMBER,
     HR_MODEL_SLOT,
     INPUT_REGISTERS,
     discrete_inputs,
@@ -58,7 +60,7 @@ START_TIMEOUT_S = 10.0
 
 
 class MappedCoilsRead(ReadCoilsRequest):
-    """FC01 within the map. pymodbus keeps bits in 16-bit words, so without these checks coils 2-15
+    """FC01 within the map. pymodbus keeps bits in 16-bit words, so without these checks coils 3-15
     (and discrete inputs 5-15) would answer and keep values; a vision sensor answers exception 2."""
 
     size = COILS
@@ -267,8 +269,12 @@ class ModbusOutput:
                 self.handshake.trigger()
             elif address == COIL_RESULTS_ACK:
                 self.handshake.acknowledge()
+            elif address == COIL_RESET_COUNTERS:
+                self.handshake.reset_counters()
         elif function_code in REGISTER_WRITES and address == HR_MODEL_SLOT:
             self.handshake.change_job(value)
+        elif function_code in REGISTER_WRITES and address == HR_JOB_NUMBER:
+            self.handshake.change_job_number(value)
 
     def _changed(self) -> None:
         """Called by the handshake from any thread: rewrite the registers soon."""

@@ -19,7 +19,7 @@ from appliance.config import PlcConfig
 from appliance.errors import ApplianceError
 from appliance.pipeline.inspection import TriggerOutcome
 from appliance.pipeline.results import Result, ResultBus
-from appliance.plc.handshake import Actions, Handshake
+from appliance.plc.handshake import Actions, Handshake, JobActions
 from appliance.plc.modbus import ModbusOptions, ModbusOutput
 from appliance.plc.mqtt import MqttOptions, MqttOutput
 from appliance.plc.payloads import Feed
@@ -40,6 +40,7 @@ class Links:
     plc: PlcConfig
     source_name: str
     data_dir: Path  # where an output keeps its outbox
+    jobs: JobActions | None = None  # inspection jobs and production counters (Modbus)
 
 
 class LinkProvider(Protocol):
@@ -80,6 +81,7 @@ def handshake_for(links: Links, plc: PlcConfig) -> Handshake:
         activate=links.activate,
         active_model=links.active_model,
         slots=plc.model_slots,
+        jobs=links.jobs,
     )
     return Handshake(actions)
 

@@ -59,6 +59,7 @@ TABLE: tuple[Column, ...] = (
     Column("infer_ms", float, path="timings.infer_ms"),
     Column("post_ms", float, path="timings.post_ms"),
     Column("total_ms", float, path="timings.total_ms"),
+    Column("verdict", str, json=True, csv=False),  # the inspection job's verdict (NULL: no job judged it)
     Column("snapshot", str, record=False),
     Column("snapshot_bytes", int, record=False, csv=False, not_null=True, default=0),
 )

@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Route
 from appliance.api.ui import (
     configuration,
     dashboard,
+    inspection,
     live,
     logins,
     logs,
@@ -55,6 +56,16 @@ UI_ROUTES: list[BaseRoute] = [
     Route("/password", tokens.change_password, methods=POST),
     Route("/system", system.overview, methods=GET),
     Route("/system/diagnostics.zip", system.bundle, methods=GET),
+    Route("/inspection", inspection.screen, methods=GET),
+    Route("/inspection/status", inspection.status, methods=GET),
+    Route("/inspection/frame.jpg", inspection.frame, methods=GET),
+    Route("/inspection/jobs", inspection.save, methods=POST),
+    Route("/inspection/jobs/{number:int}/activate", inspection.activate, methods=POST),
+    Route("/inspection/jobs/{number:int}/delete", inspection.delete, methods=POST),
+    Route("/inspection/counters/reset", inspection.reset, methods=POST),
+    Route("/inspection/archive/{name}", inspection.archived, methods=GET),
+    Route("/inspection/dataset.{fmt}.zip", inspection.dataset, methods=GET),
+    Route("/results/{row_id:int}/flag", inspection.flag, methods=POST),
 ]
 
 

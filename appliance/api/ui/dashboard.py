@@ -67,7 +67,13 @@ def panel_context(services: Services) -> dict[str, Any]:
         "latency_chart": latency_chart(services),
         "results_chart": results_chart(services),
         "refreshed": status["uptime_s"],
+        "inspection": production(services),
     }
+
+
+def production(services: Services) -> dict[str, Any]:
+    """The production counters' total and the active job, for the Production card."""
+    return {"active_job": services.switch.number(), "total": services.counters.read().to_json()}
 
 
 @page

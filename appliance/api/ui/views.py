@@ -15,6 +15,7 @@ from appliance.api.bodies import JSONResponse
 NAV = (
     ("/", "Dashboard"),
     ("/live", "Live view"),
+    ("/inspection", "Inspection"),
     ("/results", "Results"),
     ("/models", "Models"),
     ("/config", "Configuration"),
