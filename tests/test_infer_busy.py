@@ -10,6 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
+from appliance.processing.image import Prepared
 from tests.conftest import config_for, start_server, wait_for
 
 HELD = 8  # requests sent while inference is held: more than the pipeline holds with queue_size = 1
@@ -24,14 +25,14 @@ def test_a_full_pipeline_answers_busy_and_health_still_answers(
     runtime = server.services.manager.current()
     assert runtime is not None
     release, running = threading.Event(), threading.Event()
-    real_run = runtime.run
+    real_invoke = runtime.invoke
 
-    def held_run(worker: int, tensor: np.ndarray) -> tuple[list[np.ndarray], str]:
+    def held_invoke(worker: int, prepared: Prepared) -> tuple[list[np.ndarray], str]:
         running.set()
         release.wait(60)
-        return real_run(worker, tensor)
+        return real_invoke(worker, prepared)
 
-    monkeypatch.setattr(runtime, "run", held_run)
+    monkeypatch.setattr(runtime, "invoke", held_invoke)
     headers = {"content-type": "image/png", "authorization": f"Bearer {server.token}"}
 
     def post() -> httpx.Response:

@@ -14,7 +14,6 @@ import pytest
 import sqlite_utils
 
 from appliance.cli import main
-from appliance.pipeline.recorder import to_record
 from appliance.pipeline.results import Result, Timings
 from appliance.store.database import SCHEMA_VERSION, migrate, schema_version
 from appliance.store.reader import Query, ResultReader
@@ -225,8 +224,8 @@ def test_a_verdict_is_stored_and_read_back(tmp_path: Path) -> None:
     )
     writer = ResultWriter(tmp_path, WriterOptions(flush_interval_s=0.01))
     writer.start()
-    writer.submit(to_record(result, False))
-    writer.submit(to_record(dataclasses.replace(result, seq=2, verdict=None), False))
+    writer.submit(result.record(False))
+    writer.submit(dataclasses.replace(result, seq=2, verdict=None).record(False))
     assert writer.flush()
     writer.close()
     rows, _ = ResultReader(tmp_path / "results.db").page(Query(limit=10))
