@@ -194,10 +194,11 @@ def bench_store(data_dir: Path, rows: int) -> Measurement:
         "total_ms": 3.0,
         "verdict": None,
     }
-    record = Record(tuple(values[c] for c in COLUMNS))
+    # seq is a unique key of results.db: one per row (rows with a stored seq would be skipped)
+    records = [Record(tuple({**values, "seq": i}[c] for c in COLUMNS)) for i in range(1, rows + 1)]
     writer.start()
     start = time.perf_counter()
-    for _ in range(rows):
+    for record in records:
         writer.submit(record)
     writer.flush(timeout=300)
     elapsed = time.perf_counter() - start

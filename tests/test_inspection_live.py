@@ -132,13 +132,13 @@ def test_an_ng_part_is_archived_and_pushed_to_the_configured_ftp_server(
         crop = np.ascontiguousarray(astronaut[20:260, 110:350])
         outcome = services.inspector.trigger(services.pipeline, frame(crop, 0, 3))
         assert not outcome.ok
-        wait_for(lambda: len(ftp.files()) == 1)
-        name = ftp.files()[0]
-        assert "_job007_NG_" in name and (services.config.data_dir / "archive" / name).is_file()
         pusher = services.archive.pusher if services.archive is not None else None
         assert pusher is not None
-        wait_for(lambda: pusher.pending() == 0)
-        assert pusher.status()["pushed"] == 1
+        wait_for(lambda: pusher.pushed == 1)  # stored as name.part, then renamed
+        [name] = ftp.files()
+        assert "_job007_NG_" in name and name.endswith(".jpg")
+        assert (root / name).read_bytes() == (services.config.data_dir / "archive" / name).read_bytes()
+        wait_for(lambda: pusher.pending() == 0)  # taken off the queue right after the rename
     finally:
         services.stop()
         ftp.stop()

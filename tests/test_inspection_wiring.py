@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from pymodbus.client import ModbusTcpClient
 
+from appliance.api.ui import yields
 from appliance.inspection.archive import JPEG_QUALITY
 from appliance.pipeline.results import Result, Timings
 from appliance.plc.payloads import Judged, encode, result_payload
@@ -186,6 +187,8 @@ def test_job_by_modbus_verdict_bits_reason_counters_reset(
     stored = api.get("/api/v1/results", params={"limit": 2}).json()["items"]
     ng_row = next(r for r in stored if not r["verdict"]["ok"])
     assert ng_row["verdict"]["reasons"] == ["region 2: forbidden label face"]
+    per_minute = yields.counts(server.services.reader.path)  # the Inspection page's yield chart
+    assert sum(j for j, _ in per_minute) == 2 and sum(ok for _, ok in per_minute) == 1
 
     before = rest["total"]["reset_at"]
     plc.coil(COIL_RESET_COUNTERS)

@@ -11,6 +11,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlite_utils
 
@@ -127,7 +128,7 @@ def test_a_repeated_seq_is_skipped_counted_and_logged(
     assert writer.alive()
     writer.close()
     assert (writer.rows_written, writer.duplicates, writer.errors, writer.rows) == (3, 2, 0, 3)
-    assert "seq is already stored" in caplog.text
+    assert "already stored" in caplog.text
     conn = sqlite3.connect(tmp_path / "results.db")
     assert [r[0] for r in conn.execute("SELECT seq FROM results ORDER BY id")] == [1, 2, 3]
 
@@ -148,3 +149,19 @@ def test_a_file_with_repeated_seqs_from_an_old_build_gets_a_unique_seq_from_then
     with pytest.raises(sqlite3.IntegrityError):
         previous_release_inserts(conn, 3)
     assert conn.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 5
+
+
+def test_the_snapshot_of_a_skipped_duplicate_is_not_left_behind(tmp_path: Path) -> None:
+    writer = writer_for(tmp_path)
+    image = np.full((32, 32, 3), 128, np.uint8)
+    values = result(5).record(False).values
+    later = tuple(v + 60.0 if i == rows.TS else v for i, v in enumerate(values))  # another snapshot name
+    for row in (values, later):
+        writer.submit(rows.Record(row, image))
+    assert writer.flush()
+    writer.close()
+    files = [p for p in (tmp_path / "snapshots").rglob("*") if p.is_file()]
+    conn = sqlite3.connect(tmp_path / "results.db")
+    named = [r[0] for r in conn.execute("SELECT snapshot FROM results")]
+    assert writer.duplicates == 1 and len(named) == 1 and named[0] is not None
+    assert [str(p.relative_to(tmp_path / "snapshots")) for p in files] == named

@@ -226,9 +226,10 @@ class Preprocessor:
         return buf.resized
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, Transform]:
-        """The tensor for `image`, owned by the caller (tools, conversion)."""
-        prepared = self.prepare(image)
-        return prepared.tensor, prepared.transform
+        """A new tensor for `image`, owned by the caller (tools, conversion, inspection crops)."""
+        self._check(image)
+        tensor = np.zeros(self.pool.shape, self.pool.dtype)
+        return tensor, self._fill(image, tensor)
 
     def prepare_encoded(self, data: bytes | memoryview) -> Prepared:
         """The tensor for a compressed image, decoded just large enough for this model's input; the
@@ -242,10 +243,7 @@ class Preprocessor:
 
     def prepare(self, image: np.ndarray) -> Prepared:
         """The tensor for `image`, from the pool: `release()` it once the context has run."""
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
-            raise ImageRejected(
-                f"frame must be a non-empty HxWx3 uint8 BGR image, got {image.shape} {image.dtype}"
-            )
+        self._check(image)
         tensor = self.pool.take()
         try:
             transform = self._fill(image, tensor)
@@ -253,6 +251,13 @@ class Preprocessor:
             self.pool.give(tensor)
             raise
         return Prepared(tensor, transform, self.pool.give)
+
+    @staticmethod
+    def _check(image: np.ndarray) -> None:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
+            raise ImageRejected(
+                f"frame must be a non-empty HxWx3 uint8 BGR image, got {image.shape} {image.dtype}"
+            )
 
     def _fill(self, image: np.ndarray, tensor: np.ndarray) -> Transform:
         buf = self._scratch()

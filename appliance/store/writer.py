@@ -37,6 +37,7 @@ SUBMIT_WAIT_S = 30.0
 TICK_S = 1.0  # an idle writer still watches free space this often
 SIZE_RETENTION_EVERY_S = 1.0  # a size-triggered retention run at most this often
 ROW_BYTES = 512  # rough bytes a row adds to the database, for the size trigger
+DUPLICATE_LOG_EVERY_S = 10.0  # skipped duplicates are logged at most this often (all are counted)
 PROBLEMS = ("write", "space", "retention", "snapshot")  # most serious first
 
 
@@ -66,6 +67,7 @@ class ResultWriter:
         self.commits = 0
         self.errors = 0  # results not stored (dropped), whatever the reason
         self.duplicates = 0  # results skipped: their seq was already stored
+        self._duplicates_logged = float("-inf")
         self.snapshots_dropped = 0
         self.evicted = 0  # oldest rows deleted to keep the free-space reserve
         self.free_bytes: int | None = None
@@ -302,7 +304,12 @@ class ResultWriter:
     def _skipped(self, count: int, names: list[str]) -> None:
         """Rows whose seq was already stored: counted, logged, their snapshot files removed."""
         self.duplicates += count
-        logger.warning("skipped %d results whose seq is already stored (%d so far)", count, self.duplicates)
+        now = time.monotonic()
+        if now - self._duplicates_logged >= DUPLICATE_LOG_EVERY_S:
+            self._duplicates_logged = now
+            logger.warning(
+                "skipped %d results whose seq is already stored (%d so far)", count, self.duplicates
+            )
         if names:
             marks = ", ".join("?" * len(names))
             query = f"SELECT snapshot FROM results WHERE snapshot IN ({marks})"

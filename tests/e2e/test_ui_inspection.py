@@ -109,7 +109,10 @@ def test_draw_a_region_save_activate_and_see_the_verdict(page: Page, appliance: 
 
     feeder = appliance.services.feeder
     wait_for(lambda: feeder is not None and feeder.examples == 1)
+    writer = appliance.services.writer
+    assert writer is not None and writer.flush()
     page.reload()  # the NG part is a hard example now: download it as COCO from the page
+    assert "1 judged" in page.inner_html("#h-yield + figure svg")  # the yield chart counts it
     with page.expect_download() as download:
         page.get_by_role("link", name="download COCO").click()
     with zipfile.ZipFile(download.value.path()) as bundle:

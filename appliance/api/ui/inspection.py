@@ -19,6 +19,7 @@ from starlette.responses import Response
 from appliance.api.bodies import JSONResponse
 from appliance.api.jobs import counters_json, dataset_download, flag_result, save_job
 from appliance.api.status import services_of
+from appliance.api.ui import yields
 from appliance.api.ui.guard import page, xhr
 from appliance.api.ui.overlays import jpeg, placeholder
 from appliance.api.ui.views import flash, redirect, render
@@ -81,6 +82,7 @@ def page_context(services: Services, edit: int | None) -> dict[str, Any]:
         "editing": json.dumps(editing, indent=2),
         "dataset": services.dataset is not None,
         "feeder": services.feeder.status() if services.feeder is not None else None,
+        "yield_chart": yields.chart(services.reader.path),
     }
 
 
