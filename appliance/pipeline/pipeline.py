@@ -17,6 +17,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 POLL_S = 0.2
 STAGES = ("capture", "preprocess", "infer", "postprocess")
+Observer = Callable[[Frame, Result], None]
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,12 @@ class Pipeline:
         self._published = FrameCounter()
         self.image_watchers = 0  # live views watching: results then carry their frame
         self.source_error: str | None = None  # why the configured source did not open at start
+        self._observers: tuple[Observer, ...] = ()
+
+    def add_observer(self, observer: Observer) -> None:
+        """Call `observer(frame, result)` after each result is published (the shadow run's tap).
+        It runs on the publish stage: it must not block (a non-blocking put, at most)."""
+        self._observers = (*self._observers, observer)
 
     def queue_depths(self) -> dict[str, int]:
         return {
@@ -329,6 +337,11 @@ class Pipeline:
             if result is not None:
                 self._published.frame()
                 self.bus.publish(result)
+                for observer in self._observers:
+                    try:
+                        observer(job.frame, result)
+                    except Exception:  # an observer never stops the pipeline
+                        logger.exception("result observer failed")
             if job.future is not None:
                 if result is not None:
                     job.future.set_result(result)
