@@ -48,9 +48,14 @@ def take(folder: Path) -> list[dict[str, Any]]:
     """The waiting requests, oldest first, removed from the folder (a damaged one is logged, dropped)."""
     if not folder.is_dir():
         return []
-    paths = sorted(folder.glob(f"{PREFIX}*.json"), key=lambda p: p.stat().st_mtime_ns)
+    found = []
+    for path in folder.glob(f"{PREFIX}*.json"):
+        try:
+            found.append((path.stat().st_mtime_ns, path))
+        except FileNotFoundError:  # withdrawn meanwhile
+            continue
     requests = []
-    for path in paths:
+    for _, path in sorted(found):
         try:
             raw = path.read_bytes()[:MAX_REQUEST_BYTES]
             path.unlink(missing_ok=True)

@@ -4,8 +4,8 @@ The pipeline calls `observe(frame, result)` after publishing each result (Pipeli
 It only offers the pair to a hand-off of size 1 with a non-blocking put: every Nth result
 (model.shadow_every) or, with 0, whenever the pipeline's queues are empty; a pair offered while the
 shadow is still busy is dropped and counted. The shadow thread runs the candidate on its own runtime
-(CPU LiteRT with one thread when the model has a .tflite file, else one context of the configured
-backends), at a lower CPU priority, compares it with the active result (agreement.py), and keeps
+(one context of the configured backends: a spare NPU context, or CPU LiteRT with one thread), at a
+lower CPU priority, compares it with the active result (agreement.py), and keeps
 thumbnails of disagreeing frames (examples.py). For segmentation it also runs a private copy of the
 active model, since results do not carry masks.
 
@@ -102,6 +102,7 @@ class ShadowRunner:
         self._thread: threading.Thread | None = None
         self._answers: dict[str, Any] = {}
         self._status_at = 0.0
+        self._ticked = 0.0
 
     # the hook: called from the pipeline's publish stage, must never block
     def observe(self, frame: Frame, result: Result) -> None:
@@ -136,7 +137,11 @@ class ShadowRunner:
             self._tick()
 
     def _tick(self) -> None:
-        """Between frames: requests from the command line, the active model changing, status.json."""
+        """Between frames, at most every POLL_S: requests from the command line, the active model
+        changing, status.json."""
+        if time.monotonic() - self._ticked < POLL_S:
+            return
+        self._ticked = time.monotonic()
         for request in mailbox.take(self.folder):
             self._answer(request)
         run, current = self._run, self.manager.current()
@@ -181,8 +186,8 @@ class ShadowRunner:
         registry = self.manager.registry
         registry.verify(manifest)
         files = registry.files_of(manifest)
-        order = ("litert",) if ".tflite" in files else self.manager.options.order
-        runtime = ModelRuntime(manifest, files, RuntimeOptions(order=order, threads=1, workers=1, ring=2))
+        options = RuntimeOptions(order=self.manager.options.order, threads=1, workers=1, ring=2)
+        runtime = ModelRuntime(manifest, files, options)
         try:
             prove(runtime, self.manager.tap.sample())
         except ApplianceError:
