@@ -38,6 +38,7 @@ from appliance.plc.handshake import JobActions
 from appliance.plc.outputs import Links, Output, start_outputs, stop_outputs
 from appliance.serial_sink import SerialSink
 from appliance.settings import Change, ConfigFile
+from appliance.shadow.runner import ShadowRunner
 from appliance.sources.registry import create_source
 from appliance.sources.serial import SerialLink
 from appliance.store.database import DB_NAME
@@ -131,6 +132,7 @@ class Services:
     sink: SerialSink | None = None
     recorder: Recorder | None = None
     watchdog: Watchdog = field(init=False)
+    shadow: ShadowRunner = field(init=False)
     started: float = field(default_factory=time.time)
     ready: bool = False
     restart_requested: bool = False  # `appliance serve` re-executes itself after the server stops
@@ -139,6 +141,8 @@ class Services:
     def __post_init__(self) -> None:
         self._change_lock = threading.Lock()
         self.watchdog = Watchdog(self.health)
+        folder, depths = self.config.data_dir / "shadow", self.pipeline.queue_depths
+        self.shadow = ShadowRunner(self.manager, folder, lambda: self.config.model, depths)
 
     @classmethod
     def build(cls, config: Config, path: Path | None = None, backends: Backends | None = None) -> Services:
@@ -193,6 +197,8 @@ class Services:
             self.feeder = Feeder(self.archive, self.dataset, self.switch.active, queued, self.fed)
             self.bus.subscribe("inspection", self.feeder)
         self.manager.start_watching()
+        self.pipeline.add_observer(self.shadow.observe)
+        self.shadow.start_watching()
         self.pipeline.start()  # a source that cannot open: logged, shown, the appliance runs on
         self.outputs = start_outputs(self.plc_links())
         if self.link is not None:
@@ -390,6 +396,7 @@ class Services:
         if self.sink is not None:
             self.sink.stop()
         self.pipeline.stop()
+        self.shadow.close()
         if self.link is not None:
             self.link.stop()
         self.jobs.close()

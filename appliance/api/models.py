@@ -1,21 +1,23 @@
-"""The model registry over HTTP: list, upload (validated), activate, rollback, delete inactive versions."""
+"""The model registry over HTTP: list, upload (validated), activate, rollback, delete inactive versions,
+and shadow runs of a candidate beside the active model, with promotion on their evidence."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 
 from appliance.api.auth import requires
 from appliance.api.bodies import JSONResponse, json_object, save_body
 from appliance.api.params import float_param, int_param
 from appliance.api.status import services_of
 from appliance.control import ModelControl
-from appliance.errors import BackendUnavailable, BadRequest, ModelRejected
+from appliance.errors import BackendUnavailable, BadRequest, ModelRejected, NotFound
 from appliance.models.manifest import (
     MAX_TOP_K,
     DecoderSpec,
@@ -105,16 +107,20 @@ async def upload_model(request: Request) -> Response:
     return JSONResponse(manifest.to_json(), status_code=201)
 
 
-@requires("admin")
-async def activate_model(request: Request) -> Response:
-    """Proven before the switch (ModelControl): 400 with the reason, the active model unchanged."""
-    control: ModelControl = services_of(request)
-    body = await json_object(request, empty_ok=True)
+def version_of(body: dict[str, Any]) -> int | None:
     version = body.get("version")
     if isinstance(version, float) and version.is_integer():  # JSON has no integer type: 2.0 is 2
         version = int(version)
     if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
         raise BadRequest("version: a whole number from 1")
+    return version
+
+
+@requires("admin")
+async def activate_model(request: Request) -> Response:
+    """Proven before the switch (ModelControl): 400 with the reason, the active model unchanged."""
+    control: ModelControl = services_of(request)
+    version = version_of(await json_object(request, empty_ok=True))
     manifest = await run_in_threadpool(control.activate, request.path_params["name"], version)
     return JSONResponse({"active": manifest.ref})
 
@@ -131,3 +137,50 @@ async def delete_model(request: Request) -> Response:
     assert version is not None
     services_of(request).registry.delete(request.path_params["name"], version)
     return Response(status_code=204)
+
+
+@requires("read")
+async def shadow_status(request: Request) -> Response:
+    return JSONResponse(services_of(request).shadow.status())
+
+
+@requires("admin")
+async def start_shadow(request: Request) -> Response:
+    """Shadow a candidate (body: name, optional version) beside the active model; replaces a running one."""
+    body = await json_object(request)
+    name = body.get("name")
+    if not isinstance(name, str) or not name:
+        raise BadRequest("name: the model to shadow")
+    shadow = services_of(request).shadow
+    return JSONResponse(await run_in_threadpool(shadow.start, name, version_of(body)))
+
+
+@requires("admin")
+async def stop_shadow(request: Request) -> Response:
+    return JSONResponse(await run_in_threadpool(services_of(request).shadow.stop))
+
+
+@requires("read")
+async def shadow_example(request: Request) -> Response:
+    """One disagreeing frame's thumbnail (ids from the status's `examples`)."""
+    raw = request.path_params["example_id"]
+    path = services_of(request).shadow.examples.path_of(int(raw)) if raw.isdigit() and len(raw) < 10 else None
+    if path is None:
+        raise NotFound(f"no shadow example {raw[:20]!r}: the run ended or it was replaced by newer ones")
+    return FileResponse(path, media_type="image/jpeg", headers={"cache-control": "no-store"})
+
+
+@requires("admin")
+async def promote_model(request: Request) -> Response:
+    """Activate a shadowed candidate if its run reached model.shadow_min_agreement over
+    model.shadow_min_frames (409 naming the shortfall otherwise), or with "override": true."""
+    body = await json_object(request, empty_ok=True)
+    override = body.get("override", False)
+    if not isinstance(override, bool):
+        raise BadRequest("override: true or false")
+    by = request.state.principal.name
+    shadow = services_of(request).shadow
+    manifest = await run_in_threadpool(
+        shadow.promote, request.path_params["name"], version_of(body), override, f"api:{by}"
+    )
+    return JSONResponse({"active": manifest.ref, "promotion": manifest.promotion})

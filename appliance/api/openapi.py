@@ -238,6 +238,32 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("POST", "/api/v1/models/rollback"): Op(
         "Re-activate the previously active model", body=ref("Active"), errors=(409, 503)
     ),
+    ("GET", "/api/v1/models/shadow"): Op(
+        "The shadow run: candidate, agreement with the active model, latencies, disagreeing examples",
+        body=ref("Shadow"),
+    ),
+    ("POST", "/api/v1/models/shadow"): Op(
+        "Shadow a candidate beside the active model on live frames (replaces a running shadow run)",
+        body=ref("Shadow"),
+        errors=(400, 404, 409, 413, 415, 503),
+        request=json_body(ref("ShadowStart")),
+    ),
+    ("DELETE", "/api/v1/models/shadow"): Op(
+        "Stop the shadow run (its statistics stay readable)", body=ref("Shadow"), errors=(409,)
+    ),
+    ("GET", "/api/v1/models/shadow/examples/{example_id}"): Op(
+        "JPEG thumbnail of a frame on which the candidate disagreed",
+        errors=(404,),
+        parameters=(path("example_id", TEXT),),
+        media={"image/jpeg": BINARY},
+    ),
+    ("POST", "/api/v1/models/{name}/promote"): Op(
+        "Activate a shadowed candidate on its agreement (or an override), recorded in its manifest",
+        body=ref("Promoted"),
+        errors=(400, 404, 409, 413, 415, 503),
+        parameters=(path("name", MODEL_NAME),),
+        request=json_body(ref("Promote"), required=False),
+    ),
     ("POST", "/api/v1/models/{name}/activate"): Op(
         "Activate a model (newest or given version)",
         body=ref("Active"),

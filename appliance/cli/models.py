@@ -1,14 +1,15 @@
-"""`appliance models add|list|activate|rollback|delete` and `appliance infer`."""
+"""`appliance models add|list|activate|rollback|delete|shadow|promote` and `appliance infer`."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from appliance.errors import BadRequest, ImageRejected, ModelRejected, PayloadTooLarge
+from appliance.errors import ApplianceError, BadRequest, Busy, ImageRejected, ModelRejected, PayloadTooLarge
 from appliance.models.manifest import (
     DECODERS,
     LAYOUTS,
@@ -20,6 +21,7 @@ from appliance.models.manifest import (
     check_labels,
 )
 from appliance.models.registry import AddRequest
+from appliance.shadow import mailbox
 
 Common = Callable[[argparse.ArgumentParser], None]
 
@@ -120,6 +122,68 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ref(text: str) -> tuple[str, int | None]:
+    name, _, version = text.partition(":")
+    if version and not version.isdigit():
+        raise BadRequest(f"{text!r}: NAME or NAME:VERSION")
+    return name, int(version) if version else None
+
+
+def _ask_server(args: argparse.Namespace, request: dict[str, object]) -> dict[str, object]:
+    """Hand a request to the appliance serving this data dir (mailbox.py) and wait for its answer."""
+    from appliance.cli import config_from_args
+
+    folder = config_from_args(args).data_dir / "shadow"
+    request_id = mailbox.send(folder, request)
+    answer = mailbox.wait_answer(folder, request_id, args.timeout)
+    if answer is None:
+        mailbox.withdraw(folder, request_id)
+        raise Busy(
+            f"no running appliance answered within {args.timeout:g} s: shadow runs happen in "
+            "`appliance serve` on this data directory (is it running with the same --data-dir?)"
+        )
+    if not answer.get("ok"):
+        error = ApplianceError(str(answer.get("error")))
+        error.status = int(str(answer.get("code", 500)))
+        raise error
+    run = answer.get("run")
+    return run if isinstance(run, dict) else {}
+
+
+def cmd_shadow(args: argparse.Namespace) -> int:
+    """Start (NAME[:VERSION]), stop (--stop) or show (--status) the running appliance's shadow run."""
+    from appliance.cli import config_from_args
+
+    if args.status:
+        status = mailbox.read_status(config_from_args(args).data_dir / "shadow")
+        if status is None:
+            raise BadRequest("no shadow status yet: is `appliance serve` running on this data dir?")
+        status.pop("answers", None)
+        _print(status)
+        return 0
+    if args.stop:
+        run = _ask_server(args, {"action": "stop"})
+    elif args.model:
+        name, version = _ref(args.model)
+        run = _ask_server(args, {"action": "start", "name": name, "version": version})
+    else:
+        raise BadRequest("name the model to shadow (NAME or NAME:VERSION), or give --stop or --status")
+    run.pop("answers", None)
+    _print(run)
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    """Promote a shadowed candidate in the running appliance (refused, naming the shortfall, unless
+    its shadow run earned it or --override)."""
+    name, version = _ref(args.model)
+    by = f"cli:{args.by or getpass.getuser()}"
+    request = {"action": "promote", "name": name, "version": version, "override": args.override, "by": by}
+    run = _ask_server(args, request)
+    sys.stdout.write(f"active: {name}{f':{version}' if version else ''} (promoted; {run.get('reason')})\n")
+    return 0
+
+
 def cmd_infer(args: argparse.Namespace) -> int:
     import cv2
 
@@ -188,8 +252,32 @@ def register(sub: argparse._SubParsersAction, common: Common) -> None:  # type: 
     delete.add_argument("version", type=int)
     delete.set_defaults(handler=cmd_delete)
 
+    _register_shadow(models, common)
+
     infer = sub.add_parser("infer", help="run a registry model on image files and print JSON lines")
     common(infer)
     infer.add_argument("--model", required=True, help="NAME or NAME:VERSION")
     infer.add_argument("images", nargs="+")
     infer.set_defaults(handler=cmd_infer)
+
+
+def _register_shadow(models: argparse._SubParsersAction, common: Common) -> None:  # type: ignore[type-arg]
+    shadow = models.add_parser(
+        "shadow", help="run a candidate beside the active model on live frames (in the running appliance)"
+    )
+    common(shadow)
+    shadow.add_argument("model", nargs="?", help="NAME or NAME:VERSION to shadow")
+    shadow.add_argument("--stop", action="store_true", help="stop the shadow run")
+    shadow.add_argument("--status", action="store_true", help="print the shadow run's statistics")
+    shadow.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the appliance")
+    shadow.set_defaults(handler=cmd_shadow)
+
+    promote = models.add_parser(
+        "promote", help="activate a shadowed candidate if it agreed enough (or --override), recorded"
+    )
+    common(promote)
+    promote.add_argument("model", help="NAME or NAME:VERSION")
+    promote.add_argument("--override", action="store_true", help="promote even if the evidence falls short")
+    promote.add_argument("--by", help="who promotes (default: the login name)")
+    promote.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the appliance")
+    promote.set_defaults(handler=cmd_promote)

@@ -84,6 +84,23 @@ class ModelConfig:
     name: str = setting(
         "", "Model to activate at startup if the registry has none, and at once when changed; must exist."
     )
+    shadow_every: int = setting(
+        0,
+        "A shadow run compares every Nth result's frame; 0: whenever the pipeline's queues are empty.",
+        min=0,
+    )
+    shadow_min_agreement: float = setting(
+        0.98,
+        "A shadowed candidate is promoted only at this agreement with the active model (or an override).",
+        min=0.0,
+        max=1.0,
+    )
+    shadow_min_frames: int = setting(
+        200, "Fewest frames a shadow run must compare before its candidate may be promoted.", min=1
+    )
+    shadow_examples: int = setting(
+        12, "Disagreeing frames a shadow run keeps as thumbnails; 0 keeps none.", min=0, max=200
+    )
 
 
 @dataclass(frozen=True)

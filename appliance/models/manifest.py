@@ -99,6 +99,9 @@ class Manifest:
     files: dict[str, str] = field(default_factory=dict)
     report: dict[str, Any] | None = None
     description: str = ""
+    # how it became active after a shadow run (appliance/shadow/promotion.py): agreement, frames,
+    # override, by, at; None for a version never promoted that way
+    promotion: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         check_labels(self.task, self.labels)
@@ -114,6 +117,8 @@ class Manifest:
         data = dataclasses.asdict(self)
         data["inputs"] = [t.to_json() for t in self.inputs]
         data["outputs"] = [t.to_json() for t in self.outputs]
+        if data["promotion"] is None:  # left out: a version before promotions existed reads it as before
+            del data["promotion"]
         return data
 
 

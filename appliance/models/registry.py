@@ -279,6 +279,15 @@ class Registry:
                 return manifest
         raise Conflict("nothing to roll back to: no earlier active model")
 
+    def record_promotion(self, name: str, version: int, promotion: dict[str, Any] | None) -> Manifest:
+        """Rewrite one version's manifest with its promotion record (atomically); returns the old one."""
+        with self._locked():
+            manifest = self.get(name, version)
+            updated = dataclasses.replace(manifest, promotion=promotion)
+            write_json_atomic(self.version_dir(name, version) / MANIFEST, updated.to_json())
+        logger.info("model %s: promotion recorded (%s)", manifest.ref, promotion)
+        return manifest
+
     def delete(self, name: str, version: int) -> None:
         with self._locked():
             manifest = self.get(name, version)

@@ -228,6 +228,40 @@ def test_models_upload_test_activate(
     assert appliance.services.registry.versions("face-upload") == []
 
 
+def test_models_shadow_run_and_promotion_with_override(page: Page, appliance: LiveServer) -> None:
+    """Shadow a face detector with a lower score threshold; its disagreements are shown as thumbnails;
+    promotion needs the override box, and the override lands in the manifest."""
+    from appliance.models.manifest import Thresholds
+    from appliance.models.registry import AddRequest
+
+    log_in(page, appliance)
+    registry = appliance.services.registry
+    face = registry.get("face", 1)
+    file = registry.version_dir("face", 1) / face.file
+    request = AddRequest(file, "detect", "face", face.labels, face.input, Thresholds(score=0.2))
+    version = registry.add(request).version
+    page.goto("/models")
+    page.get_by_role("button", name=f"Shadow face:{version}", exact=True).click()
+    assert f"Shadow run of face:{version} started" in page.get_by_role("status").first.inner_text()
+    deadline = time.monotonic() + 60
+    while appliance.services.shadow.status()["stats"]["frames"]["disagreed"] < 3:
+        assert time.monotonic() < deadline, appliance.services.shadow.status()
+        time.sleep(0.1)
+    page.reload()  # the page after the POST shows the run as it started
+    assert "%" in page.locator("#shadow-agreement").inner_text()
+    assert "Not ready for promotion" in page.locator("#shadow-shortfall").inner_text()
+    thumb = page.locator("ul.shadow-examples img").first
+    thumb.wait_for()
+    page.wait_for_function("() => document.querySelector('ul.shadow-examples img').naturalWidth > 0")
+    screenshot(page, "models-shadow", start=page.locator("#shadow"), height=900)
+    page.get_by_label("Promote anyway").check()
+    page.get_by_role("button", name=f"Promote face:{version}").click()
+    assert "override recorded" in page.get_by_role("status").first.inner_text()
+    assert registry.get("face", version).promotion["override"] is True  # type: ignore[index]
+    page.get_by_role("button", name="Roll back to the previous model").click()
+    assert appliance.services.manager.current().manifest.ref == "face:1"  # type: ignore[union-attr]
+
+
 def test_config_error_then_valid_change(page: Page, appliance: LiveServer) -> None:
     log_in(page, appliance)
     page.goto("/config")

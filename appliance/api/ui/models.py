@@ -1,5 +1,6 @@
 """Models: versions with manifests and reports, upload (XHR, with progress), test on an image,
-activate, roll back, delete inactive versions."""
+activate, roll back, delete inactive versions; shadow a candidate, see its agreement and disagreeing
+frames, promote it (or override)."""
 
 from __future__ import annotations
 
@@ -55,11 +56,13 @@ async def listing(request: Request) -> Response:
     context = {
         "groups": await run_in_threadpool(_groups, services),
         "running": runtime.status() if runtime else None,
+        "running_task": runtime.manifest.task if runtime else None,
         "model_error": services.manager.last_error,
         "tasks": TASKS,
         "decoders": DECODERS,
         "suffixes": [s.lstrip(".") for s in SUFFIXES],
         "max_mb": round(services.config.server.max_upload_bytes / 2**20, 1),
+        "shadow": services.shadow.status(),
     }
     return render(request, "models.html", context)
 
@@ -136,3 +139,25 @@ async def delete(request: Request) -> Response:
     name, version = _version(request)
     registry = services_of(request).registry
     return await _act(request, f"Model {name}:{version} deleted.", registry.delete, name, version)
+
+
+@page
+async def shadow(request: Request) -> Response:
+    runner = services_of(request).shadow
+    name, version = _version(request)
+    done = f"Shadow run of {name}:{version} started: it is compared with the active model on live frames."
+    return await _act(request, done, runner.start, name, version)
+
+
+@page
+async def stop_shadow(request: Request) -> Response:
+    return await _act(request, "Shadow run stopped.", services_of(request).shadow.stop)
+
+
+@page
+async def promote(request: Request) -> Response:
+    runner = services_of(request).shadow
+    name, version = _version(request)
+    override = request.state.form.get("override") == "1"
+    done = "Model {ref} promoted: it is now active" + (" (override recorded)." if override else ".")
+    return await _act(request, done, runner.promote, name, version, override, "ui:admin")
