@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from appliance.cli import main
-from appliance.loadgen import Target, with_httpx
+from appliance_tools.loadgen import Target, with_httpx
 from tests.conftest import CACHE, LiveServer
 
 

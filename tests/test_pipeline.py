@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from appliance.config import replace_section
-from appliance.demo.video import Placement, face_of, write_demo_video
 from appliance.errors import ModelRejected, SourceError
 from appliance.models.registry import AddRequest, Registry
 from appliance.pipeline.pipeline import Pipeline, PipelineOptions
@@ -22,6 +21,7 @@ from appliance.pipeline.runtime import ModelManager, RuntimeOptions
 from appliance.services import Services
 from appliance.sources.files import VideoFileSource
 from appliance.sources.live import Backoff, LiveSource
+from appliance_tools.demo.video import Placement, face_of, write_demo_video
 from tests.conftest import config_for, wait_for
 
 FRAMES = 40

@@ -23,7 +23,7 @@ import pytest
 from skimage import data as samples
 
 from appliance.config import parse_config
-from appliance.demo.video import write_demo_video
+from appliance_tools.demo.video import write_demo_video
 from tests.conftest import ADMIN_PASSWORD, LiveServer, start_server
 from tests.e2e.browser import VIEWPORT, chromium, require_browser, screenshot
 

@@ -12,7 +12,7 @@ Common = Callable[[argparse.ArgumentParser], None]
 
 
 def cmd_soak(args: argparse.Namespace) -> int:
-    from appliance.soak import SoakOptions, run_soak, slope_mb_per_min, soak_markdown
+    from appliance_tools.soak import SoakOptions, run_soak, slope_mb_per_min, soak_markdown
 
     concurrency = int(args.concurrency.split(",")[-1]) if args.concurrency != "1,4,16" else 64
     options = SoakOptions(args.soak, concurrency, args.model.split(",")[0], args.threads)
@@ -34,7 +34,7 @@ def cmd_soak(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.soak:
         return cmd_soak(args)
-    from appliance.bench import (
+    from appliance_tools.bench import (
         BenchOptions,
         run_bench,
         sections_markdown,

@@ -10,12 +10,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.demo import stripes, vibration
-from appliance.demo.assets import fetch_mediapipe_models
-from appliance.demo.video import write_demo_video
 from appliance.models.manifest import InputSpec, Thresholds
 from appliance.models.registry import AddRequest, Registry, sha256_of
 from appliance.services import open_registry
+from appliance_tools.demo import stripes, vibration
+from appliance_tools.demo.assets import fetch_mediapipe_models
+from appliance_tools.demo.video import write_demo_video
 
 logger = logging.getLogger(__name__)
 

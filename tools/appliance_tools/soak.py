@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.bench import BenchOptions, ServerProcess, free_port
-from appliance.loadgen import BodiesTarget, RoundLoad, rest_load_bodies
+from appliance_tools.bench import BenchOptions, ServerProcess, free_port
+from appliance_tools.loadgen import BodiesTarget, RoundLoad, rest_load_bodies
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class SoakReport:
 def distinct_jpegs(count: int = IMAGES) -> list[bytes]:
     import cv2
 
-    from appliance.demo.video import _background, _samples, placements, render
+    from appliance_tools.demo.video import _background, _samples, placements, render
 
     photos, background = _samples(), _background()
     images = []
@@ -82,8 +82,8 @@ def distinct_jpegs(count: int = IMAGES) -> list[bytes]:
 
 
 def run_soak(cache: Path, options: SoakOptions) -> SoakReport:
-    from appliance.demo.setup import demo_models, register_models
     from appliance.services import open_registry
+    from appliance_tools.demo.setup import demo_models, register_models
 
     report = SoakReport(options)
     rounds = max(2, round(options.minutes * 60 / ROUND_S))
