@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "appliance"
+PACKAGES = {"appliance": ROOT, "appliance_tools": ROOT / "tools"}  # package -> the directory it is in
 KNOWN = [  # cycles outside this change's area, left for their owners
     {
         "appliance.cli",
@@ -22,9 +22,10 @@ KNOWN = [  # cycles outside this change's area, left for their owners
 
 def modules() -> dict[str, Path]:
     found = {}
-    for path in PACKAGE.rglob("*.py"):
-        name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
-        found[name.removesuffix(".__init__")] = path
+    for package, parent in PACKAGES.items():
+        for path in (parent / package).rglob("*.py"):
+            name = ".".join(path.relative_to(parent).with_suffix("").parts)
+            found[name.removesuffix(".__init__")] = path
     return found
 
 
@@ -88,6 +89,19 @@ def cycles(edges: dict[str, set[str]]) -> list[set[str]]:
 def test_no_import_cycles() -> None:
     found = [c for c in cycles(graph()) if c not in KNOWN]
     assert found == []
+
+
+def test_the_runtime_never_imports_the_tools() -> None:
+    """The device installs the runtime wheel only: nothing in appliance/ may need appliance_tools."""
+    edges = graph()
+    found = {
+        (name, e)
+        for name, targets in edges.items()
+        if not name.startswith("appliance_tools")
+        for e in targets
+        if e.startswith("appliance_tools")
+    }
+    assert found == set()
 
 
 def test_the_cycles_this_design_removed_stay_removed() -> None:

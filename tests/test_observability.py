@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+from pathlib import Path
 
+import pytest
+
+from appliance.api.observability import record_profile
+from appliance.errors import Busy
 from tests.conftest import LiveServer
 
 
@@ -42,3 +48,12 @@ def test_profile_samples_the_running_process(live_server: LiveServer) -> None:
     frames = {f["name"] for f in profile["shared"]["frames"]}
     assert any("uvicorn" in (f or "") or "run" in (f or "") for f in frames)
     assert api.get("/api/v1/debug/profile", params={"format": "pdf"}).status_code == 400
+
+
+def test_profile_without_py_spy_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The device image has no py-spy (the optional extra `profile`): a 503 that names it, no traceback."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    with pytest.raises(Busy, match=r"edge-appliance\[profile\]") as err:
+        record_profile(1, "svg")
+    assert err.value.status == 503

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,17 +29,20 @@ from appliance.api import (
     ui,
 )
 from appliance.api.errors import HANDLERS
+from appliance.errors import ApplianceError
 from appliance.services import Services
 
 logger = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).resolve().parents[2] / "web"
-PACKAGED_WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+WEB_PACKAGE = "appliance.web"  # web/ in the repository, package data of the wheel (pyproject.toml)
 
 
 def web_dir() -> Path:
-    """web/ beside the package in a checkout, or the copy installed inside the package."""
-    return WEB_DIR if (WEB_DIR / "templates").is_dir() else PACKAGED_WEB_DIR
+    """The templates and static files, wherever the package is installed (editable or a wheel)."""
+    root = importlib.resources.files(WEB_PACKAGE)
+    if not isinstance(root, Path):  # a zip import: Starlette and Jinja read directories
+        raise ApplianceError(f"{WEB_PACKAGE} must be installed as files, not inside {root}")
+    return root
 
 
 API_ROUTES = [

@@ -146,7 +146,7 @@ def _allow_tracing_by_children() -> None:
 def record_profile(seconds: int, fmt: str) -> bytes:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
-        raise Busy("profiling needs py-spy (pip install py-spy)")
+        raise Busy("profiling needs py-spy, which this install lacks: pip install 'edge-appliance[profile]'")
     _allow_tracing_by_children()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"profile.{PROFILE_FORMATS[fmt][1]}"

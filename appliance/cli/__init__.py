@@ -1,4 +1,4 @@
-"""The `appliance` command: serve, check-config, infer, models, db, bench, demo."""
+"""The `appliance` command: serve, check-config, infer, models, db; bench and demo from the tools."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from appliance import __version__
-from appliance.cli import bench as bench_cmd
 from appliance.cli import data as data_cmd
 from appliance.cli import dataset as dataset_cmd
 from appliance.cli import models as models_cmd
 from appliance.cli import npu as npu_cmd
 from appliance.cli import serve as serve_cmd
 from appliance.cli import tokens as tokens_cmd
+from appliance.cli import tools as tools_cmd
 from appliance.cli import update as update_cmd
 from appliance.config import Config, ConfigError, load_config, replace_section
 from appliance.errors import ApplianceError
@@ -92,10 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     models_cmd.register(sub, add_common)
     npu_cmd.register(sub, add_common)
     data_cmd.register(sub, add_common)
-    bench_cmd.register(sub, add_common)
     update_cmd.register(sub, add_common)
     tokens_cmd.register(sub, add_common)
     dataset_cmd.register(sub, add_common, config_from_args)
+    tools_cmd.register(sub, add_common)
     return parser
 
 
