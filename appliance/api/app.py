@@ -29,6 +29,7 @@ from appliance.api import (
     ui,
 )
 from appliance.api.errors import HANDLERS
+from appliance.api.prometheus import metrics_registry
 from appliance.errors import ApplianceError
 from appliance.services import Services
 
@@ -109,4 +110,5 @@ def create_app(services: Services, manage_lifecycle: bool = True) -> Starlette:
     app.state.auth = services.auth
     app.state.limiter = services.limiter
     app.state.templates = Jinja2Templates(directory=root / "templates")
+    app.state.metrics = metrics_registry(observability.LiveMetrics(services))
     return app
