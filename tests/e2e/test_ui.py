@@ -312,6 +312,17 @@ def test_logout(page: Page, appliance: LiveServer) -> None:
     assert page.request.get("/dashboard/panel").status == 401
 
 
+def test_errors_are_pages_in_the_browser(page: Page, appliance: LiveServer) -> None:
+    """A wrong address in the panel is the error page (with the navigation), not a JSON document."""
+    log_in(page, appliance)
+    answer = page.goto("/no-such-page")
+    assert answer is not None and answer.status == 404
+    assert page.get_by_role("heading", level=1).inner_text() == "Not found"
+    assert "There is no such page" in page.get_by_role("alert").inner_text()
+    page.get_by_role("link", name="Back to the dashboard").click()
+    page.wait_for_url("**/")
+
+
 def test_no_script_errors_or_csp_violations() -> None:
     """Every page's scripts and styles load from the appliance itself and run without errors."""
     unexpected = [e for e in CONSOLE_ERRORS if "status of 4" not in e and "status of 503" not in e]
