@@ -17,6 +17,7 @@ from starlette.templating import Jinja2Templates
 
 from appliance.api import (
     access,
+    context,
     infer,
     inspect,
     kserve,
@@ -105,7 +106,8 @@ def create_app(services: Services, manage_lifecycle: bool = True) -> Starlette:
         https_only=services.config.server.secure_cookies,
     )
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=[session])
-    app.state.services = services
+    app.state.services = services  # for the handlers that still take the whole container
+    context.attach(app.state, services)
     app.state.api_routes = API_ROUTES
     app.state.auth = services.auth
     app.state.limiter = services.limiter
