@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from appliance.api.app import web_dir
-from appliance.cli import add_common, tools
+from appliance.cli import tools
+from appliance.cli.arguments import add_common
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_PACKAGES = {"appliance.web", "appliance.web.static", "appliance.web.templates"}

@@ -7,19 +7,18 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from starlette.datastructures import QueryParams
+
 from appliance.api.params import time_param
+from appliance.cli.arguments import config_from_args
 from appliance.errors import NotFound
+from appliance.store.database import DB_NAME
 from appliance.store.reader import Query, ResultReader, export_lines
 
 Common = Callable[[argparse.ArgumentParser], None]
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from starlette.datastructures import QueryParams
-
-    from appliance.cli import config_from_args
-    from appliance.store.database import DB_NAME
-
     config = config_from_args(args)
     path = config.data_dir / DB_NAME
     if not path.exists():
@@ -35,7 +34,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, common: Common) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: Common) -> None:
     db = sub.add_parser("db", help="the results database").add_subparsers(dest="db", required=True)
     export = db.add_parser("export", help="export results as CSV or JSON lines")
     common(export)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from appliance.cli.arguments import config_from_args
 from appliance.errors import BadRequest, ImageRejected, ModelRejected, PayloadTooLarge
 from appliance.models.manifest import (
     DECODERS,
@@ -19,7 +20,7 @@ from appliance.models.manifest import (
     Thresholds,
     check_labels,
 )
-from appliance.models.registry import AddRequest
+from appliance.models.registry import AddRequest, Registry
 
 Common = Callable[[argparse.ArgumentParser], None]
 
@@ -41,9 +42,8 @@ def _labels(path: str | None) -> tuple[str, ...]:
     return tuple(line.strip() for line in lines if line.strip())
 
 
-def _registry(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from appliance.cli import config_from_args
-    from appliance.services import open_registry
+def _registry(args: argparse.Namespace) -> Registry:
+    from appliance.services import open_registry  # noqa: PLC0415 heavy: the `appliance serve` supervisor imports every command module
 
     return open_registry(config_from_args(args).data_dir)
 
@@ -63,8 +63,6 @@ def _print(data: object) -> None:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from appliance.cli import config_from_args
-
     _check_size(Path(args.file), config_from_args(args).server.max_upload_bytes)
     labels = _labels(args.labels)
     check_labels(args.task, labels)
@@ -98,8 +96,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_activate(args: argparse.Namespace) -> int:
     """Prove the model first (checksum, load, one run on an input fitting the configured source):
     a model that cannot run is refused and the registry is unchanged."""
-    from appliance.cli import config_from_args
-    from appliance.pipeline.oneshot import check_candidate
+    from appliance.pipeline.oneshot import check_candidate  # noqa: PLC0415 heavy: the `appliance serve` supervisor imports every command module
 
     config = config_from_args(args)
     registry = _registry(args)
@@ -121,10 +118,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    import cv2
+    import cv2  # noqa: PLC0415 heavy (OpenCV), as below
 
-    from appliance.cli import config_from_args
-    from appliance.pipeline.oneshot import OneShot
+    from appliance.pipeline.oneshot import OneShot  # noqa: PLC0415 heavy: the `appliance serve` supervisor imports every command module
 
     config = config_from_args(args)
     registry = _registry(args)
@@ -140,7 +136,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, common: Common) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: Common) -> None:
     models = sub.add_parser("models", help="the model registry").add_subparsers(dest="models", required=True)
 
     add = models.add_parser("add", help="validate a .tflite model and store it as a new version")

@@ -46,7 +46,7 @@ def require_browser() -> None:
     """Fail when Playwright or Chromium is missing: `make test` installs both (never a silent skip)."""
     problem = ""
     try:
-        import playwright.sync_api  # noqa: F401
+        import playwright.sync_api  # noqa: F401, PLC0415 the check itself: fail clearly when absent
     except ImportError:
         problem = "the playwright package is not installed (pip install -e '.[dev]')"
     if not problem and not CHROMIUM.exists():
@@ -57,7 +57,7 @@ def require_browser() -> None:
 
 @contextmanager
 def chromium() -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 after require_browser's clear failure
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

@@ -19,7 +19,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, common: Common) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: Common) -> None:
     demo = sub.add_parser("demo", help="the bundled demo").add_subparsers(dest="demo", required=True)
     prepare = demo.add_parser("prepare", help="fetch demo models, build the demo video, write a config")
     prepare.add_argument("--data-dir", default="./data")
