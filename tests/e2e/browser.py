@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Locator, Page
+    from playwright.sync_api import Browser, FloatRect, Locator, Page
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("APPLIANCE_CHROMIUM", "/usr/bin/chromium"))
@@ -77,8 +77,8 @@ def screenshot(page: Page, name: str, start: Locator | None = None, height: int 
         assert box is not None
         top = max(0, int(box["y"] + page.evaluate("() => window.scrollY")) - START_MARGIN)
     shown = max(min(total - top, height), VIEWPORT["height"])
-    clip = {"x": 0, "y": top, "width": VIEWPORT["width"], "height": shown}
-    png = page.screenshot(full_page=True, clip=clip)  # type: ignore[arg-type]
+    clip: FloatRect = {"x": 0, "y": top, "width": VIEWPORT["width"], "height": shown}
+    png = page.screenshot(full_page=True, clip=clip)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     # 256-colour palette PNG: a third of the size, text stays sharp (Pillow comes with scikit-image)
