@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from prometheus_client import REGISTRY, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from appliance.api.app import create_app
 from appliance.api.observability import record_profile
+from appliance.api.prometheus import inspection_families
 from appliance.errors import Busy
+from appliance.inspection.counters import CounterSnapshot
 from appliance.services import Services
 from tests.conftest import LiveServer, config_for
 
@@ -99,3 +104,26 @@ def test_profile_without_py_spy_says_how_to_get_it(monkeypatch: pytest.MonkeyPat
     with pytest.raises(Busy, match=r"edge-appliance\[profile\]") as err:
         record_profile(1, "svg")
     assert err.value.status == 503
+
+
+def test_inspection_families_keep_main_s_names_and_labels() -> None:
+    """The inspection counters as prometheus_client families (wired to the services at merge)."""
+    total = CounterSnapshot(0, 10, 7, 2, 1, 3, 1.0, 2.0, 3.0, 0.0)
+    job = CounterSnapshot(4, 0, 0, 0, 0, 0, None, None, None, 0.0)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Families(lambda: inspection_families([total, job], 4, 5)))
+    found = samples(generate_latest(registry).decode())
+    assert value(found, "appliance_inspection_ok_total", job="0") == 7
+    assert value(found, "appliance_inspection_missed_total", job="4") == 0
+    assert value(found, "appliance_inspection_yield_percent", job="0") == pytest.approx(77.778)
+    assert ("appliance_inspection_yield_percent", frozenset({("job", "4")})) not in found  # nothing judged
+    assert value(found, "appliance_inspection_active_job") == 4
+    assert value(found, "appliance_archive_dropped_total") == 5
+
+
+@dataclass(frozen=True)
+class Families:
+    build: Callable[[], Iterable[Metric]]
+
+    def collect(self) -> Iterable[Metric]:
+        return self.build()

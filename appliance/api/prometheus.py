@@ -8,12 +8,13 @@ Prometheus scrapes: nothing is counted twice and no metric object outlives the s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from appliance.inspection.counters import CounterSnapshot
 from appliance.pipeline.metrics import HISTOGRAM_BOUNDS_MS, StageSnapshot
 
 DELIVERY_OUTPUTS = ("mqtt", "webhooks")
@@ -131,6 +132,25 @@ def delivery_families(plc: dict[str, dict[str, Any]]) -> Iterator[Metric]:
     for name in ("sent", "retried", "dropped"):
         rows: Rows = [(o, plc[o].get(name, 0)) for o in on]
         yield counters(f"appliance_delivery_{name}", f"Results {name} per output.", "output", rows)
+
+
+INSPECTION_COUNTERS = ("triggers", "ok", "ng", "errors", "missed")
+
+
+def inspection_families(
+    snapshots: Sequence[CounterSnapshot], active_job: int, archive_dropped: int
+) -> Iterator[Metric]:
+    """Production counters of inspection jobs (job="0" is the total), the active job, archive drops.
+
+    Main's hand-written inspection_lines as families; ApplianceCollector yields them once the
+    services on this branch have the inspection parts (counters, switch, feeder)."""
+    for name in INSPECTION_COUNTERS:
+        rows: Rows = [(str(s.job), getattr(s, name)) for s in snapshots]
+        yield counters(f"appliance_inspection_{name}", f"Inspection {name} per job (0: all).", "job", rows)
+    yields: Rows = [(str(s.job), round(s.yield_pct, 3)) for s in snapshots if s.yield_pct is not None]
+    yield gauges("appliance_inspection_yield_percent", "OK share of judged parts per job.", "job", yields)
+    yield gauge("appliance_inspection_active_job", "The active inspection job's number.", active_job)
+    yield counter("appliance_archive_dropped_total", "Parts not archived (queue full).", archive_dropped)
 
 
 def metrics_registry(source: MetricsSource) -> CollectorRegistry:
