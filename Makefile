@@ -35,13 +35,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { $(MAKE) system-deps && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# Reinstall whenever pyproject.toml changes (the stamp is older than it).
-$(VENV)/.runtime: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[demo]'
+# Three distributions, installed editable: the appliance (the runtime the device gets), firmware-bridge
+# (its serial protocol, a dependency) and tools/ (demo, bench, load generator: never on the device).
+# Reinstall whenever a pyproject.toml changes (the stamp is older than it).
+PYPROJECTS := pyproject.toml firmware-bridge/pyproject.toml tools/pyproject.toml
+$(VENV)/.runtime: $(PYPROJECTS) | $(BIN)/python
+	$(BIN)/pip install -q -e ./firmware-bridge -e . -e ./tools
 	touch $@
 
-$(VENV)/.dev: pyproject.toml $(VENV)/.runtime
-	$(BIN)/pip install -q -e '.[dev]'
+$(VENV)/.dev: $(PYPROJECTS) $(VENV)/.runtime
+	$(BIN)/pip install -q -e ./firmware-bridge -e '.[dev]' -e ./tools
 	touch $@
 
 demo: $(VENV)/.runtime

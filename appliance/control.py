@@ -1,24 +1,43 @@
 """What request handlers may do to the running appliance: narrow views, not the whole container.
 
-`Services` implements these structurally; a handler annotates what it takes with one of them, so it
-can reach nothing else (mypy checks it). Lower layers (pipeline, plc, store) never import this.
+`Services` implements these structurally; create_app puts it on app.state once per view, typed as
+that view (appliance/api/context.py), and a handler takes the view it needs, so it can reach nothing
+else (mypy checks it). Lower layers (pipeline, plc, store) never import this.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from appliance.config import Config
+from appliance.health import Health
+from appliance.inspection.activation import JobSwitch
+from appliance.inspection.counters import Counters
 from appliance.models.manifest import Manifest
+from appliance.models.registry import Registry
+from appliance.pipeline.pipeline import Pipeline
+from appliance.pipeline.results import ResultBus
+from appliance.pipeline.runtime import ModelManager
+from appliance.plc.outputs import Output
+from appliance.serial_sink import SerialSink
 from appliance.settings import Change
+from appliance.sources.serial import SerialLink
+from appliance.store.reader import ResultReader
+from appliance.store.writer import ResultWriter
 
 
-class ConfigControl(Protocol):
-    """Read the configuration; change it as one transaction (propose, apply, write, or nothing)."""
+class ConfigView(Protocol):
+    """Read the running configuration (auth settings, data directory, ...)."""
 
     @property
     def config(self) -> Config: ...
+
+
+class ConfigControl(ConfigView, Protocol):
+    """Read the configuration; change it as one transaction (propose, apply, write, or nothing)."""
+
     @property
     def config_path(self) -> Path | None: ...
     def change(self, updates: object) -> Change: ...
@@ -29,3 +48,69 @@ class ModelControl(Protocol):
 
     def activate(self, name: str, version: int | None = None) -> Manifest: ...
     def rollback(self) -> Manifest: ...
+
+
+class RestartControl(Protocol):
+    """Ask the server to stop after answering, so that `appliance serve` starts it again."""
+
+    restart_requested: bool
+
+    @property
+    def request_stop(self) -> Callable[[], None] | None: ...
+
+
+class StatusView(Protocol):
+    """What health and status report: read only."""
+
+    @property
+    def manager(self) -> ModelManager: ...
+    @property
+    def pipeline(self) -> Pipeline: ...
+    @property
+    def writer(self) -> ResultWriter | None: ...
+    @property
+    def link(self) -> SerialLink | None: ...
+    @property
+    def sink(self) -> SerialSink | None: ...
+    @property
+    def outputs(self) -> list[Output]: ...
+    @property
+    def ready(self) -> bool: ...
+    @property
+    def started(self) -> float: ...
+    def health(self) -> Health: ...
+
+
+class PanelView(StatusView, ConfigView, Protocol):
+    """The dashboard and the diagnostics bundle: the status, the configuration, the stored results."""
+
+    @property
+    def reader(self) -> ResultReader: ...
+    @property
+    def registry(self) -> Registry: ...
+    @property
+    def switch(self) -> JobSwitch: ...
+    @property
+    def counters(self) -> Counters: ...
+
+
+class ResultsView(ConfigView, Protocol):
+    """Stored results and their snapshots (under config.data_dir); the models, for the filter."""
+
+    @property
+    def reader(self) -> ResultReader: ...
+    @property
+    def writer(self) -> ResultWriter | None: ...
+    @property
+    def registry(self) -> Registry: ...
+
+
+class LiveView(Protocol):
+    """The live page: the frames the pipeline publishes and what the model is doing."""
+
+    @property
+    def pipeline(self) -> Pipeline: ...
+    @property
+    def bus(self) -> ResultBus: ...
+    @property
+    def manager(self) -> ModelManager: ...

@@ -22,11 +22,11 @@ from skimage import data as samples
 
 from appliance.api.app import create_app
 from appliance.config import Config, parse_config
-from appliance.demo.assets import fetch_mediapipe_models
-from appliance.demo.setup import demo_models, register_models
-from appliance.demo.video import write_demo_video
 from appliance.models.registry import Registry
 from appliance.services import Services, open_registry
+from appliance_tools.demo.assets import fetch_mediapipe_models
+from appliance_tools.demo.setup import demo_models, register_models
+from appliance_tools.demo.video import write_demo_video
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache"

@@ -19,13 +19,13 @@ from appliance.api.ui.live import LiveFeed
 from appliance.api.ui.state import ViewerSlots
 from appliance.cli import main
 from appliance.config import PlcConfig
-from appliance.demo.video import write_demo_video
 from appliance.errors import ModelRejected, error_code
 from appliance.models.registry import Registry
 from appliance.pipeline.runtime import ModelRuntime
 from appliance.plc.outputs import start_outputs, stop_outputs
 from appliance.plc.registers import DI_ERROR, HR_MODEL_SLOT, IR_ERROR_CODE
 from appliance.services import Services, open_registry
+from appliance_tools.demo.video import write_demo_video
 from tests.conftest import ADMIN_PASSWORD, LiveServer, config_for, free_port, start_server, wait_for
 from tests.e2e.browser import logged_in_client
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import cv2
 import httpx
 import numpy as np
 
@@ -23,8 +24,6 @@ def test_health_status_and_page(live_server: LiveServer) -> None:
 
 
 def test_infer_png_and_jpeg(live_server: LiveServer, astronaut_png: bytes, astronaut: np.ndarray) -> None:
-    import cv2
-
     reply = live_server.client().post(
         f"{live_server.url}/api/v1/infer", content=astronaut_png, headers={"content-type": "image/png"}
     )

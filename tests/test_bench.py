@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from appliance.bench import Measurement
-from appliance.bench_peers import PeerRun, existing_section, peers_markdown, tree_cpu_s, write_section
 from appliance.cli import main
-from appliance.loadgen import KserveTarget, Load, Target, grpc_load, kserve_load, with_httpx
+from appliance_tools.bench import Measurement
+from appliance_tools.bench_peers import PeerRun, existing_section, peers_markdown, tree_cpu_s, write_section
+from appliance_tools.loadgen import KserveTarget, Load, Target, grpc_load, kserve_load, with_httpx
 from tests.conftest import CACHE, LiveServer, config_for, free_port, start_server
 
 

@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from appliance.api.bodies import MAX_DEPTH, SMALL_JSON_BYTES, check_depth
+from appliance.cli import main
 from appliance.errors import BadRequest
-from tests.conftest import ADMIN_PASSWORD, LiveServer, free_port, wait_for
+from tests.conftest import ADMIN_PASSWORD, LiveServer, config_for, free_port, start_server, wait_for
 
 HUGE = 300 * 1024 * 1024
 CHUNK = 1024 * 1024
@@ -157,8 +158,6 @@ def test_depth_scan_ignores_brackets_inside_strings() -> None:
 def test_the_model_upload_cap_is_server_max_upload_bytes(
     data_dir: Path, model_files: dict[str, Path]
 ) -> None:
-    from tests.conftest import config_for, start_server
-
     server = start_server(config_for(data_dir, "[server]\nmax_upload_bytes = 65536\n"))
     try:
         api = server.client(server.setup())
@@ -177,8 +176,6 @@ def test_the_model_upload_cap_is_server_max_upload_bytes(
 def test_cli_refuses_an_oversized_model_before_copying(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from appliance.cli import main
-
     big = tmp_path / "huge.tflite"
     with big.open("wb") as fh:  # 2 GB, sparse: nothing to copy unless someone copies it
         fh.truncate(2 * 1024**3)

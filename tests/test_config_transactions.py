@@ -16,8 +16,8 @@ import uvicorn
 
 from appliance.api.app import create_app
 from appliance.config import ConfigError, load_config
-from appliance.demo.video import write_demo_video
 from appliance.services import Services
+from appliance_tools.demo.video import write_demo_video
 from tests.conftest import LiveServer, free_port, wait_for
 
 HEADER = """# Line 1: the operator's own notes

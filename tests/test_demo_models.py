@@ -16,8 +16,8 @@ import pytest
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
-from appliance.demo import stripes, vibration
-from appliance.demo.tflite_builder import (
+from appliance_tools.demo import stripes, vibration
+from appliance_tools.demo.tflite_builder import (
     Activation,
     ConvParams,
     DenseParams,

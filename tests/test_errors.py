@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from appliance.api.errors import HANDLERS
 from appliance.errors import Conflict
+from tests.conftest import LiveServer
 
 
 async def buggy(request: Request) -> Response:
@@ -56,3 +57,29 @@ def test_domain_errors_and_405_allow() -> None:
     reply = call("POST", "/conflict")
     assert reply.status_code == 405 and reply.headers["allow"] == "DELETE, GET, HEAD"
     assert call("GET", "/nowhere").json() == {"error": "Not Found"}
+
+
+HTML = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def test_a_browser_gets_error_pages_the_api_keeps_json(live_server: LiveServer) -> None:
+    """UI paths asked for as HTML answer the error page; API paths stay JSON whatever Accept says."""
+    with live_server.client(token="") as browser:
+        missing = browser.get("/no-such-page", headers=HTML)
+        assert missing.status_code == 404
+        assert missing.headers["content-type"].startswith("text/html")
+        assert "There is no such page on this appliance." in missing.text
+        assert "<h1>Not found</h1>" in missing.text
+        wrong = browser.get("/logout", headers=HTML)
+        assert wrong.status_code == 405
+        assert wrong.headers["allow"] == "POST"
+        assert "<!doctype html>" in wrong.text
+        assert browser.get("/no-such-page").json() == {"error": "Not Found"}  # no Accept: text/html
+        api = browser.get("/api/v1/no-such-route", headers=HTML)
+        assert api.status_code == 404
+        assert api.json() == {"error": "Not Found"}
+        assert (
+            browser.get("/v2/models/nope", headers=HTML)
+            .headers["content-type"]
+            .startswith("application/json")
+        )

@@ -12,7 +12,7 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 from firmware_bridge.waveform import SensorMode, cycle_mode, window
 
-from appliance.demo import vibration
+from appliance_tools.demo import vibration
 
 WINDOWS_PER_MODE = 200
 MIN_ACCURACY = 0.95

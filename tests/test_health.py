@@ -12,9 +12,9 @@ import httpx
 import numpy as np
 import pytest
 
-from appliance.demo.setup import demo_models, register_models
 from appliance.health import HealthState, Observation, assess
 from appliance.sources.base import Frame, FrameCounter, SourceState, SourceStatus
+from appliance_tools.demo.setup import demo_models, register_models
 from tests.conftest import ADMIN_PASSWORD, CACHE, LiveServer, config_for, start_server, wait_for
 from tests.e2e.browser import logged_in_client
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from appliance.config import parse_config
-from appliance.demo import stripes
-from appliance.demo.tflite_builder import GraphBuilder
 from appliance.inspection.chain import UNCLASSIFIED, CropClassifier, classify_boxes, crop_box, second_stage
 from appliance.pipeline.oneshot import OneShot
 from appliance.services import open_registry
+from appliance_tools.demo import stripes
+from appliance_tools.demo.tflite_builder import GraphBuilder
 
 
 def striped(image: np.ndarray, direction: str) -> np.ndarray:

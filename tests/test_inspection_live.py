@@ -9,9 +9,9 @@ import cv2
 import httpx
 import numpy as np
 
-from appliance.demo.setup import prepare_demo_job
 from appliance.inspection.recipe import parse_job
 from appliance.services import Services, open_registry
+from appliance_tools.demo.setup import prepare_demo_job
 from tests.conftest import config_for, free_port, wait_for
 from tests.test_inspection_archive import LocalFtp
 from tests.test_inspection_chain import striped

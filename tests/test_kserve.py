@@ -10,8 +10,8 @@ import pytest
 import tritonclient.http as triton
 from ai_edge_litert.interpreter import Interpreter
 
-from appliance.demo import stripes
 from appliance.models.registry import Registry
+from appliance_tools.demo import stripes
 from tests.conftest import LiveServer
 
 

@@ -14,8 +14,8 @@ import tritonclient.http as triton_http
 from ai_edge_litert.interpreter import Interpreter
 from tritonclient.utils import InferenceServerException
 
-from appliance.demo import stripes
 from appliance.models.registry import Registry
+from appliance_tools.demo import stripes
 from tests.conftest import LiveServer, config_for, free_port, start_server
 
 

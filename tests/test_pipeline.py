@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from appliance.config import replace_section
-from appliance.demo.video import Placement, face_of, write_demo_video
 from appliance.errors import ModelRejected, SourceError
 from appliance.models.registry import AddRequest, Registry
 from appliance.pipeline.pipeline import Pipeline, PipelineOptions
@@ -21,7 +20,8 @@ from appliance.pipeline.results import Result, ResultBus
 from appliance.pipeline.runtime import ModelManager, RuntimeOptions
 from appliance.services import Services
 from appliance.sources.files import VideoFileSource
-from appliance.sources.live import Backoff, LiveSource
+from appliance.sources.live import LiveSource, Reconnect
+from appliance_tools.demo.video import Placement, face_of, write_demo_video
 from tests.conftest import config_for, wait_for
 
 FRAMES = 40
@@ -155,7 +155,7 @@ class FlakyCapture:
 
 def test_live_source_reconnects_and_keeps_only_the_latest_frame(demo_video: Path) -> None:
     FlakyCapture.opened = 0
-    source = LiveSource("cam", "camera", lambda: FlakyCapture(demo_video, 10), Backoff(0.01, 0.05))
+    source = LiveSource("cam", "camera", lambda: FlakyCapture(demo_video, 10), Reconnect(0.01, 0.05))
     source.start()
     wait_for(lambda: source.status().reconnects >= 2)
     frame = source.read(timeout=2)
@@ -174,7 +174,7 @@ def test_live_source_that_cannot_open_backs_off(tmp_path: Path) -> None:
         attempts.append(time.monotonic())
         return cv2.VideoCapture(str(tmp_path / "no-such-device.mp4"))
 
-    source = LiveSource("cam", "camera", opener, Backoff(0.02, 0.08))
+    source = LiveSource("cam", "camera", opener, Reconnect(0.02, 0.08))
     source.start()
     wait_for(lambda: len(attempts) >= 5)
     source.stop()

@@ -16,9 +16,7 @@ from pymodbus.client import ModbusTcpClient
 from pymodbus.pdu.bit_message import WriteSingleCoilRequest
 
 from appliance.config import PlcConfig
-from appliance.demo.video import write_demo_video
 from appliance.pipeline.inspection import passes
-from appliance.plc.bench import bench_modbus_trigger
 from appliance.plc.outputs import Output, outputs_status, start_outputs, stop_outputs
 from appliance.plc.registers import (
     COIL_RESULTS_ACK,
@@ -46,6 +44,8 @@ from appliance.plc.registers import (
     NO_LABEL,
 )
 from appliance.services import Services
+from appliance_tools.demo.video import write_demo_video
+from appliance_tools.plc_bench import bench_modbus_trigger
 from tests.conftest import config_for, free_port
 
 UNIT = 1  # what a PLC typically sends; the server answers every unit id by default

@@ -8,7 +8,6 @@ import pytest
 from skimage import data as samples
 
 from appliance.config import Config
-from appliance.demo import stripes
 from appliance.models.manifest import AnchorSpec, InputSpec, Manifest, Thresholds
 from appliance.models.registry import Registry
 from appliance.pipeline.oneshot import OneShot
@@ -19,6 +18,7 @@ from appliance.processing.inference import Transform
 from appliance.processing.nms import nms
 from appliance.processing.quant import dequantize
 from appliance.tensorspec import TensorSpec
+from appliance_tools.demo import stripes
 
 # The astronaut's face, confirmed once by eye on a drawn overlay of scikit-image's 512x512 sample.
 ASTRONAUT_FACE = (180.0, 82.0, 274.0, 176.0)

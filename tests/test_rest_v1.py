@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from appliance.api.app import API_ROUTES
-from appliance.demo.video import write_demo_video
+from appliance_tools.demo.video import write_demo_video
 from tests.conftest import ADMIN_PASSWORD, LiveServer, config_for, start_server
 
 FLAT_FIELDS = {

@@ -23,10 +23,10 @@ from appliance.convert.verify import (
     iou,
     verify,
 )
-from appliance.demo import stripes
 from appliance.models.registry import Registry
 from appliance.processing.inference import Detection, Inference
 from appliance.processing.tensor import IDENTITY
+from appliance_tools.demo import stripes
 from tests.conftest import CACHE
 from tests.fakes.fixtures import FAKES
 

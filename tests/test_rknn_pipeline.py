@@ -16,7 +16,6 @@ from appliance.backends.failover import context_status
 from appliance.backends.registry import Backends, planned_workers
 from appliance.config import BackendConfig
 from appliance.convert.conversion import store_version
-from appliance.demo import stripes
 from appliance.models.manifest import Manifest
 from appliance.models.registry import Registry
 from appliance.pipeline.pipeline import Pipeline, PipelineOptions
@@ -24,6 +23,7 @@ from appliance.pipeline.results import Result, ResultBus
 from appliance.pipeline.runtime import ModelManager, RuntimeOptions
 from appliance.platform import ProbeSources, probe_platform
 from appliance.sources.base import Frame
+from appliance_tools.demo import stripes
 from tests.fakes import fixtures
 
 fake_npu = fixtures.fake_npu

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from appliance.cli import main
-from appliance.demo import stripes
 from appliance.models.registry import Registry
+from appliance_tools.demo import stripes
 from tests.test_rknn_gate import CALIBRATE, VERIFY, dark_noise, faces
 
 VENV = os.environ.get("APPLIANCE_RKNN_VENV", "")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from appliance.demo.video import write_demo_video
 from appliance.pipeline.sequence import BLOCK, Sequence
+from appliance_tools.demo.video import write_demo_video
 from tests.conftest import config_for, looping_video_config, start_server, wait_for
 
 

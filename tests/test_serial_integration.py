@@ -12,9 +12,9 @@ import pytest
 from firmware_bridge import DeliveryStatus, FdTransport, Verdict, VirtualPort
 from firmware_bridge.simulator import SensorMode, Simulator, SimulatorConfig, device_session_config
 
-from appliance.demo.video import write_demo_video
 from appliance.models.registry import Registry
 from appliance.services import Services
+from appliance_tools.demo.video import write_demo_video
 from tests.conftest import config_for, wait_for
 
 

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from appliance.cli import main
-from appliance.demo.video import write_demo_video
 from appliance.models.manifest import Manifest, Thresholds
 from appliance.models.registry import MANIFEST, AddRequest, Registry
+from appliance_tools.demo.video import write_demo_video
 from tests.conftest import ADMIN_PASSWORD, LiveServer, config_for, start_server, wait_for
 from tests.e2e.browser import logged_in_client
 

@@ -8,8 +8,8 @@ import textwrap
 from pathlib import Path
 
 from appliance.cli import main
-from appliance.loadgen import BodiesTarget, httpx_bodies
-from appliance.soak import distinct_jpegs
+from appliance_tools.loadgen import BodiesTarget, httpx_bodies
+from appliance_tools.soak import distinct_jpegs
 from tests.conftest import CACHE, config_for, start_server
 
 

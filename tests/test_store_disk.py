@@ -155,9 +155,9 @@ def test_degraded_shows_in_status_and_metrics(data_dir: Path) -> None:
         assert store["degraded"].startswith("disk low: ")
         assert store["degraded"].endswith("reserve 1000000000000.0 MB; snapshots off, oldest results deleted")
         assert store["min_free_bytes"] == 10**18 and store["free_bytes"] > 0 and store["dropped"] == 0
-        assert "\nappliance_db_degraded 1\n" in api.get("/metrics").text
+        assert "\nappliance_db_degraded 1.0\n" in api.get("/metrics").text
         assert api.patch("/api/v1/config", json={"store": {"min_free_bytes": 0}}).status_code == 200
         wait_for(lambda: api.get("/api/v1/status").json()["store"]["degraded"] is None)  # applied live
-        assert "\nappliance_db_degraded 0\n" in api.get("/metrics").text
+        assert "\nappliance_db_degraded 0.0\n" in api.get("/metrics").text
     finally:
         server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from starlette.templating import Jinja2Templates
 
 from appliance.api import (
     access,
+    context,
     infer,
     inspect,
     jobs,
@@ -31,17 +33,21 @@ from appliance.api import (
 from appliance.api.admission import Admission
 from appliance.api.errors import HANDLERS
 from appliance.api.grpc_server import GrpcServer
+from appliance.api.prometheus import metrics_registry
+from appliance.errors import ApplianceError
 from appliance.services import Services
 
 logger = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).resolve().parents[2] / "web"
-PACKAGED_WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+WEB_PACKAGE = "appliance.web"  # web/ in the repository, package data of the wheel (pyproject.toml)
 
 
 def web_dir() -> Path:
-    """web/ beside the package in a checkout, or the copy installed inside the package."""
-    return WEB_DIR if (WEB_DIR / "templates").is_dir() else PACKAGED_WEB_DIR
+    """The templates and static files, wherever the package is installed (editable or a wheel)."""
+    root = importlib.resources.files(WEB_PACKAGE)
+    if not isinstance(root, Path):  # a zip import: Starlette and Jinja read directories
+        raise ApplianceError(f"{WEB_PACKAGE} must be installed as files, not inside {root}")
+    return root
 
 
 API_ROUTES = [
@@ -117,10 +123,12 @@ def create_app(services: Services, manage_lifecycle: bool = True) -> Starlette:
         https_only=services.config.server.secure_cookies,
     )
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=[session])
-    app.state.services = services
     app.state.admission = admission
+    app.state.services = services  # for the handlers that still take the whole container
+    context.attach(app.state, services)
     app.state.api_routes = API_ROUTES
     app.state.auth = services.auth
     app.state.limiter = services.limiter
     app.state.templates = Jinja2Templates(directory=root / "templates")
+    app.state.metrics = metrics_registry(observability.LiveMetrics(services))
     return app

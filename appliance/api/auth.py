@@ -16,11 +16,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from appliance.api import csrf
+from appliance.api.context import config_view
 from appliance.auth.store import AuthStore, scope_allows
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 EMPTY: csrf.Form = ImmutableMultiDict()
+
+SCOPE_ATTRIBUTE = "required_scope"  # what an endpoint needs; openapi.py and tests read it
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ def identify(request: Request, scope: str) -> Response | Principal:
         return principal
     if request.headers.get("authorization"):
         return _deny(401, "invalid or revoked token", {"WWW-Authenticate": "Bearer"})
-    if scope == "read" and request.app.state.services.config.auth.anonymous_read:
+    if scope == "read" and config_view(request).config.auth.anonymous_read:
         return Principal("anonymous", "read", "anonymous", f"ip:{_client_ip(request)}")
     store: AuthStore = request.app.state.auth
     if not store.has_password:
@@ -91,7 +94,7 @@ def requires(scope: str) -> Callable[[Endpoint], Endpoint]:
             request.state.principal = outcome
             return await endpoint(request)
 
-        guarded.required_scope = scope  # type: ignore[attr-defined]
+        setattr(guarded, SCOPE_ATTRIBUTE, scope)
         return guarded
 
     return decorate
@@ -99,5 +102,5 @@ def requires(scope: str) -> Callable[[Endpoint], Endpoint]:
 
 def open_route(endpoint: Endpoint) -> Endpoint:
     """Marks an endpoint that needs no credentials (health, setup)."""
-    endpoint.required_scope = None  # type: ignore[attr-defined]
+    setattr(endpoint, SCOPE_ATTRIBUTE, None)
     return endpoint

@@ -8,15 +8,15 @@ from starlette.responses import Response
 
 from appliance.api.auth import requires
 from appliance.api.bodies import JSONResponse
+from appliance.api.context import results_view
 from appliance.api.params import float_param, int_param, time_param
-from appliance.api.status import services_of
 from appliance.errors import NotFound
 from appliance.store.reader import MAX_PAGE, Query
 
 
 @requires("read")
 async def latest(request: Request) -> Response:
-    row = await run_in_threadpool(services_of(request).reader.latest)
+    row = await run_in_threadpool(results_view(request).reader.latest)
     if row is None:
         raise NotFound("no results stored yet")
     return JSONResponse(row)
@@ -38,5 +38,5 @@ def query_of(request: Request) -> Query:
 @requires("read")
 async def listing(request: Request) -> Response:
     query = query_of(request)
-    items, cursor = await run_in_threadpool(services_of(request).reader.page, query)
+    items, cursor = await run_in_threadpool(results_view(request).reader.page, query)
     return JSONResponse({"items": items, "next_cursor": cursor, "count": len(items)})

@@ -9,16 +9,9 @@ from starlette.responses import JSONResponse, Response
 
 from appliance.api.auth import requires
 from appliance.api.bodies import json_object
-from appliance.api.status import services_of
-from appliance.control import ConfigControl
+from appliance.api.context import config_control, restart_control
 from appliance.errors import Busy
 from appliance.settings import to_dict
-
-
-def config_control(request: Request) -> ConfigControl:
-    """The configuration handlers' narrow view of the appliance."""
-    control: ConfigControl = services_of(request)
-    return control
 
 
 @requires("admin")
@@ -46,10 +39,10 @@ async def update_config(request: Request) -> Response:
 @requires("admin")
 async def restart(request: Request) -> Response:
     """Stop the server after answering; `appliance serve` then starts again with the saved config."""
-    services = services_of(request)
-    if services.request_stop is None:
+    control = restart_control(request)
+    if control.request_stop is None:
         raise Busy("restart is only available when started by `appliance serve`")
-    services.restart_requested = True
+    control.restart_requested = True
     return JSONResponse(
-        {"restarting": True}, status_code=202, background=BackgroundTask(services.request_stop)
+        {"restarting": True}, status_code=202, background=BackgroundTask(control.request_stop)
     )

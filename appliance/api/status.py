@@ -15,12 +15,15 @@ from starlette.responses import Response
 from appliance import __version__
 from appliance.api.auth import open_route, requires
 from appliance.api.bodies import JSONResponse
+from appliance.api.context import status_view
+from appliance.control import StatusView
 from appliance.platform import cached_report
 from appliance.plc.outputs import outputs_status
 from appliance.services import Services
 
 
 def services_of(request: Request) -> Services:
+    """The whole container, for the handlers not yet on a narrow view (appliance/api/context.py)."""
     services: Services = request.app.state.services
     return services
 
@@ -28,7 +31,7 @@ def services_of(request: Request) -> Services:
 @open_route
 async def health(request: Request) -> Response:
     """200 only while results are being produced; else 503 with the reasons (docs/api.md, "Health")."""
-    health = services_of(request).health()  # no I/O: cheap enough for the event loop
+    health = status_view(request).health()  # no I/O: cheap enough for the event loop
     return JSONResponse({**health.to_json(), "version": __version__}, status_code=200 if health.ok else 503)
 
 
@@ -41,7 +44,7 @@ def current_rss_mb() -> float:
     return round(resident * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
-def status_document(services: Services) -> dict[str, Any]:
+def status_document(services: StatusView) -> dict[str, Any]:
     runtime = services.manager.current()
     source = services.pipeline.source
     pipeline = services.pipeline.status()
@@ -81,4 +84,4 @@ def status_document(services: Services) -> dict[str, Any]:
 
 @requires("read")
 async def status(request: Request) -> Response:
-    return JSONResponse(status_document(services_of(request)))
+    return JSONResponse(status_document(status_view(request)))

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from appliance.backends.base import Context
+from appliance.backoff import Backoff
 from appliance.errors import ApplianceError, InferenceFailed
 
 logger = logging.getLogger(__name__)
@@ -36,14 +37,11 @@ STATES = ("starting", "ok", "hung", "failed", "closed")
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Wait `first_s` before the first retry, doubling after each failed retry, at most `max_s`."""
+class RetryPolicy(Backoff):
+    """Rebuilding a failed context: wait `first_s` after the first failure, doubling, at most `max_s`."""
 
     first_s: float = 5.0
     max_s: float = 300.0
-
-    def delay(self, failures: int) -> float:
-        return float(min(self.first_s * 2 ** max(failures - 1, 0), max(self.max_s, self.first_s)))
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The `appliance` command: serve, check-config, infer, models, db, bench, demo."""
+"""The `appliance` command: serve, check-config, infer, models, db; bench and demo from the tools."""
 
 from __future__ import annotations
 
@@ -10,36 +10,31 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from appliance import __version__
-from appliance.cli import bench as bench_cmd
 from appliance.cli import data as data_cmd
 from appliance.cli import dataset as dataset_cmd
 from appliance.cli import models as models_cmd
 from appliance.cli import npu as npu_cmd
 from appliance.cli import serve as serve_cmd
 from appliance.cli import tokens as tokens_cmd
+from appliance.cli import tools as tools_cmd
 from appliance.cli import update as update_cmd
-from appliance.config import Config, ConfigError, load_config, replace_section
+from appliance.cli.arguments import CONFIG_ENV, add_common, config_from_args, configure_logging
+from appliance.config import ConfigError, load_config, replace_section
 from appliance.errors import ApplianceError
+
+__all__ = [
+    "CONFIG_ENV",
+    "add_common",
+    "build_parser",
+    "config_from_args",
+    "configure_logging",
+    "entry",
+    "main",
+]
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[argparse.Namespace], int]
-CONFIG_ENV = "APPLIANCE_CONFIG"
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    """--config (or $APPLIANCE_CONFIG), then --data-dir over it."""
-    path = getattr(args, "config", None) or os.environ.get(CONFIG_ENV)
-    config = load_config(path)
-    if getattr(args, "data_dir", None):
-        config = replace_section(config, "data", dir=args.data_dir)
-    return config
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -67,11 +62,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help=f"config file (default: ${CONFIG_ENV}, else built-in defaults)")
-    parser.add_argument("--data-dir", help="data directory (overrides data.dir of the config)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="appliance", description="Edge inference appliance.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -92,10 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     models_cmd.register(sub, add_common)
     npu_cmd.register(sub, add_common)
     data_cmd.register(sub, add_common)
-    bench_cmd.register(sub, add_common)
     update_cmd.register(sub, add_common)
     tokens_cmd.register(sub, add_common)
     dataset_cmd.register(sub, add_common, config_from_args)
+    tools_cmd.register(sub, add_common)
     return parser
 
 

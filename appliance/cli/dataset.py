@@ -23,7 +23,9 @@ def cmd_export(args: argparse.Namespace, load: LoadConfig) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, common: Common, load: LoadConfig) -> None:  # type: ignore[type-arg]
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: Common, load: LoadConfig
+) -> None:
     dataset = sub.add_parser("dataset", help="hard examples kept on the appliance")
     commands = dataset.add_subparsers(dest="dataset", required=True)
     export = commands.add_parser("export", help="write images + the model's boxes as YOLO or COCO")

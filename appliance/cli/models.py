@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from appliance.cli.arguments import config_from_args
 from appliance.errors import ApplianceError, BadRequest, Busy, ImageRejected, ModelRejected, PayloadTooLarge
 from appliance.models.manifest import (
     DECODERS,
@@ -20,7 +21,7 @@ from appliance.models.manifest import (
     Thresholds,
     check_labels,
 )
-from appliance.models.registry import AddRequest
+from appliance.models.registry import AddRequest, Registry
 from appliance.shadow import mailbox
 
 Common = Callable[[argparse.ArgumentParser], None]
@@ -43,9 +44,8 @@ def _labels(path: str | None) -> tuple[str, ...]:
     return tuple(line.strip() for line in lines if line.strip())
 
 
-def _registry(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from appliance.cli import config_from_args
-    from appliance.services import open_registry
+def _registry(args: argparse.Namespace) -> Registry:
+    from appliance.services import open_registry  # noqa: PLC0415 heavy: the `appliance serve` supervisor imports every command module
 
     return open_registry(config_from_args(args).data_dir)
 
@@ -65,8 +65,6 @@ def _print(data: object) -> None:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from appliance.cli import config_from_args
-
     _check_size(Path(args.file), config_from_args(args).server.max_upload_bytes)
     labels = _labels(args.labels)
     check_labels(args.task, labels)
@@ -100,8 +98,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_activate(args: argparse.Namespace) -> int:
     """Prove the model first (checksum, load, one run on an input fitting the configured source):
     a model that cannot run is refused and the registry is unchanged."""
-    from appliance.cli import config_from_args
-    from appliance.pipeline.oneshot import check_candidate
+    from appliance.pipeline.oneshot import check_candidate  # noqa: PLC0415 heavy: the `appliance serve` supervisor imports every command module
 
     config = config_from_args(args)
     registry = _registry(args)
@@ -131,8 +128,6 @@ def _ref(text: str) -> tuple[str, int | None]:
 
 def _ask_server(args: argparse.Namespace, request: dict[str, object]) -> dict[str, object]:
     """Hand a request to the appliance serving this data dir (mailbox.py) and wait for its answer."""
-    from appliance.cli import config_from_args
-
     folder = config_from_args(args).data_dir / "shadow"
     request_id = mailbox.send(folder, request)
     answer = mailbox.wait_answer(folder, request_id, args.timeout)
@@ -152,8 +147,6 @@ def _ask_server(args: argparse.Namespace, request: dict[str, object]) -> dict[st
 
 def cmd_shadow(args: argparse.Namespace) -> int:
     """Start (NAME[:VERSION]), stop (--stop) or show (--status) the running appliance's shadow run."""
-    from appliance.cli import config_from_args
-
     if args.status:
         status = mailbox.read_status(config_from_args(args).data_dir / "shadow")
         if status is None:
@@ -185,10 +178,9 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    import cv2
+    import cv2  # noqa: PLC0415 heavy (OpenCV), as below
 
-    from appliance.cli import config_from_args
-    from appliance.pipeline.oneshot import OneShot
+    from appliance.pipeline.oneshot import OneShot  # noqa: PLC0415 heavy: the `appliance serve` supervisor imports every command module
 
     config = config_from_args(args)
     registry = _registry(args)
@@ -204,7 +196,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, common: Common) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: Common) -> None:
     models = sub.add_parser("models", help="the model registry").add_subparsers(dest="models", required=True)
 
     add = models.add_parser("add", help="validate a .tflite model and store it as a new version")

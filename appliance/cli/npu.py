@@ -11,7 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from appliance.backends.npucheck import npu_checks
+from appliance.cli.arguments import config_from_args
 from appliance.convert import DEFAULT_SAMPLES, TARGETS
+from appliance.convert.conversion import ConvertRequest, convert
+from appliance.convert.toolkit import Toolkit
+from appliance.convert.verify import VerifyThresholds
 from appliance.models.manifest import Manifest
 from appliance.models.registry import MANIFEST, Registry, write_json_atomic
 from appliance.platform import Check, PlatformReport, ProbeSources, probe_platform
@@ -43,7 +48,7 @@ def _doctor_model(args: argparse.Namespace) -> Path | None:
         return Path(args.model)
     if not args.data_dir:
         return None
-    from appliance.services import open_registry
+    from appliance.services import open_registry  # noqa: PLC0415 heavy: the `appliance serve` supervisor imports every command module
 
     registry = open_registry(Path(args.data_dir))
     active = registry.active()
@@ -51,8 +56,6 @@ def _doctor_model(args: argparse.Namespace) -> Path | None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from appliance.backends.npucheck import npu_checks
-
     sources = probe_sources(args.root)
     report = probe_platform(sources)
     live = args.root == "/" or args.model is not None  # inference only on this machine
@@ -116,11 +119,7 @@ def _force(registry: Registry, manifest: Manifest) -> Manifest:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from appliance.cli import config_from_args
-    from appliance.convert.conversion import ConvertRequest, convert
-    from appliance.convert.toolkit import Toolkit
-    from appliance.convert.verify import VerifyThresholds
-    from appliance.services import open_registry
+    from appliance.services import open_registry  # noqa: PLC0415 heavy: the `appliance serve` supervisor imports every command module
 
     config = config_from_args(args)
     b = config.backend

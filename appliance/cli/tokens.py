@@ -8,13 +8,12 @@ import time
 from collections.abc import Callable
 
 from appliance.auth.store import SCOPES, AuthStore
+from appliance.cli.arguments import config_from_args
 
 Common = Callable[[argparse.ArgumentParser], None]
 
 
 def _store(args: argparse.Namespace) -> AuthStore:
-    from appliance.cli import config_from_args
-
     return AuthStore(config_from_args(args).data_dir)
 
 
@@ -37,7 +36,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, common: Common) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: Common) -> None:
     tokens = sub.add_parser("tokens", help="API tokens").add_subparsers(dest="tokens", required=True)
     create = tokens.add_parser("create", help="create a token (printed once)")
     common(create)

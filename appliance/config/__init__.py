@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from appliance.config.sections import (
     BACKEND_NAMES,
@@ -43,7 +43,10 @@ from appliance.config.sections import (
     setting,
 )
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance  # the type of what dataclasses.fields() takes (typeshed only)
+
+T = TypeVar("T", bound="DataclassInstance")
 
 INT_LIMIT = 2**63  # TOML integers are 64-bit; anything larger is refused, whatever the key's maximum
 FLOAT_LIMIT = 1e9  # largest magnitude of a float key without its own maximum (no overflow downstream)
@@ -182,7 +185,7 @@ def _build_section(name: str, cls: type[T], raw: Any, lines: _LineFinder) -> tup
     if not isinstance(raw, dict):
         return cls(), [Problem(name, "must be a table ([" + name + "])", lines.find(name))]
     hints = get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    known = {f.name: f for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in known:

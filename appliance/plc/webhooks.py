@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from appliance import __version__
+from appliance.backoff import Backoff
 from appliance.config import ConfigError, PlcConfig, Problem
 from appliance.pipeline.results import Result
 from appliance.plc.outbox import Outbox
@@ -170,7 +171,8 @@ class WebhookOutput:
             setattr(self, field, getattr(self, field) + 1)
 
     def _deliver(self, url: str, event: Event) -> None:
-        delay, error_answers = self.options.backoff_s, 0
+        waits = Backoff(max(self.options.backoff_s, 0.01), self.options.backoff_max_s).delays()
+        error_answers = 0
         while True:
             try:
                 status = self._post(url, event)
@@ -191,9 +193,8 @@ class WebhookOutput:
                     return
                 error_answers += 1
             self._count("retried")
-            if self._stop.wait(delay):
+            if self._stop.wait(next(waits)):
                 return
-            delay = min(max(delay * 2, 0.01), self.options.backoff_max_s)
 
     def _delivered(self, url: str) -> None:
         self._count("sent")

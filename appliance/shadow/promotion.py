@@ -64,12 +64,20 @@ def check_by(by: object) -> str:
     return by.strip()
 
 
+@dataclass(frozen=True)
+class Decision:
+    """Who promotes, and whether they override a shortfall."""
+
+    by: str
+    override: bool = False
+
+
 def record(
-    evidence: Evidence | None, candidate: str, active: str | None, policy: Policy, *, override: bool, by: str
+    evidence: Evidence | None, candidate: str, active: str | None, policy: Policy, decision: Decision
 ) -> dict[str, Any]:
     """The manifest's promotion record, or Conflict naming the shortfall (unless overridden)."""
     missing = shortfall(evidence, candidate, active, policy)
-    if missing is not None and not override:
+    if missing is not None and not decision.override:
         raise Conflict(f"promotion refused: {missing}")
     fits = evidence is not None and evidence.candidate == candidate and evidence.active == active
     return {
@@ -81,6 +89,6 @@ def record(
         "min_frames": policy.min_frames,
         "override": missing is not None,
         "shortfall": missing,
-        "by": check_by(by),
+        "by": check_by(decision.by),
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -38,7 +38,7 @@ from appliance.processing.inference import Inference
 from appliance.shadow import mailbox
 from appliance.shadow.agreement import Agreement, compare
 from appliance.shadow.examples import Examples
-from appliance.shadow.promotion import Evidence, Policy, record, shortfall
+from appliance.shadow.promotion import Decision, Evidence, Policy, record, shortfall
 from appliance.sources.base import Frame
 
 logger = logging.getLogger(__name__)
@@ -304,7 +304,7 @@ class ShadowRunner:
             active = current.manifest.ref if current is not None else None
             run = self._run or self._last
             evidence = run.evidence() if run is not None else None
-            promotion = record(evidence, manifest.ref, active, self._policy(), override=override, by=by)
+            promotion = record(evidence, manifest.ref, active, self._policy(), Decision(by, override))
             before = registry.record_promotion(manifest.name, manifest.version, promotion)
             try:
                 self.manager.activate(manifest.name, manifest.version)

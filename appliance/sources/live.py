@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
+from appliance.backoff import Backoff
 from appliance.sources.base import Frame, FrameCounter, LatestSlot, SourceState, SourceStatus
 
 logger = logging.getLogger(__name__)
@@ -42,16 +43,10 @@ DEFAULT_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 19
 
 
 @dataclass(frozen=True)
-class Backoff:
-    first_s: float = 0.5
-    max_s: float = 30.0
-    stall_s: float = 2.0  # no frame for this long: stalled, reopened
+class Reconnect(Backoff):
+    """When to reopen: the appliance's backoff between attempts, and the silence that counts as lost."""
 
-    def delays(self) -> Any:
-        delay = self.first_s
-        while True:
-            yield delay
-            delay = min(delay * 2, self.max_s)
+    stall_s: float = field(default=2.0, kw_only=True)  # no frame for this long: stalled, reopened
 
 
 def camera_opener(device: str, width: int, height: int, stall_s: float = 2.0) -> Opener:
@@ -110,7 +105,7 @@ class LiveSource:
     live = True
 
     def __init__(
-        self, name: str, kind: str, opener: Opener, backoff: Backoff, probe: Probe | None = None
+        self, name: str, kind: str, opener: Opener, backoff: Reconnect, probe: Probe | None = None
     ) -> None:
         self.name = name
         self.kind = kind

@@ -10,9 +10,9 @@ from appliance.errors import SourceError
 from appliance.sources.base import Source
 from appliance.sources.files import ImageFolderSource, VideoFileSource
 from appliance.sources.live import (
-    Backoff,
     LiveSource,
     PushSource,
+    Reconnect,
     camera_opener,
     camera_probe,
     stream_opener,
@@ -23,8 +23,8 @@ from appliance.sources.serial import SerialLink, SerialSource
 SourceFactory = Callable[[SourceConfig, SerialLink | None], Source]
 
 
-def _backoff(cfg: SourceConfig) -> Backoff:
-    return Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s, cfg.stall_s)
+def _backoff(cfg: SourceConfig) -> Reconnect:
+    return Reconnect(cfg.reconnect_min_s, cfg.reconnect_max_s, stall_s=cfg.stall_s)
 
 
 def _serial(cfg: SourceConfig, link: SerialLink | None) -> Source:

@@ -81,7 +81,10 @@ class Transport(Protocol):
 
 
 class Backoff:
-    """Exponential backoff delays: ``minimum, 2*minimum, ...`` capped at ``maximum``."""
+    """Exponential backoff delays: ``minimum, 2*minimum, ...`` capped at ``maximum``.
+
+    The appliance has the same rule in appliance/backoff.py; this package keeps its own because it is
+    a distribution of its own that the appliance depends on (it must not depend back)."""
 
     def __init__(self, minimum: float, maximum: float, factor: float = 2.0) -> None:
         if not 0 < minimum <= maximum:

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Locator, Page
+    from playwright.sync_api import Browser, FloatRect, Locator, Page
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("APPLIANCE_CHROMIUM", "/usr/bin/chromium"))
@@ -46,7 +46,7 @@ def require_browser() -> None:
     """Fail when Playwright or Chromium is missing: `make test` installs both (never a silent skip)."""
     problem = ""
     try:
-        import playwright.sync_api  # noqa: F401
+        import playwright.sync_api  # noqa: F401, PLC0415 the check itself: fail clearly when absent
     except ImportError:
         problem = "the playwright package is not installed (pip install -e '.[dev]')"
     if not problem and not CHROMIUM.exists():
@@ -57,7 +57,7 @@ def require_browser() -> None:
 
 @contextmanager
 def chromium() -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 after require_browser's clear failure
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -77,8 +77,8 @@ def screenshot(page: Page, name: str, start: Locator | None = None, height: int 
         assert box is not None
         top = max(0, int(box["y"] + page.evaluate("() => window.scrollY")) - START_MARGIN)
     shown = max(min(total - top, height), VIEWPORT["height"])
-    clip = {"x": 0, "y": top, "width": VIEWPORT["width"], "height": shown}
-    png = page.screenshot(full_page=True, clip=clip)  # type: ignore[arg-type]
+    clip: FloatRect = {"x": 0, "y": top, "width": VIEWPORT["width"], "height": shown}
+    png = page.screenshot(full_page=True, clip=clip)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     # 256-colour palette PNG: a third of the size, text stays sharp (Pillow comes with scikit-image)

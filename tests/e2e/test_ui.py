@@ -23,7 +23,9 @@ import pytest
 from skimage import data as samples
 
 from appliance.config import parse_config
-from appliance.demo.video import write_demo_video
+from appliance.models.manifest import Thresholds
+from appliance.models.registry import AddRequest
+from appliance_tools.demo.video import write_demo_video
 from tests.conftest import ADMIN_PASSWORD, LiveServer, start_server
 from tests.e2e.browser import VIEWPORT, chromium, require_browser, screenshot
 
@@ -77,6 +79,11 @@ def log_in(page: Page, appliance: LiveServer) -> None:
         page.get_by_label("Admin password").fill(ADMIN_PASSWORD)
         page.get_by_role("button", name="Log in").click()
         page.wait_for_url("**/")
+
+
+def active_ref(appliance: LiveServer) -> str | None:
+    runtime = appliance.services.manager.current()
+    return runtime.manifest.ref if runtime is not None else None
 
 
 def wait_for_a_face(appliance: LiveServer) -> None:
@@ -220,9 +227,9 @@ def test_models_upload_test_activate(
     screenshot(page, "models", height=1800)
     page.get_by_role("button", name="Activate face-upload:1").click()
     assert "face-upload:1 is now active" in page.get_by_role("status").first.inner_text()
-    assert appliance.services.manager.current().manifest.ref == "face-upload:1"  # type: ignore[union-attr]
+    assert active_ref(appliance) == "face-upload:1"
     page.get_by_role("button", name="Roll back to the previous model").click()
-    assert appliance.services.manager.current().manifest.ref == "face:1"  # type: ignore[union-attr]
+    assert active_ref(appliance) == "face:1"
     page.get_by_role("button", name="Delete face-upload:1").click()
     assert "deleted" in page.get_by_role("status").first.inner_text()
     assert appliance.services.registry.versions("face-upload") == []
@@ -231,8 +238,6 @@ def test_models_upload_test_activate(
 def test_models_shadow_run_and_promotion_with_override(page: Page, appliance: LiveServer) -> None:
     """Shadow a face detector with a lower score threshold; its disagreements are shown as thumbnails;
     promotion needs the override box, and the override lands in the manifest."""
-    from appliance.models.manifest import Thresholds
-    from appliance.models.registry import AddRequest
 
     log_in(page, appliance)
     registry = appliance.services.registry
@@ -344,6 +349,17 @@ def test_logout(page: Page, appliance: LiveServer) -> None:
     page.goto("/results")
     assert "/login" in page.url
     assert page.request.get("/dashboard/panel").status == 401
+
+
+def test_errors_are_pages_in_the_browser(page: Page, appliance: LiveServer) -> None:
+    """A wrong address in the panel is the error page (with the navigation), not a JSON document."""
+    log_in(page, appliance)
+    answer = page.goto("/no-such-page")
+    assert answer is not None and answer.status == 404
+    assert page.get_by_role("heading", level=1).inner_text() == "Not found"
+    assert "There is no such page" in page.get_by_role("alert").inner_text()
+    page.get_by_role("link", name="Back to the dashboard").click()
+    page.wait_for_url("**/")
 
 
 def test_no_script_errors_or_csp_violations() -> None:

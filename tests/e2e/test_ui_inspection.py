@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 import pytest
+from playwright.sync_api import expect
 
 from appliance.config import parse_config
 from tests.conftest import ADMIN_PASSWORD, LiveServer, start_server, wait_for
@@ -100,8 +101,6 @@ def test_draw_a_region_save_activate_and_see_the_verdict(page: Page, appliance: 
     assert appliance.services.switch.number() == 7
     outcome = appliance.services.trigger()
     assert not outcome.ok
-    from playwright.sync_api import expect
-
     expect(page.locator("#verdict")).to_have_text("NG")  # the screen refreshes itself
     expect(page.locator("#verdict-reasons")).to_contain_text("region 2: forbidden label face")
     expect(page.locator("#counters-0 td").first).to_have_text("2")  # the capture trigger and this one

@@ -31,7 +31,7 @@ def fake_npu(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     """The fake rknnlite importable as `rknnlite`; yields its `device` module (reset to an RK3588)."""
     _forget_fake_modules()
     monkeypatch.syspath_prepend(str(FAKES))
-    import rknnlite.device
+    import rknnlite.device  # noqa: PLC0415 the fake, importable only once its folder is on sys.path
 
     rknnlite.device.reset()
     yield rknnlite.device

@@ -16,7 +16,7 @@ def write_pair(
     `attributes` go into the fake .rknn header (source, outputs, inputs: see rknnlite/container.py).
     Needs the fake rknnlite on sys.path (the `fake_npu` fixture).
     """
-    from rknnlite.container import pack
+    from rknnlite.container import pack  # noqa: PLC0415 the fake, on sys.path only under `fake_npu`
 
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(tflite, folder / "model.tflite")

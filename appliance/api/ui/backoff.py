@@ -1,6 +1,6 @@
-"""Exponential backoff after failed logins, per client address.
+"""Exponential backoff after failed logins, per client address (the rule: appliance/backoff.py).
 
-A few failures are free (typing mistakes); after that each failure doubles the wait before the next
+A few attempts are free (typing mistakes); after that each failure doubles the wait before the next
 attempt is accepted, up to a cap. A successful login clears the address's record.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+
+from appliance.backoff import Backoff
 
 FREE_FAILURES = 3
 BASE_DELAY_S = 1.0
@@ -24,17 +26,9 @@ class _Record:
 
 class LoginBackoff:
     def __init__(self, free: int = FREE_FAILURES, base_s: float = BASE_DELAY_S, cap_s: float = MAX_DELAY_S):
-        self.free = free
-        self.base_s = base_s
-        self.cap_s = cap_s
+        self.rule = Backoff(base_s, cap_s, free)
         self._records: dict[str, _Record] = {}
         self._lock = threading.Lock()
-
-    def delay_after(self, failures: int) -> float:
-        """How long to wait after `failures` consecutive failures."""
-        if failures < self.free:
-            return 0.0
-        return float(min(self.cap_s, self.base_s * 2 ** (failures - self.free)))
 
     def wait(self, client: str, now: float | None = None) -> float:
         """Seconds before `client` may try again (0: now)."""
@@ -43,7 +37,7 @@ class LoginBackoff:
             record = self._records.get(client)
         if record is None:
             return 0.0
-        return max(0.0, record.last + self.delay_after(record.failures) - now)
+        return max(0.0, record.last + self.rule.delay(record.failures) - now)
 
     def failed(self, client: str, now: float | None = None) -> float:
         """Record a failure; returns the wait before the next attempt."""
@@ -54,7 +48,7 @@ class LoginBackoff:
             record = self._records.setdefault(client, _Record(0, now))
             record.failures += 1
             record.last = now
-            return self.delay_after(record.failures)
+            return self.rule.delay(record.failures)
 
     def succeeded(self, client: str) -> None:
         with self._lock:

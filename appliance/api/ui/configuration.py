@@ -10,25 +10,25 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from appliance.api.status import services_of
+from appliance.api.context import config_control, restart_control
 from appliance.api.ui.fields import form_sections, updates_from
 from appliance.api.ui.guard import page
 from appliance.api.ui.state import ui_state
 from appliance.api.ui.views import flash, redirect, render
 from appliance.config import ConfigError, Problem
 from appliance.errors import ApplianceError
-from appliance.services import Services
 
 logger = logging.getLogger(__name__)
 
 
-def _context(request: Request, services: Services) -> dict[str, Any]:
-    path = services.settings.path
+def _context(request: Request) -> dict[str, Any]:
+    control = config_control(request)
+    path = control.config_path
     return {
-        "sections": form_sections(services.config),
+        "sections": form_sections(control.config),
         "file": str(path) if path else None,
         "restart_pending": ui_state(request).restart_pending,
-        "can_restart": services.request_stop is not None,
+        "can_restart": restart_control(request).request_stop is not None,
         "errors": {},
         "submitted": {},
     }
@@ -36,31 +36,31 @@ def _context(request: Request, services: Services) -> dict[str, Any]:
 
 @page
 async def edit(request: Request) -> Response:
-    return render(request, "config.html", _context(request, services_of(request)))
+    return render(request, "config.html", _context(request))
 
 
-def _refused(request: Request, services: Services, problems: list[Problem]) -> Response:
+def _refused(request: Request, problems: list[Problem]) -> Response:
     """The form again, with every problem next to its key; nothing was changed."""
     errors: dict[str, str] = {}
     for problem in problems:
         errors.setdefault(problem.key, problem.message)
     form = request.state.form
-    context = {**_context(request, services), "errors": errors, "submitted": dict(form.items())}
+    context = {**_context(request), "errors": errors, "submitted": dict(form.items())}
     return render(request, "config.html", context, status=400)
 
 
 @page
 async def save(request: Request) -> Response:
-    services = services_of(request)
+    control = config_control(request)
     try:
-        change = await run_in_threadpool(services.change, updates_from(request.state.form))
+        change = await run_in_threadpool(control.change, updates_from(request.state.form))
         if not change.changed:
             flash(request, "Nothing changed.")
             return redirect("/config")
     except ConfigError as err:
-        return _refused(request, services, err.problems)
+        return _refused(request, err.problems)
     except ApplianceError as err:
-        return _refused(request, services, [Problem("(change)", str(err))])
+        return _refused(request, [Problem("(change)", str(err))])
     logger.info("configuration changed from the web UI: %s", ", ".join(change.changed))
     state = ui_state(request)
     state.restart_pending = tuple(sorted({*state.restart_pending, *change.restart_needed}))
@@ -75,14 +75,14 @@ async def save(request: Request) -> Response:
 @page
 async def restart(request: Request) -> Response:
     """Answer first, then stop the server; `appliance serve` starts again with the saved config."""
-    services = services_of(request)
-    if services.request_stop is None:
+    control = restart_control(request)
+    if control.request_stop is None:
         flash(request, "Restart is only available when the appliance runs under `appliance serve`.", "error")
         return redirect("/config")
-    services.restart_requested = True
+    control.restart_requested = True
     logger.info("restart requested from the web UI")
     response = render(request, "restarting.html", status=202)
-    response.background = BackgroundTask(services.request_stop)
+    response.background = BackgroundTask(control.request_stop)
     return response
 
 

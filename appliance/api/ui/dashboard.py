@@ -12,12 +12,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from appliance.api.status import services_of, status_document
+from appliance.api.context import panel_view
+from appliance.api.status import status_document
 from appliance.api.ui import charts, machine, timeline
 from appliance.api.ui.guard import page, xhr
 from appliance.api.ui.views import fragment, render
+from appliance.control import PanelView
 from appliance.pipeline.metrics import HISTOGRAM_BOUNDS_MS
-from appliance.services import Services
 
 REFRESH_MS = 2000
 CHART_STAGES = ("preprocess", "infer", "postprocess")
@@ -32,20 +33,20 @@ def _ms(bound: float) -> str:
     return f"{bound / 1000:g}k" if bound >= 1000 else f"{bound:g}"
 
 
-def latency_chart(services: Services) -> charts.Chart:
+def latency_chart(services: PanelView) -> charts.Chart:
     metrics = services.pipeline.metrics
     series = {name: list(metrics[name].snapshot().histogram) for name in CHART_STAGES if name in metrics}
     return charts.histogram("Latency per stage, ms (share of frames since start)", bucket_labels(), series)
 
 
-def results_chart(services: Services) -> charts.Chart:
+def results_chart(services: PanelView) -> charts.Chart:
     counts = timeline.counts(services.reader.path)
     minutes = timeline.WINDOW_S / 60
     title = f"Stored results per {timeline.BUCKET_S:g} s, last {minutes:g} minutes"
     return charts.timeline(title, counts, timeline.BUCKET_S)
 
 
-def storage(services: Services) -> dict[str, Any]:
+def storage(services: PanelView) -> dict[str, Any]:
     config = services.config
     db = services.reader.path
     return {
@@ -55,7 +56,7 @@ def storage(services: Services) -> dict[str, Any]:
     }
 
 
-def panel_context(services: Services) -> dict[str, Any]:
+def panel_context(services: PanelView) -> dict[str, Any]:
     """Everything the panel shows (reads the database: call it in a worker thread)."""
     status = status_document(services)
     stages = status["pipeline"]["stages"]
@@ -71,18 +72,18 @@ def panel_context(services: Services) -> dict[str, Any]:
     }
 
 
-def production(services: Services) -> dict[str, Any]:
+def production(services: PanelView) -> dict[str, Any]:
     """The production counters' total and the active job, for the Production card."""
     return {"active_job": services.switch.number(), "total": services.counters.read().to_json()}
 
 
 @page
 async def dashboard(request: Request) -> Response:
-    context = await run_in_threadpool(panel_context, services_of(request))
+    context = await run_in_threadpool(panel_context, panel_view(request))
     return render(request, "dashboard.html", {**context, "refresh_ms": REFRESH_MS})
 
 
 @xhr
 async def panel(request: Request) -> Response:
-    context = await run_in_threadpool(panel_context, services_of(request))
+    context = await run_in_threadpool(panel_context, panel_view(request))
     return fragment(request, "_dashboard_panel.html", context)

@@ -17,7 +17,7 @@ from appliance import __version__
 from appliance.api.status import status_document
 from appliance.api.ui import machine
 from appliance.api.ui.logs import RING
-from appliance.services import Services
+from appliance.control import PanelView
 from appliance.settings import to_dict
 
 SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_key|apikey|private_key)", re.IGNORECASE)
@@ -55,7 +55,7 @@ def _json(data: Any) -> str:
     return json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n"
 
 
-def bundle(services: Services) -> bytes:
+def bundle(services: PanelView) -> bytes:
     """The zip, in memory (a few hundred kB at most: logs are a bounded ring)."""
     made = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     status = {**status_document(services), "machine": machine.snapshot(services.config.data_dir)}

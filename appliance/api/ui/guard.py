@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from appliance.api import csrf
+from appliance.api.auth import SCOPE_ATTRIBUTE
 from appliance.api.ui.views import error_page, json_error, logged_in, redirect
 from appliance.auth.store import AuthStore
 
@@ -59,7 +60,7 @@ def _guard(as_json: bool) -> Callable[[Endpoint], Endpoint]:
             refusal = await _refusal(request, as_json)
             return refusal if refusal is not None else await endpoint(request)
 
-        guarded.required_scope = "admin"  # type: ignore[attr-defined]
+        setattr(guarded, SCOPE_ATTRIBUTE, "admin")
         return guarded
 
     return decorate

@@ -20,14 +20,14 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from appliance.api.bodies import JSONResponse
-from appliance.api.status import services_of
+from appliance.api.context import live_view
 from appliance.api.ui.guard import page, xhr
 from appliance.api.ui.overlays import caption_of, draw, jpeg, placeholder
 from appliance.api.ui.state import ViewerSlots, ui_state
 from appliance.api.ui.views import render
+from appliance.control import LiveView
 from appliance.pipeline.pipeline import Pipeline
 from appliance.pipeline.results import Result
-from appliance.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ _ids = itertools.count(1)
 class LiveFeed:
     """One viewer: holds a slot, keeps the newest result with its frame, encodes it on demand."""
 
-    def __init__(self, services: Services, slots: ViewerSlots) -> None:
+    def __init__(self, services: LiveView, slots: ViewerSlots) -> None:
         self.services = services
         self.slots = slots
         self.name = f"live-view-{next(_ids)}"
@@ -143,7 +143,7 @@ async def stream(request: Request) -> Response:
     if not slots.take():
         return PlainTextResponse(TOO_MANY.format(cap=slots.cap), status_code=503)
     try:
-        feed = LiveFeed(services_of(request), slots)
+        feed = LiveFeed(live_view(request), slots)
     except BaseException:
         slots.give_back()
         raise
@@ -153,7 +153,7 @@ async def stream(request: Request) -> Response:
 
 @xhr
 async def live_status(request: Request) -> Response:
-    services, slots = services_of(request), ui_state(request).viewers
+    services, slots = live_view(request), ui_state(request).viewers
     return JSONResponse(
         {
             "fps": services.pipeline.results_fps(),

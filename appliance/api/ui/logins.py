@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from appliance.api import csrf
+from appliance.api.context import config_view
 from appliance.api.ui.guard import check_post, page
 from appliance.api.ui.state import ui_state
 from appliance.api.ui.views import flash, logged_in, redirect, render, safe_next
@@ -38,7 +39,7 @@ REVEAL_KEY = "reveal"  # a secret shown once by the GET after the POST that made
 
 def start_session(request: Request) -> None:
     """A new session for the admin: nothing from before the login survives (no fixation)."""
-    hours = request.app.state.services.config.auth.session_hours
+    hours = config_view(request).config.auth.session_hours
     sid = _auth(request).start_session(hours)  # AuthNotSaved: the caller answers 503
     request.session.clear()
     request.session["user"] = "admin"

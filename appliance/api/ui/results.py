@@ -18,11 +18,11 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from appliance.api.status import services_of
+from appliance.api.context import results_view
 from appliance.api.ui.guard import page
 from appliance.api.ui.overlays import caption_of, draw, jpeg
 from appliance.api.ui.views import error_page, render
-from appliance.services import Services
+from appliance.control import ResultsView
 from appliance.store.reader import Query, export_lines
 
 PAGE_SIZE = 25
@@ -97,7 +97,7 @@ def parse_filter(params: QueryParams, limit: int = PAGE_SIZE) -> Filter:
     return Filter(values, problems, query)
 
 
-def _choices(services: Services) -> dict[str, list[str]]:
+def _choices(services: ResultsView) -> dict[str, list[str]]:
     manifests = services.registry.list()
     return {
         "models": sorted({m.name for m in manifests}),
@@ -107,7 +107,7 @@ def _choices(services: Services) -> dict[str, list[str]]:
 
 @page
 async def listing(request: Request) -> Response:
-    services = services_of(request)
+    services = results_view(request)
     chosen = parse_filter(request.query_params)
     rows: list[dict[str, Any]] = []
     cursor = None
@@ -125,7 +125,7 @@ async def listing(request: Request) -> Response:
     return render(request, "results.html", context, 400 if chosen.problems else 200)
 
 
-def read_page(services: Services, query: Query) -> tuple[list[dict[str, Any]], int | None]:
+def read_page(services: ResultsView, query: Query) -> tuple[list[dict[str, Any]], int | None]:
     """A page of results; none while the database does not exist yet (store off, nothing written)."""
     if not services.reader.path.exists():
         return [], None
@@ -136,7 +136,7 @@ def read_page(services: Services, query: Query) -> tuple[list[dict[str, Any]], i
         return [], None
 
 
-def find_row(services: Services, row_id: int) -> dict[str, Any] | None:
+def find_row(services: ResultsView, row_id: int) -> dict[str, Any] | None:
     if not 0 < row_id < MAX_ROW_ID:
         return None
     rows, _ = read_page(services, Query(cursor=row_id + 1, limit=1))
@@ -146,7 +146,7 @@ def find_row(services: Services, row_id: int) -> dict[str, Any] | None:
 @page
 async def detail(request: Request) -> Response:
     row_id = int(request.path_params["row_id"])
-    row = await run_in_threadpool(find_row, services_of(request), row_id)
+    row = await run_in_threadpool(find_row, results_view(request), row_id)
     if row is None:
         return error_page(request, 404, f"No stored result with id {row_id} (retention may have removed it).")
     return render(request, "result.html", {"row": row})
@@ -158,7 +158,7 @@ async def export(request: Request) -> Response:
     chosen = parse_filter(request.query_params)
     if fmt not in FORMATS or chosen.problems:
         return error_page(request, 400, "Choose CSV or JSONL and a valid filter.")
-    reader = services_of(request).reader
+    reader = results_view(request).reader
     rows = reader.iter_rows(chosen.query) if reader.path.exists() else iter(())
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     disposition = f'attachment; filename="results-{stamp}.{fmt}"'
@@ -167,7 +167,7 @@ async def export(request: Request) -> Response:
     )
 
 
-def snapshot_path(services: Services, name: str) -> Path | None:
+def snapshot_path(services: ResultsView, name: str) -> Path | None:
     """The snapshot file `name` under DATA/snapshots, or None (missing, not a JPEG, or outside it)."""
     root = (services.config.data_dir / "snapshots").resolve()
     if "\x00" in name or not name.lower().endswith(".jpg"):
@@ -190,7 +190,7 @@ def _thumbnail(path: Path) -> bytes:
 @page
 async def snapshot(request: Request) -> Response:
     """DATA/snapshots/<path>; ?thumb=1 gives a small copy. Anything outside the folder is a 404."""
-    path = snapshot_path(services_of(request), request.path_params["path"])
+    path = snapshot_path(results_view(request), request.path_params["path"])
     if path is None:
         return Response("no such snapshot", status_code=404, media_type="text/plain")
     try:
@@ -215,7 +215,7 @@ def _overlay(path: Path, row: dict[str, Any]) -> bytes:
 @page
 async def annotated(request: Request) -> Response:
     """The snapshot of one result with its detections drawn."""
-    services = services_of(request)
+    services = results_view(request)
     row = await run_in_threadpool(find_row, services, int(request.path_params["row_id"]))
     path = snapshot_path(services, row["snapshot"]) if row and row.get("snapshot") else None
     if row is None or path is None:

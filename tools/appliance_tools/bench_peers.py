@@ -19,10 +19,13 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import httpx
 import numpy as np
 
-from appliance.bench import BenchOptions, Measurement, ServerProcess, bench_raw, free_port
-from appliance.loadgen import KserveTarget, Load, grpc_load, kserve_load
+from appliance.services import open_registry
+from appliance_tools.bench import BenchOptions, Measurement, ServerProcess, bench_raw, free_port
+from appliance_tools.demo.setup import demo_models, register_models
+from appliance_tools.loadgen import KserveTarget, Load, grpc_load, kserve_load
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +87,6 @@ class MLServerProcess:
         self._wait_ready(name)
 
     def _wait_ready(self, name: str) -> None:
-        import httpx
-
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -149,8 +150,6 @@ def _median(loads: list[Load]) -> Load:
 def run_peers(cache: Path, venv: Path, options: BenchOptions) -> PeerRun:
     """Both servers up at once (the idle one costs nothing), and every load run in turn against each,
     round after round, so a change in the machine's other load hits both alike."""
-    from appliance.demo.setup import demo_models, register_models
-    from appliance.services import open_registry
 
     with tempfile.TemporaryDirectory(prefix="appliance-peers-") as tmp:
         data = Path(tmp)
@@ -250,7 +249,8 @@ def peers_markdown(run: PeerRun, when: str, mlserver: str) -> str:
         f"{MARKER}: MLServer {mlserver} and the appliance, same KServe v2 load, one run",
         "",
         f"Written by `make bench-peers` on {when}. Model `{run.model}`, LiteRT, the same threads in both; "
-        "MLServer with its default `parallel_workers = 1` and the runtime in appliance/bench_peers.py; the "
+        "MLServer with its default `parallel_workers = 1` and the runtime in "
+        "tools/appliance_tools/bench_peers.py; the "
         "appliance with the result cache and rate limit off. Each request is the same FP32 tensor "
         f"(seed 0). Both servers run at once and every load is run against each in turn, {ROUNDS} rounds, "
         "the median kept. REST load from wrk; `binary-py` and `grpc` from Python threads (wrk has no "

@@ -30,6 +30,7 @@ from firmware_bridge import (
     Verdict,
     VirtualPort,
 )
+from firmware_bridge.bootloader import enter_bootloader
 from firmware_bridge.simulator import Simulator, SimulatorConfig
 from firmware_bridge.waveform import SensorMode
 
@@ -275,8 +276,6 @@ def test_device_status_reaches_the_host_and_is_forgotten_on_unplug(vport: Virtua
 
 
 def test_bootloader_tool_puts_a_11_device_into_update_mode(vport: VirtualPort) -> None:
-    from firmware_bridge.bootloader import enter_bootloader
-
     sim = Simulator(FdTransport(vport.master_fd), SimulatorConfig(rate_hz=20.0, trigger_every_s=0.0))
     sim.start()
     try:

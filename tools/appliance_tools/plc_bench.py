@@ -8,6 +8,7 @@ includes reading a frame, inference, post-processing and storing the result.
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,6 @@ class RoundTrip:
 
 
 def _port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

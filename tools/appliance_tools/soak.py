@@ -18,10 +18,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from appliance.bench import BenchOptions, ServerProcess, free_port
-from appliance.loadgen import BodiesTarget, RoundLoad, rest_load_bodies
+from appliance.services import open_registry
+from appliance_tools.bench import BenchOptions, ServerProcess, free_port
+from appliance_tools.demo.setup import demo_models, register_models
+from appliance_tools.demo.video import _background, _samples, placements, render
+from appliance_tools.loadgen import BodiesTarget, RoundLoad, rest_load_bodies
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +68,6 @@ class SoakReport:
 
 
 def distinct_jpegs(count: int = IMAGES) -> list[bytes]:
-    import cv2
-
-    from appliance.demo.video import _background, _samples, placements, render
-
     photos, background = _samples(), _background()
     images = []
     for index, placement in enumerate(placements(count)):
@@ -82,9 +82,6 @@ def distinct_jpegs(count: int = IMAGES) -> list[bytes]:
 
 
 def run_soak(cache: Path, options: SoakOptions) -> SoakReport:
-    from appliance.demo.setup import demo_models, register_models
-    from appliance.services import open_registry
-
     report = SoakReport(options)
     rounds = max(2, round(options.minutes * 60 / ROUND_S))
     report.warmup_rounds = max(1, round(rounds * WARMUP_SHARE))

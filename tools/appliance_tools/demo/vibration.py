@@ -30,7 +30,7 @@ import numpy.typing as npt
 from firmware_bridge.waveform import SensorMode
 from firmware_bridge.waveform import window as device_window
 
-from appliance.demo.tflite_builder import ConvParams, GraphBuilder, Padding
+from appliance_tools.demo.tflite_builder import ConvParams, GraphBuilder, Padding
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from appliance.demo.tflite_builder import (
+from appliance_tools.demo.tflite_builder import (
     ConvParams,
     DType,
     GraphBuilder,

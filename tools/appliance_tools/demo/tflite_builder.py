@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from ai_edge_litert import schema_py_generated as schema
 
-from appliance.demo.tflite_types import (
+from appliance_tools.demo.tflite_types import (
     Activation,
     ConvParams,
     DenseParams,
@@ -103,7 +103,7 @@ class GraphBuilder:
     (`quant`, or the `quantization` of ConvParams / DenseParams).
     """
 
-    def __init__(self, description: str = "built by appliance.demo.tflite_builder") -> None:
+    def __init__(self, description: str = "built by appliance_tools.demo.tflite_builder") -> None:
         self._description = description
         self._tensors: list[Tensor] = []
         self._tensor_buffer: list[int] = []

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from skimage import data
 
 from appliance.errors import ApplianceError
 
@@ -32,10 +33,6 @@ class Placement:
 
 
 def _samples() -> dict[str, np.ndarray]:
-    try:
-        from skimage import data
-    except ImportError as err:  # a demo dependency: pip install .[demo]
-        raise ApplianceError("the demo video needs scikit-image (pip install -e '.[demo]')") from err
     r0, r1, c0, c1 = ASTRONAUT_CROP
     return {
         "astronaut": cv2.cvtColor(data.astronaut()[r0:r1, c0:c1], cv2.COLOR_RGB2BGR),
@@ -44,8 +41,6 @@ def _samples() -> dict[str, np.ndarray]:
 
 
 def _background() -> np.ndarray:
-    from skimage import data
-
     coffee = cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR)
     blurred: np.ndarray = cv2.GaussianBlur(cv2.resize(coffee, (WIDTH, HEIGHT)), (31, 31), 0)
     return (blurred * 0.6).astype(np.uint8)

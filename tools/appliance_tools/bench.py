@@ -265,7 +265,7 @@ class ServerProcess:
 
 
 def bench_rest(server: ServerProcess, image: bytes, requests: int, concurrency: int) -> Measurement:
-    from appliance.loadgen import Target, rest_load
+    from appliance_tools.loadgen import Target, rest_load
 
     target = Target(f"{server.url}/api/v1/infer", server.token, image)
     load = rest_load(target, concurrency, requests)
@@ -280,7 +280,7 @@ def bench_rest(server: ServerProcess, image: bytes, requests: int, concurrency: 
 
 def bench_modbus(data_dir: Path, video: Path, options: BenchOptions) -> Measurement:
     """PLC round trip: write the trigger coil, poll until result valid, read the registers."""
-    from appliance.plc.bench import bench_modbus_trigger
+    from appliance_tools.plc_bench import bench_modbus_trigger
 
     trip = bench_modbus_trigger(data_dir, video, triggers=200, threads=options.threads)
     note = f"{trip.count} sequential triggers, {trip.errors} errors; per second = 1000 / p50"
@@ -290,7 +290,7 @@ def bench_modbus(data_dir: Path, video: Path, options: BenchOptions) -> Measurem
 def bench_image() -> bytes:
     import cv2
 
-    from appliance.demo.video import _background, _samples, placements, render
+    from appliance_tools.demo.video import _background, _samples, placements, render
 
     frame = render(placements(4)[0], _samples(), _background())
     ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])  # what a camera would send
@@ -307,8 +307,8 @@ def free_port() -> int:
 
 
 def run_bench(cache: Path, options: BenchOptions) -> Report:
-    from appliance.demo.setup import demo_models, register_models
-    from appliance.demo.video import write_demo_video
+    from appliance_tools.demo.setup import demo_models, register_models
+    from appliance_tools.demo.video import write_demo_video
 
     report = Report(options.model)
     with tempfile.TemporaryDirectory(prefix="appliance-bench-") as tmp:

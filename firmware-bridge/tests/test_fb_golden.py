@@ -13,7 +13,7 @@ from firmware_bridge import golden
 from firmware_bridge.codec import Decoder, decode_frame, encode, encode_raw
 from firmware_bridge.messages import MessageType, SensorFrame
 
-ROOT = Path(__file__).resolve().parent.parent / "firmware-bridge"
+ROOT = Path(__file__).resolve().parents[1]  # firmware-bridge/
 GOLDEN_JSON = ROOT / "golden" / "frames.json"
 PROTOCOL_MD = ROOT / "PROTOCOL.md"
 CASES: list[dict[str, Any]] = json.loads(GOLDEN_JSON.read_text(encoding="utf-8"))["cases"]

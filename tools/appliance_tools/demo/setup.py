@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.atomic import write_bytes
-from appliance.demo import stripes, vibration
-from appliance.demo.assets import fetch_mediapipe_models
-from appliance.demo.video import write_demo_video
 from appliance.inspection.activation import ACTIVE_FILE
 from appliance.inspection.recipe import parse_job
 from appliance.inspection.store import JobStore, jobs_dir
 from appliance.models.manifest import InputSpec, Thresholds
 from appliance.models.registry import AddRequest, Registry, sha256_of
 from appliance.services import open_registry
+from appliance_tools.demo import stripes, vibration
+from appliance_tools.demo.assets import fetch_mediapipe_models
+from appliance_tools.demo.video import write_demo_video
 
 logger = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ firmware/tests/test_session.c.
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -36,13 +37,13 @@ from firmware_bridge import (
 )
 from firmware_bridge.crc import crc16
 from firmware_bridge.identity import Identity
-from firmware_bridge.messages import Capability, EnterBootloader, TimeReply, TimeRequest
+from firmware_bridge.messages import Ack, Capability, EnterBootloader, TimeReply, TimeRequest
 from firmware_bridge.protocol import BOOTLOADER_MAGIC, REF_SEQ_NONE
 from firmware_bridge.schema import SCHEMA_HASHES, schema_text
 from firmware_bridge.simulator import device_session_config
 from firmware_bridge.transport import DataCallback, LinkMonitor, StateCallback, TransportStats
-
-from tests.test_fb_session import wait_for
+from firmware_bridge.uart import PacedTransport
+from test_fb_session import wait_for
 
 ALL_CAPS = 0xFF
 
@@ -207,8 +208,6 @@ def test_incompatible_version_nack_is_counted(host: Host) -> None:
 
 
 def test_schema_hash_is_crc32_of_the_documented_table() -> None:
-    import zlib
-
     assert SCHEMA_HASHES[1] == zlib.crc32(schema_text(1).encode()) == 0x49A58E38
     assert SCHEMA_HASHES[0] == 0xA6C9C4E1
 
@@ -377,9 +376,6 @@ def test_enter_bootloader_is_acked_by_a_11_device() -> None:
 def test_paced_transport_sends_control_frames_before_waiting_bulk() -> None:
     """R16: an ACK queued behind a window that has not started goes first; one that started is
     finished first (frames cannot interleave)."""
-    from firmware_bridge.messages import Ack
-    from firmware_bridge.uart import PacedTransport
-
     inner = Probe()
     paced = PacedTransport(inner, 921600)
     paced.start(lambda _data: None, lambda _state: None)
