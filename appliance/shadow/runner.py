@@ -241,9 +241,9 @@ class ShadowRunner:
             if run.reference is not None:
                 run.reference.retire()
             self._last = run
+            self.examples.clear()
         with contextlib.suppress(queue.Empty):
             self._handoff.get_nowait()
-        self.examples.clear()
         logger.info("shadow run of %s ended: %s", run.candidate.ref, reason)
 
     def _take(self) -> tuple[Run, ModelRuntime, ModelRuntime | None] | None:
@@ -281,15 +281,18 @@ class ShadowRunner:
         threshold = self._settings().shadow_min_agreement if run.active.task == "segment" else 1.0
         disagrees = compared.agreement < threshold
         run.stats.add(compared, result.timings.infer_ms, candidate_ms, disagrees)
-        if disagrees and self._run is run:
-            what = {
-                "seq": result.seq,
-                "ts": result.ts,
-                "agreement": round(compared.agreement, 4),
-                "active": _summary(result),
-                "candidate": _summary(candidate),
-            }
-            self.examples.keep(frame.image, what, self._settings().shadow_examples)
+        if not disagrees:
+            return
+        what = {
+            "seq": result.seq,
+            "ts": result.ts,
+            "agreement": round(compared.agreement, 4),
+            "active": _summary(result),
+            "candidate": _summary(candidate),
+        }
+        with self._swap:  # never after its run ended (which cleared the examples)
+            if self._run is run:
+                self.examples.keep(frame.image, what, self._settings().shadow_examples)
 
     def _policy(self) -> Policy:
         settings = self._settings()
