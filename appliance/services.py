@@ -159,8 +159,8 @@ class Services:
         pipeline = Pipeline(manager, bus, pipeline_options(config), source, sequence)
         reader = ResultReader(db)
         limiter = RateLimiter(config.auth.rate_per_s, config.auth.burst)
-        parts = build_parts(config, registry, manager.activate)
-        pipeline.judge = parts.switch.judge
+        parts = build_parts(config, registry, manager.activate, backends.opener(config.backend.order))
+        pipeline.judge = parts.switch
         return cls(
             config=config,
             backends=backends,

@@ -32,6 +32,16 @@ def test_add_stores_model_with_full_manifest(tmp_path: Path, model_files: dict[s
     assert again.version == 2
 
 
+def test_a_manifest_from_a_newer_build_stays_readable(tmp_path: Path, model_files: dict[str, Path]) -> None:
+    """After a rollback, an older build reads manifests a newer one wrote: unknown keys are left out."""
+    registry = open_registry(tmp_path)
+    manifest = registry.add(AddRequest(model_files["face_detection_short_range.tflite"], "detect", "face"))
+    path = tmp_path / "models" / "face" / "1" / "manifest.json"
+    stored = json.loads(path.read_text())
+    path.write_text(json.dumps({**stored, "from_a_newer_build": {"anything": [1, 2]}}))
+    assert open_registry(tmp_path).get("face", 1) == manifest
+
+
 @pytest.mark.parametrize(
     ("task", "labels", "message"),
     [

@@ -29,11 +29,16 @@ IMAGE_TYPES = ("image/jpeg", "image/png", "application/octet-stream")
 MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 
 
-def decode_image(data: bytes) -> np.ndarray:
+def check_image(data: bytes) -> None:
+    """The cheap checks before any decoding: not empty, a JPEG or PNG signature."""
     if not data:
         raise ImageRejected("empty body: send a JPEG or PNG image")
     if not data.startswith(MAGIC):
         raise ImageRejected("body is not a JPEG or PNG image (unknown file signature)")
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    check_image(data)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ImageRejected("image could not be decoded (truncated or corrupt JPEG/PNG)")
@@ -68,9 +73,11 @@ async def infer(request: Request) -> Response:
     cached = services.cache.get(key) if key else None
     if cached is not None:
         return JSONResponse({**cached, "cached": True})
-    image = await run_in_threadpool(decode_image, data)
+    check_image(data)
     timeout = services.config.server.infer_timeout_s
-    frame = Frame(0, time.time(), "api", image=image)
+    # decoded by the pipeline's preprocess stage, off the event loop, and for a JPEG only as large as
+    # the model needs (DCT-domain reduced decode) unless the frame is kept whole
+    frame = Frame(0, time.time(), "api", encoded=data)
     future = await _submit(services.pipeline, frame, store)
     try:
         result = await asyncio.wait_for(asyncio.wrap_future(future), timeout)

@@ -6,9 +6,10 @@ the raw KServe runner, the UI's one-shot test); nothing is global, so a test or 
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,9 @@ def _try_open(
         return str(err)
 
 
+Opener = Callable[[dict[str, Path], BackendOptions], Selection]
+
+
 class Backends:
     """One engine per name in config.BACKEND_NAMES, fixed at construction."""
 
@@ -111,6 +115,10 @@ class Backends:
             self._report(name, opened)
         tried = "; ".join(f"{n}: {r}" for n, r in skipped)
         raise BackendUnavailable(f"no backend can run this model ({tried})")
+
+    def opener(self, order: tuple[str, ...]) -> Opener:
+        """`open` with `order` fixed: for parts that open models of their own (the second stage)."""
+        return functools.partial(self.open, order)
 
     def _report(self, name: str, reason: str) -> None:
         with self._lock:

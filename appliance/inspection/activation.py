@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from appliance.atomic import write_bytes
+from appliance.backends.registry import Opener
 from appliance.errors import ApplianceError, Busy, ModelRejected
 from appliance.inspection.chain import CropClassifier, second_stage
 from appliance.inspection.recipe import Job
@@ -100,11 +101,11 @@ class JobSwitch:
         store: JobStore,
         registry: Registry,
         activate_model: Callable[[str, int], Manifest],
-        order: tuple[str, ...] = ("litert",),
+        opener: Opener | None = None,
     ) -> None:
         self.store, self.registry = store, registry
         self.activate_model = activate_model
-        self.order = order
+        self.opener = opener  # the service's backends, for the second stage
         self.gate = Gate()
         self.changes = 0
         self.last_error: str | None = None
@@ -167,6 +168,10 @@ class JobSwitch:
             self.last_error = f"job {number} could not be activated at start: {err}"
             logger.error("%s", self.last_error)
 
+    def wants_image(self) -> bool:
+        """A job is active: its second stage, archive and dataset need the whole frame."""
+        return self._loaded is not None
+
     def judge(self, result: Result, image: np.ndarray | None) -> Result:
         """`result` with the active job's verdict (second stage first); unchanged without a job."""
         with self._lock:
@@ -200,7 +205,7 @@ class JobSwitch:
         if job.second_stage is None:
             return None
         manifest = self.registry.get(job.second_stage.name, job.second_stage.version)
-        classifier = CropClassifier(manifest, self.registry.files_of(manifest), self.order)
+        classifier = CropClassifier(manifest, self.registry.files_of(manifest), self.opener)
         try:
             grey = np.full((PROOF_CROP, PROOF_CROP, 3), 128, np.uint8)
             classifier.classify([grey])

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from appliance.backends.base import BackendOptions, Context
-from appliance.backends.registry import open_with_fallback
+from appliance.backends.registry import Opener, open_with_fallback
 from appliance.errors import ModelRejected
 from appliance.models.manifest import Manifest
 from appliance.pipeline.results import Result
@@ -61,13 +61,16 @@ def crop_box(image: np.ndarray, box: Box, margin: float = 0.0) -> np.ndarray | N
 class CropClassifier:
     """A classification model opened for crops; thread-safe (one context, used under a lock)."""
 
-    def __init__(
-        self, manifest: Manifest, files: dict[str, Path], order: tuple[str, ...] = ("litert",)
-    ) -> None:
+    def __init__(self, manifest: Manifest, files: dict[str, Path], opener: Opener | None = None) -> None:
+        """`opener`: the service's backends in their configured order (Backends.opener); LiteRT alone
+        when not given (tools and tests)."""
         if manifest.task != "classify":
             raise ModelRejected(f"second stage {manifest.ref} is a {manifest.task} model, not classify")
         self.manifest = manifest
-        selection = open_with_fallback(order, files, BackendOptions(threads=1, contexts=1))
+        options = BackendOptions(threads=1, contexts=1)
+        selection = (
+            opener(files, options) if opener is not None else open_with_fallback(("litert",), files, options)
+        )
         self.backend = selection.backend
         self._context: Context = selection.contexts[0]
         try:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.backends.registry import Opener
 from appliance.config import Config, ConfigError, Problem
 from appliance.config.sections import ArchiveConfig, DatasetConfig
 from appliance.inspection.activation import JobSwitch
@@ -53,7 +54,7 @@ class InspectionParts:
 
 
 def build_parts(
-    config: Config, registry: Registry, activate_model: Callable[[str, int], Manifest]
+    config: Config, registry: Registry, activate_model: Callable[[str, int], Manifest], opener: Opener
 ) -> InspectionParts:
     data = config.data_dir
     recipes = JobStore(jobs_dir(data))
@@ -65,7 +66,7 @@ def build_parts(
     )
     return InspectionParts(
         recipes,
-        JobSwitch(recipes, registry, activate_model, config.backend.order),
+        JobSwitch(recipes, registry, activate_model, opener),
         Counters(data / COUNTERS_FILE),
         archive,
         dataset,

@@ -145,8 +145,11 @@ def check_labels(task: str, labels: tuple[str, ...]) -> None:
 
 
 def _tuple_fields(cls: type[Any], data: dict[str, Any]) -> dict[str, Any]:
-    """Turn JSON lists back into tuples for the dataclass's tuple fields."""
-    out = dict(data)
+    """The dataclass's fields from JSON, lists back as tuples. Keys the dataclass does not know are left
+    out: a manifest written by a newer build (say with a promotion record) stays readable after a
+    rollback to an older one."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    out = {key: value for key, value in data.items() if key in known}
     for f in dataclasses.fields(cls):
         if f.name in out and isinstance(out[f.name], list) and str(f.type).startswith("tuple"):
             out[f.name] = tuple(out[f.name])

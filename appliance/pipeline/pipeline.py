@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -41,7 +41,13 @@ logger = logging.getLogger(__name__)
 
 POLL_S = 0.2
 STAGES = ("capture", "preprocess", "infer", "postprocess")
-Judge = Callable[[Result, np.ndarray | None], Result]
+
+
+class Judge(Protocol):
+    """The inspection job's verdict on each result, given its frame (inspection/activation.py)."""
+
+    def judge(self, result: Result, image: np.ndarray | None) -> Result: ...
+    def wants_image(self) -> bool: ...  # a job is active: frames are decoded whole for it
 
 
 @dataclass(frozen=True)
@@ -228,7 +234,8 @@ class Pipeline:
     ) -> Callable[[int], Entry]:
         def make(seq: int) -> Entry:
             every = self.options.snapshot_every
-            keep = self.image_watchers > 0 or bool(every and seq % every == 0)
+            judged = self.judge is not None and self.judge.wants_image()
+            keep = self.image_watchers > 0 or judged or bool(every and seq % every == 0)
             return Entry(Origin(seq, frame, store, keep), time.perf_counter(), future)
 
         return make
@@ -353,7 +360,7 @@ class Pipeline:
         )
         if self.judge is not None:
             try:
-                result = self.judge(result, ready.entry.origin.frame.image)
+                result = self.judge.judge(result, ready.entry.origin.frame.image)
             except ApplianceError as err:
                 return Done(ready.entry, None, err)
         return Done(ready.entry, result, None)

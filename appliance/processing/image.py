@@ -74,7 +74,7 @@ def decode(data: bytes | memoryview, target: tuple[int, int] | None = None) -> n
     flag = dict(REDUCED).get(factor, cv2.IMREAD_COLOR)
     image = cv2.imdecode(buffer, flag) if buffer.size else None
     if image is None:
-        raise ImageRejected("not a decodable image (JPEG, PNG or BMP expected)")
+        raise ImageRejected("image could not be decoded (truncated or corrupt; JPEG, PNG or BMP expected)")
     return image
 
 
