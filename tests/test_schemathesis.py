@@ -49,8 +49,10 @@ def test_schemathesis_stateful_all_checks_finds_nothing(fuzz_server: LiveServer,
         "coverage,fuzzing,stateful",
         "--max-examples",
         str(EXAMPLES),
+        # one worker: with two, hypothesis parses source in both threads and CPython 3.11 sometimes
+        # raises "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905)
         "--workers",
-        "2",
+        "1",
         "--continue-on-failure",
         "--seed",
         "11",
