@@ -19,7 +19,6 @@ from appliance.api import (
     access,
     context,
     infer,
-    inspect,
     jobs,
     kserve,
     models,
@@ -28,6 +27,7 @@ from appliance.api import (
     results,
     settings,
     status,
+    trigger,
     ui,
 )
 from appliance.api.admission import Admission
@@ -57,9 +57,9 @@ API_ROUTES = [
     Route("/api/v1/results", results.listing, methods=["GET"]),
     Route("/api/v1/infer", infer.infer, methods=["POST"]),
     Route("/api/v1/frames", infer.push_frame, methods=["POST"]),
-    Route("/api/v1/trigger", inspect.trigger, methods=["POST"]),
-    Route("/api/v1/jobs", inspect.create_job, methods=["POST"]),
-    Route("/api/v1/jobs/{job_id}", inspect.get_job, methods=["GET"]),
+    Route("/api/v1/trigger", trigger.trigger, methods=["POST"]),
+    Route("/api/v1/jobs", trigger.create_job, methods=["POST"]),
+    Route("/api/v1/jobs/{job_id}", trigger.get_job, methods=["GET"]),
     Route("/api/v1/models", models.list_models, methods=["GET"]),
     Route("/api/v1/models", models.upload_model, methods=["POST"]),
     Route("/api/v1/models/rollback", models.rollback_model, methods=["POST"]),
