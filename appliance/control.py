@@ -21,7 +21,7 @@ from appliance.pipeline.pipeline import Pipeline
 from appliance.pipeline.results import ResultBus
 from appliance.pipeline.runtime import ModelManager
 from appliance.plc.outputs import Output
-from appliance.serial_sink import SerialSink
+from appliance.plc.serial import SerialSink
 from appliance.settings import Change
 from appliance.sources.serial import SerialLink
 from appliance.store.reader import ResultReader

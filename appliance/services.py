@@ -36,7 +36,7 @@ from appliance.pipeline.runtime import ModelManager, RuntimeOptions, validate_mo
 from appliance.pipeline.sequence import Sequence
 from appliance.plc.handshake import JobActions
 from appliance.plc.outputs import Links, Output, start_outputs, stop_outputs
-from appliance.serial_sink import SerialSink
+from appliance.plc.serial import SerialSink
 from appliance.settings import Change, ConfigFile
 from appliance.shadow.runner import ShadowRunner
 from appliance.sources.registry import create_source
