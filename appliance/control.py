@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from appliance.config import Config
+from appliance.config.file import Change
 from appliance.health import Health
 from appliance.inspection.activation import JobSwitch
 from appliance.inspection.counters import Counters
@@ -22,7 +23,6 @@ from appliance.pipeline.results import ResultBus
 from appliance.pipeline.runtime import ModelManager
 from appliance.plc.outputs import Output
 from appliance.plc.serial import SerialSink
-from appliance.settings import Change
 from appliance.sources.serial import SerialLink
 from appliance.store.reader import ResultReader
 from appliance.store.writer import ResultWriter

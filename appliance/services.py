@@ -14,6 +14,7 @@ from appliance.auth.ratelimit import RateLimiter
 from appliance.auth.store import AuthStore
 from appliance.backends.registry import Backends, planned_workers
 from appliance.config import Config, ConfigError, Problem
+from appliance.config.file import Change, ConfigFile
 from appliance.errors import ApplianceError, NotFound, SourceError
 from appliance.health import Health, Observation, assess
 from appliance.inspection.activation import JobSwitch
@@ -37,7 +38,6 @@ from appliance.pipeline.sequence import Sequence
 from appliance.plc.handshake import JobActions
 from appliance.plc.outputs import Links, Output, start_outputs, stop_outputs
 from appliance.plc.serial import SerialSink
-from appliance.settings import Change, ConfigFile
 from appliance.shadow.runner import ShadowRunner
 from appliance.sources.registry import create_source
 from appliance.sources.serial import SerialLink

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from appliance.cli import main
 from appliance.config import Config, ConfigError, documented_keys, load_config, parse_config, sections
-from appliance.settings import ConfigFile
+from appliance.config.file import ConfigFile
 
 VALID = """# a valid file
 [server]

@@ -194,7 +194,7 @@ def test_write_failure_rolls_back(served: tuple[LiveServer, Path], monkeypatch: 
     def full(*_: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("appliance.settings.write_atomic", full)
+    monkeypatch.setattr("appliance.config.file.write_atomic", full)
     reply = live.client().patch("/api/v1/config", json={"inspection": {"min_score": 0.5}})
     assert reply.status_code >= 500 or reply.status_code >= 400
     assert "nothing was changed" in reply.json()["error"]

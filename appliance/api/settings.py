@@ -10,8 +10,8 @@ from starlette.responses import JSONResponse, Response
 from appliance.api.auth import requires
 from appliance.api.bodies import json_object
 from appliance.api.context import config_control, restart_control
+from appliance.config.file import to_dict
 from appliance.errors import Busy
-from appliance.settings import to_dict
 
 
 @requires("admin")

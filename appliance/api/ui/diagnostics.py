@@ -17,8 +17,8 @@ from appliance import __version__
 from appliance.api.status import status_document
 from appliance.api.ui import machine
 from appliance.api.ui.logs import RING
+from appliance.config.file import to_dict
 from appliance.control import PanelView
-from appliance.settings import to_dict
 
 SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_key|apikey|private_key)", re.IGNORECASE)
 SECRET_VALUE = re.compile(r"(://[^/\s:@]+:)[^@\s/]+@")  # credentials inside URLs: rtsp://user:pass@host
