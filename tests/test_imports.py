@@ -104,7 +104,7 @@ def test_the_runtime_never_imports_the_tools() -> None:
 
 NARROW = [  # handlers that take a narrow view (appliance/control.py), never the whole Services
     "appliance.api.results",
-    "appliance.api.settings",
+    "appliance.api.configuration",
     "appliance.api.auth",
     "appliance.api.access",
     *(f"appliance.api.ui.{name}" for name in ("configuration", "dashboard", "diagnostics", "live", "logins")),

@@ -17,6 +17,7 @@ from starlette.templating import Jinja2Templates
 
 from appliance.api import (
     access,
+    configuration,
     context,
     infer,
     jobs,
@@ -25,7 +26,6 @@ from appliance.api import (
     observability,
     openapi,
     results,
-    settings,
     status,
     trigger,
     ui,
@@ -70,9 +70,9 @@ API_ROUTES = [
     Route("/api/v1/models/{name}/promote", models.promote_model, methods=["POST"]),
     Route("/api/v1/models/{name}/activate", models.activate_model, methods=["POST"]),
     Route("/api/v1/models/{name}/versions/{version}", models.delete_model, methods=["DELETE"]),
-    Route("/api/v1/config", settings.read_config, methods=["GET"]),
-    Route("/api/v1/config", settings.update_config, methods=["PATCH"]),
-    Route("/api/v1/restart", settings.restart, methods=["POST"]),
+    Route("/api/v1/config", configuration.read_config, methods=["GET"]),
+    Route("/api/v1/config", configuration.update_config, methods=["PATCH"]),
+    Route("/api/v1/restart", configuration.restart, methods=["POST"]),
     Route("/api/v1/setup", access.setup_state, methods=["GET"]),
     Route("/api/v1/setup", access.setup, methods=["POST"]),
     Route("/api/v1/tokens", access.list_tokens, methods=["GET"]),
