@@ -29,7 +29,7 @@ from appliance.models.registry import Registry
 from appliance.pipeline.cache import ResultCache
 from appliance.pipeline.direct import DirectRunner
 from appliance.pipeline.inspection import Inspector, TriggerOutcome
-from appliance.pipeline.jobs import JobStore
+from appliance.pipeline.pending import PendingStore
 from appliance.pipeline.pipeline import Pipeline, PipelineOptions
 from appliance.pipeline.proof import FrameTap
 from appliance.pipeline.results import Recorder, Result, ResultBus
@@ -118,7 +118,7 @@ class Services:
     limiter: RateLimiter
     settings: ConfigFile
     inspector: Inspector
-    jobs: JobStore
+    pending: PendingStore
     cache: ResultCache
     direct: DirectRunner
     recipes: RecipeStore
@@ -174,7 +174,7 @@ class Services:
             limiter=limiter,
             settings=ConfigFile(config, path, lambda c: model_problems(registry, c)),
             inspector=Inspector(bus, config.inspection, parts.counters, parts.switch),
-            jobs=JobStore(config.server.job_ttl_s, config.server.max_jobs),
+            pending=PendingStore(config.server.job_ttl_s, config.server.max_jobs),
             cache=ResultCache(config.server.cache_entries),
             direct=DirectRunner(registry, config.backend.threads, backends),
             recipes=parts.recipes,
@@ -399,7 +399,7 @@ class Services:
         self.shadow.close()
         if self.link is not None:
             self.link.stop()
-        self.jobs.close()
+        self.pending.close()
         if self.feeder is not None:
             self.bus.unsubscribe("inspection")
             self.feeder.close()

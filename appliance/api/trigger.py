@@ -52,10 +52,10 @@ async def trigger(request: Request) -> Response:
 async def create_job(request: Request) -> Response:
     services = services_of(request)
     image = await optional_image(request, services)
-    job = services.jobs.submit(lambda: run_trigger(services, image))
+    job = services.pending.submit(lambda: run_trigger(services, image))
     return JSONResponse(job.to_json(), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
 
 
 @requires("operate")
 async def get_job(request: Request) -> Response:
-    return JSONResponse(services_of(request).jobs.get(request.path_params["job_id"]).to_json())
+    return JSONResponse(services_of(request).pending.get(request.path_params["job_id"]).to_json())

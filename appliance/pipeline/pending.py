@@ -1,4 +1,7 @@
-"""Asynchronous inspections: a job id at once, the result later; finished jobs expire."""
+"""Asynchronous API inspections (/api/v1/jobs): an id at once, the result later; finished ones expire.
+
+Not to be confused with inspection jobs (recipes, appliance/inspection/store.py): these are pending
+requests, kept under the public route and JSON names `job`."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ JOB_THREADS = 2
 
 
 @dataclass
-class Job:
+class Pending:
     id: str
     created: float
     state: str = "queued"  # queued, running, done, failed
@@ -38,11 +41,11 @@ class Job:
         }
 
 
-class JobStore:
+class PendingStore:
     def __init__(self, ttl_s: float, max_jobs: int) -> None:
         self.ttl_s = ttl_s
         self.max_jobs = max_jobs
-        self._jobs: dict[str, Job] = {}
+        self._jobs: dict[str, Pending] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(JOB_THREADS, thread_name_prefix="job")
 
@@ -50,18 +53,18 @@ class JobStore:
         for job_id in [j.id for j in self._jobs.values() if j.finished and now - j.finished > self.ttl_s]:
             del self._jobs[job_id]
 
-    def submit(self, work: Callable[[], dict[str, Any]]) -> Job:
+    def submit(self, work: Callable[[], dict[str, Any]]) -> Pending:
         now = time.time()
         with self._lock:
             self._expire(now)
             if len(self._jobs) >= self.max_jobs:
                 raise Busy(f"{self.max_jobs} jobs are pending or kept; fetch or let them expire first")
-            job = Job(secrets.token_hex(8), now)
+            job = Pending(secrets.token_hex(8), now)
             self._jobs[job.id] = job
         self._pool.submit(self._run, job, work)
         return job
 
-    def _run(self, job: Job, work: Callable[[], dict[str, Any]]) -> None:
+    def _run(self, job: Pending, work: Callable[[], dict[str, Any]]) -> None:
         job.state = "running"
         try:
             job.result = work()
@@ -72,7 +75,7 @@ class JobStore:
             job.state, job.error, job.code = "failed", f"internal error: {err}", error_code(err)
         job.finished = time.time()
 
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str) -> Pending:
         with self._lock:
             self._expire(time.time())
             job = self._jobs.get(job_id)
