@@ -17,9 +17,9 @@ import pytest
 from starlette.datastructures import ImmutableMultiDict
 
 from appliance.api.ui import charts, diagnostics, fields
-from appliance.api.ui.backoff import LoginBackoff
 from appliance.api.ui.overlays import draw, jpeg
 from appliance.api.ui.state import MAX_VIEWERS
+from appliance.api.ui.throttle import LoginBackoff
 from appliance.config import parse_config
 from tests.conftest import ADMIN_PASSWORD, LiveServer, start_server
 from tests.e2e.browser import csrf_of, logged_in_client

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
-from appliance.api.ui.backoff import LoginBackoff
+from appliance.api.ui.throttle import LoginBackoff
 
 MAX_VIEWERS = 3
 
