@@ -103,7 +103,7 @@ def test_the_runtime_never_imports_the_tools() -> None:
 
 
 NARROW = [  # handlers that take a narrow view (appliance/control.py), never the whole Services
-    "appliance.api.results",
+    "appliance.api.history",
     "appliance.api.configuration",
     "appliance.api.auth",
     "appliance.api.access",
