@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -47,8 +48,6 @@ def seeded_registry_dir(tmp_path_factory: pytest.TempPathFactory, model_files: d
 
 @pytest.fixture
 def data_dir(tmp_path: Path, seeded_registry_dir: Path) -> Path:
-    import shutil
-
     target = tmp_path / "data"
     shutil.copytree(seeded_registry_dir, target)
     return target

@@ -17,11 +17,13 @@ from pymodbus.client import ModbusTcpClient
 from appliance.api.status import status_document
 from appliance.api.ui.live import LiveFeed
 from appliance.api.ui.state import ViewerSlots
+from appliance.backends.registry import Backends
 from appliance.cli import main
 from appliance.config import PlcConfig
 from appliance.errors import ModelRejected, error_code
 from appliance.models.registry import Registry
-from appliance.pipeline.runtime import ModelRuntime
+from appliance.pipeline.proof import IMAGE, Sample, prove
+from appliance.pipeline.runtime import ModelRuntime, RuntimeOptions
 from appliance.plc.outputs import start_outputs, stop_outputs
 from appliance.plc.registers import DI_ERROR, HR_MODEL_SLOT, IR_ERROR_CODE
 from appliance.services import Services, open_registry
@@ -173,10 +175,6 @@ def test_failing_frames_show_in_status_log_and_live_view(
 
 
 def test_candidate_proof_names_the_stage(registry: Registry) -> None:
-    from appliance.backends.registry import Backends
-    from appliance.pipeline.proof import IMAGE, Sample, prove
-    from appliance.pipeline.runtime import RuntimeOptions
-
     manifest = registry.get("vibration")
     options = RuntimeOptions(workers=1, ring=1)
     runtime = ModelRuntime(manifest, registry.files_of(manifest), options, Backends.default())

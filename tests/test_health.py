@@ -12,7 +12,9 @@ import httpx
 import numpy as np
 import pytest
 
+import appliance.services as services_module
 from appliance.health import HealthState, Observation, assess
+from appliance.services import Services
 from appliance.sources.base import Frame, FrameCounter, SourceState, SourceStatus
 from appliance_tools.demo.setup import demo_models, register_models
 from tests.conftest import ADMIN_PASSWORD, CACHE, LiveServer, config_for, start_server, wait_for
@@ -102,7 +104,6 @@ class FreezableSource:
 
 def test_stalled_live_source_is_503_then_200_when_frames_flow(data_dir: Path, astronaut: np.ndarray) -> None:
     source = FreezableSource(astronaut)
-    import appliance.services as services_module
 
     real = services_module.create_source
     services_module.create_source = lambda config, link: source  # type: ignore[assignment]
@@ -127,8 +128,6 @@ def test_stalled_live_source_is_503_then_200_when_frames_flow(data_dir: Path, as
 
 
 def test_starting_is_503(data_dir: Path) -> None:
-    from appliance.services import Services
-
     services = Services.build(config_for(data_dir))
     health_now = services.health()
     assert not health_now.ok and health_now.state == "starting" and not health_now.feed_watchdog

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pycocotools.coco import COCO
 
 from appliance.cli import main
 from appliance.config import parse_config
@@ -38,8 +40,6 @@ def test_reasons() -> None:
 def test_export_yolo_and_coco_match_the_results(
     tmp_path: Path, results: list[tuple[np.ndarray, Result]]
 ) -> None:
-    from pycocotools.coco import COCO
-
     data_dir = tmp_path / "data"
     dataset = Dataset(data_dir / "dataset")
     kept = [dataset.add(image, result, "ng", job=7) for image, result in results]
@@ -108,8 +108,6 @@ def test_export_refuses_a_non_empty_target_and_bad_formats(tmp_path: Path) -> No
 
 
 def test_trim_keeps_flagged_examples(tmp_path: Path, results: list[tuple[np.ndarray, Result]]) -> None:
-    import dataclasses
-
     dataset = Dataset(tmp_path / "dataset", HardExamplePolicy(max_examples=2))
     image, result = results[0]
     first = dataset.add(image, dataclasses.replace(result, seq=1, ts=1000.0), "band")

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 from appliance.config import replace_section
-from appliance.errors import ModelRejected, SourceError
+from appliance.errors import ImageRejected, ModelRejected, SourceError
 from appliance.models.registry import AddRequest, Registry
 from appliance.pipeline.pipeline import Pipeline, PipelineOptions
 from appliance.pipeline.results import Result, ResultBus
 from appliance.pipeline.runtime import ModelManager, RuntimeOptions
 from appliance.services import Services
+from appliance.sources.base import Frame
 from appliance.sources.files import VideoFileSource
 from appliance.sources.live import LiveSource, Reconnect
 from appliance_tools.demo.video import Placement, face_of, write_demo_video
@@ -95,7 +96,6 @@ def test_model_switch_mid_run_keeps_order_and_finishes_in_flight(
     bus.subscribe("test", seen.append)
     pipeline = Pipeline(manager, bus, PipelineOptions(queue_size=4, workers=2))
     pipeline.start()
-    from appliance.sources.base import Frame
 
     futures = []
     for i in range(60):
@@ -189,9 +189,6 @@ def test_pipeline_keeps_working_after_bad_frames(registry: Registry, astronaut: 
     manager.load_active()
     pipeline = Pipeline(manager, ResultBus(), PipelineOptions())
     pipeline.start()
-    from appliance.errors import ImageRejected
-    from appliance.sources.base import Frame
-
     bad = pipeline.submit(Frame(1, time.time(), "t", image=np.zeros((0, 0, 3), np.uint8)), False, 5)
     with pytest.raises(ImageRejected):
         bad.result(timeout=10)

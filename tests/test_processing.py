@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
 from skimage import data as samples
 
 from appliance.config import Config
-from appliance.models.manifest import AnchorSpec, InputSpec, Manifest, Thresholds
+from appliance.models.manifest import AnchorSpec, DecoderSpec, InputSpec, Manifest, Thresholds
 from appliance.models.registry import Registry
 from appliance.pipeline.oneshot import OneShot
 from appliance.processing.anchors import ssd_anchors
@@ -38,8 +40,6 @@ def test_blazeface_anchor_layout() -> None:
 
 @pytest.mark.parametrize("resize", ["stretch", "letterbox"])
 def test_face_detector_finds_the_astronaut(registry: Registry, astronaut: np.ndarray, resize: str) -> None:
-    import dataclasses
-
     manifest = registry.get("face")
     manifest = dataclasses.replace(manifest, input=dataclasses.replace(manifest.input, resize=resize))
     with OneShot(registry, manifest, Config()) as runner:
@@ -124,8 +124,6 @@ def test_letterbox_maps_back_to_source() -> None:
 
 
 def manifest(labels: tuple[str, ...], **decoder: object) -> Manifest:
-    from appliance.models.manifest import DecoderSpec
-
     return Manifest(
         "m",
         1,

@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from appliance.api.app import API_ROUTES
+from appliance.config import load_config
+from appliance.services import Services
 from appliance_tools.demo.video import write_demo_video
 from tests.conftest import ADMIN_PASSWORD, LiveServer, config_for, start_server
 
@@ -182,9 +184,6 @@ def test_config_change_switches_the_source_live(live_server: LiveServer, tmp_pat
 
 
 def test_config_file_is_rewritten(data_dir: Path, tmp_path: Path) -> None:
-    from appliance.config import load_config
-    from appliance.services import Services
-
     path = tmp_path / "config.toml"
     path.write_text(f'[data]\ndir = "{data_dir}"\n')
     services = Services.build(load_config(path), path)

@@ -136,7 +136,7 @@ def test_core_count_comes_from_the_device_tree(tmp_path: Path, fake_npu: ModuleT
 
 
 def test_load_only_reads_and_init_finds_the_damage(pair: Path, fake_npu: ModuleType) -> None:
-    from rknnlite.api import RKNNLite
+    from rknnlite.api import RKNNLite  # noqa: PLC0415 the fake, on sys.path only under `fake_npu`
 
     with pytest.raises(ModelRejected, match="cannot be read"):
         open_runtime(
@@ -156,7 +156,7 @@ SLOT0 = Slot("rknn:core0", 1)
 
 
 def test_init_failure_says_what_to_do(pair: Path, fake_npu: ModuleType) -> None:
-    from rknnlite.api import RKNNLite
+    from rknnlite.api import RKNNLite  # noqa: PLC0415 the fake, on sys.path only under `fake_npu`
 
     fake_npu.NPU.fail_init = True
     with pytest.raises(
@@ -169,7 +169,7 @@ def test_init_failure_says_what_to_do(pair: Path, fake_npu: ModuleType) -> None:
 
 
 def test_model_format_newer_than_librknnrt(tmp_path: Path, fake_npu: ModuleType) -> None:
-    from rknnlite.api import RKNNLite
+    from rknnlite.api import RKNNLite  # noqa: PLC0415 the fake, on sys.path only under `fake_npu`
 
     fake_npu.reset(runtime_version="1.5.0")  # format-6 models need librknnrt >= 1.6
     model = write_pair(tmp_path / "new", STRIPES, toolkit="2.3.2")
@@ -181,7 +181,7 @@ def test_model_format_newer_than_librknnrt(tmp_path: Path, fake_npu: ModuleType)
 
 
 def test_none_becomes_inference_failed_and_nothing_raises(pair: Path, fake_npu: ModuleType) -> None:
-    from rknnlite.api import RKNNLite
+    from rknnlite.api import RKNNLite  # noqa: PLC0415 the fake, on sys.path only under `fake_npu`
 
     context = open_runtime(RKNNLite, NPUModel.of(pair), SLOT0)
     assert isinstance(context, RKNNContext)
@@ -197,7 +197,7 @@ def test_none_becomes_inference_failed_and_nothing_raises(pair: Path, fake_npu: 
 
 
 def test_a_shared_context_fails_to_submit(pair: Path, fake_npu: ModuleType) -> None:
-    from rknnlite.api import RKNNLite
+    from rknnlite.api import RKNNLite  # noqa: PLC0415 the fake, on sys.path only under `fake_npu`
 
     runtime = RKNNLite(verbose=False)
     assert runtime.get_sdk_version() is None  # before init_runtime: None, not ""

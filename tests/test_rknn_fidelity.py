@@ -15,9 +15,10 @@ from appliance.backends.base import BackendOptions, Context
 from appliance.backends.failover import Deadline
 from appliance.backends.litert import LiteRTBackend
 from appliance.backends.rknn import NPUModel, NPUSettings, RKNNBackend, Slot, open_runtime
-from appliance.backends.rknnio import OutputAttr
+from appliance.backends.rknnio import OutputAttr, OutputConverter
 from appliance.errors import InferenceFailed, ModelRejected
 from appliance.platform import ProbeSources
+from appliance.tensorspec import TensorSpec
 from tests.conftest import CACHE
 from tests.fakes import fixtures
 from tests.fakes.models import write_manifest, write_pair
@@ -64,7 +65,7 @@ def test_raw_uint8_outputs_are_dequantised_with_the_declared_attributes(
 def test_raw_output_without_attributes_is_refused_not_guessed(
     tmp_path: Path, fake_npu: ModuleType, rk3588: ProbeSources
 ) -> None:
-    from rknnlite.api import RKNNLite
+    from rknnlite.api import RKNNLite  # noqa: PLC0415 the fake, on sys.path only under `fake_npu`
 
     model = write_pair(tmp_path / "v", STRIPES, outputs=[RAW_UINT8])  # no manifest, float twin
     context = open_runtime(RKNNLite, NPUModel.of(model), Slot("rknn:core0", 1))
@@ -92,7 +93,7 @@ def test_quantised_twin_gives_the_scale_of_raw_outputs(
 def test_onnx_models_give_nchw_outputs_turned_back_to_the_twin_layout(
     tmp_path: Path, fake_npu: ModuleType, rk3588: ProbeSources
 ) -> None:
-    from rknnlite.api import RKNNLite
+    from rknnlite.api import RKNNLite  # noqa: PLC0415 the fake, on sys.path only under `fake_npu`
 
     model = write_pair(tmp_path / "s", SELFIE, source="onnx")
     tensor = pixels((1, 256, 256, 3), 5).astype(np.float32) / 255
@@ -148,9 +149,6 @@ def test_pass_through_and_the_declared_layout_reach_the_runtime(
 
 
 def test_wrong_output_shape_names_the_output(tmp_path: Path, fake_npu: ModuleType) -> None:
-    from appliance.backends.rknnio import OutputConverter
-    from appliance.tensorspec import TensorSpec
-
     convert = OutputConverter("rknn:core0", (TensorSpec("probs", (1, 4), "float32"),), ())
     with pytest.raises(InferenceFailed, match=r"output 0 \(probs\) came back with shape \(1, 5\)"):
         convert([np.zeros((1, 5), np.float32)])

@@ -36,7 +36,7 @@ QUEUE = 8
 
 def rknn_version(registry: Registry, tmp_path: Path) -> Manifest:
     """stripes + its fake .rknn as a new registry version, stored the way `models convert` does."""
-    from rknnlite.container import pack
+    from rknnlite.container import pack  # noqa: PLC0415 the fake, on sys.path only under `fake_npu`
 
     base = registry.get("stripes")
     twin = registry.files_of(base)[".tflite"]

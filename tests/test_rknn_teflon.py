@@ -80,7 +80,7 @@ def test_a_loaded_delegate_is_passed_to_the_interpreter(
         def get_output_details(self) -> list[dict[str, Any]]:
             return []
 
-    import ai_edge_litert.interpreter as vendor
+    import ai_edge_litert.interpreter as vendor  # noqa: PLC0415 optional vendor module (tflite_runtime is the fallback)
 
     monkeypatch.setattr(vendor, "load_delegate", load_delegate)
     monkeypatch.setattr(litert, "delegate_library_problem", lambda path: None)  # no real libteflon.so here

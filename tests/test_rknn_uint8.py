@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 from appliance.backends.registry import Backends
-from appliance.models.manifest import Manifest
+from appliance.models.manifest import InputSpec, Manifest
 from appliance.models.registry import Registry
 from appliance.pipeline.runtime import ModelRuntime, RuntimeOptions
-from appliance.processing.image import Prepared
+from appliance.processing.image import Prepared, Preprocessor
 from appliance.processing.inference import Inference
 from appliance.sources.base import Frame
+from appliance.tensorspec import TensorSpec
 from tests.conftest import CACHE
 from tests.fakes import fixtures
 from tests.test_rknn_convert import convert, make_venv, stripe_images
@@ -158,10 +159,6 @@ def assert_same(got: Inference, want: Inference) -> None:
 def test_raw_preprocessing_is_the_float_preprocessing_before_normalising(
     layout: str, astronaut: np.ndarray
 ) -> None:
-    from appliance.models.manifest import InputSpec
-    from appliance.processing.image import Preprocessor
-    from appliance.tensorspec import TensorSpec
-
     shape = (1, 32, 48, 3) if layout == "nhwc" else (1, 3, 32, 48)
     options = InputSpec(layout=layout, mean=(10.0, 20.0, 30.0), std=(2.0, 4.0, 8.0), resize="letterbox")
     normalised, _ = Preprocessor(TensorSpec("x", shape, "float32"), options, ring=1)(astronaut)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from appliance.services import Services
+from appliance.watchdog import extend_for_restart
 from tests.conftest import config_for, wait_for
 
 
@@ -64,8 +65,6 @@ def test_without_systemd_nothing_is_sent(data_dir: Path, monkeypatch: pytest.Mon
 
 def test_a_restart_does_not_tell_systemd_it_stops(data_dir: Path, notify_socket: socket.socket) -> None:
     """STOPPING=1 would make systemd stop the unit; the supervisor extends the timeout instead."""
-    from appliance.watchdog import extend_for_restart
-
     services = Services.build(config_for(data_dir))
     services.start()
     assert messages(notify_socket, 2) == ["READY=1", "WATCHDOG_USEC=100000"]

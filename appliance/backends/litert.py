@@ -36,12 +36,12 @@ def _warn_once(message: str) -> None:
 def interpreter_class() -> tuple[type[Any], str]:
     """The Interpreter class and the name of the package it came from."""
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 optional vendor module (tflite_runtime is the fallback)
 
         return Interpreter, "ai_edge_litert"
     except ImportError as err:
         try:
-            from tflite_runtime.interpreter import Interpreter as Legacy
+            from tflite_runtime.interpreter import Interpreter as Legacy  # noqa: PLC0415 optional vendor module, the legacy fallback
 
             logger.warning("ai_edge_litert not importable (%s); using tflite_runtime", err)
             return Legacy, "tflite_runtime"
@@ -120,7 +120,7 @@ def load_external_delegate(name: str, root: Path) -> tuple[Any | None, str]:
     if problem is not None:
         return None, problem
     try:
-        from ai_edge_litert.interpreter import load_delegate
+        from ai_edge_litert.interpreter import load_delegate  # noqa: PLC0415 optional vendor module (tflite_runtime is the fallback)
 
         return load_delegate(str(path)), ""
     except (ImportError, ValueError, RuntimeError, OSError) as err:

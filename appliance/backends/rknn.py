@@ -198,7 +198,7 @@ class RKNNContext:
 
 def vendor_class() -> type[Any]:
     try:
-        from rknnlite.api import RKNNLite
+        from rknnlite.api import RKNNLite  # noqa: PLC0415 optional vendor module, only on Rockchip boards
     except (ImportError, OSError) as err:
         raise BackendUnavailable(f"rknnlite is not importable ({err}): {LITE_FIX}") from err
     return RKNNLite  # type: ignore[no-any-return]

@@ -24,6 +24,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from appliance.config import Config
+from appliance.memory import tune_malloc
 from appliance.watchdog import extend_for_restart
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class Supervisor:
 def http_config(app: Starlette, config: Config, port: int | None = None) -> uvicorn.Config:
     """uvicorn on uvloop with the httptools parser, chosen explicitly: 'auto' silently falls back to
     asyncio and h11 when they are missing, which costs milliseconds per request."""
-    import uvicorn
+    import uvicorn  # noqa: PLC0415 heavy: the `appliance serve` supervisor process must not load the server
 
     return uvicorn.Config(
         app,
@@ -100,11 +101,10 @@ def http_config(app: Starlette, config: Config, port: int | None = None) -> uvic
 
 def serve(config: Config, config_path: Path | None) -> int:
     """The server itself: services, HTTP, and RESTART_EXIT when a restart was asked for."""
-    import uvicorn
+    import uvicorn  # noqa: PLC0415 heavy: the `appliance serve` supervisor process must not load the server
 
-    from appliance.api.app import create_app
-    from appliance.memory import tune_malloc
-    from appliance.services import Services
+    from appliance.api.app import create_app  # noqa: PLC0415 heavy: the `appliance serve` supervisor process must not load the server
+    from appliance.services import Services  # noqa: PLC0415 heavy: the `appliance serve` supervisor process must not load the server
 
     tune_malloc()  # before the first frame buffer: RSS creep under distinct-image load (appliance.memory)
 

@@ -12,7 +12,7 @@ from tests.test_restart import START_TIMEOUT_S, serve, write_config
 
 def test_restart_page_reconnects_by_itself(tmp_path: Path, data_dir: Path) -> None:
     require_browser()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 after require_browser's clear failure
 
     with serve(tmp_path, write_config(tmp_path, data_dir)) as served, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

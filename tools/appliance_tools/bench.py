@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -20,14 +22,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
+import httpx
 import numpy as np
 
+from appliance.auth.store import AuthStore
 from appliance.backends.litert import interpreter_class
 from appliance.config import Config, parse_config
 from appliance.models.registry import Registry
 from appliance.services import Services, open_registry
 from appliance.store.rows import COLUMNS, Record
 from appliance.store.writer import ResultWriter, WriterOptions
+from appliance_tools.demo.setup import demo_models, register_models
+from appliance_tools.demo.video import _background, _samples, placements, render, write_demo_video
+from appliance_tools.loadgen import Target, rest_load
+from appliance_tools.plc_bench import bench_modbus_trigger
 
 logger = logging.getLogger(__name__)
 
@@ -101,10 +110,6 @@ def bench_raw(model: Path, options: BenchOptions) -> Measurement:
 def bench_naive(model: Path, video: Path, data_dir: Path, options: BenchOptions) -> Measurement:
     """The same work without the pipeline, in one thread: decode a frame, resize and scale it,
     invoke, read the outputs, insert a row into SQLite (one commit per row)."""
-    import sqlite3
-
-    import cv2
-
     cls, _ = interpreter_class()
     interpreter = cls(model_path=str(model), num_threads=options.threads)
     interpreter.allocate_tensors()
@@ -218,8 +223,6 @@ class ServerProcess:
         grpc_port: int | None = None,
     ) -> None:
         """`cache_entries` None: the server's default result cache; `grpc_port`: KServe gRPC on."""
-        from appliance.auth.store import AuthStore
-
         self.url = f"http://127.0.0.1:{port}"
         self.token = AuthStore(data_dir).create_token("bench", "operate")
         config = data_dir / "bench-server.toml"
@@ -239,8 +242,6 @@ class ServerProcess:
         self.ready_s = self._wait_ready(started)
 
     def _wait_ready(self, started: float) -> float:
-        import httpx
-
         while time.perf_counter() - started < READY_TIMEOUT_S:
             if self.process.poll() is not None:
                 raise RuntimeError("bench server exited; see bench-server.log")
@@ -265,8 +266,6 @@ class ServerProcess:
 
 
 def bench_rest(server: ServerProcess, image: bytes, requests: int, concurrency: int) -> Measurement:
-    from appliance_tools.loadgen import Target, rest_load
-
     target = Target(f"{server.url}/api/v1/infer", server.token, image)
     load = rest_load(target, concurrency, requests)
     return Measurement(
@@ -280,18 +279,12 @@ def bench_rest(server: ServerProcess, image: bytes, requests: int, concurrency: 
 
 def bench_modbus(data_dir: Path, video: Path, options: BenchOptions) -> Measurement:
     """PLC round trip: write the trigger coil, poll until result valid, read the registers."""
-    from appliance_tools.plc_bench import bench_modbus_trigger
-
     trip = bench_modbus_trigger(data_dir, video, triggers=200, threads=options.threads)
     note = f"{trip.count} sequential triggers, {trip.errors} errors; per second = 1000 / p50"
     return Measurement("Modbus trigger round trip", 1000.0 / trip.p50_ms, trip.p50_ms, trip.p99_ms, note)
 
 
 def bench_image() -> bytes:
-    import cv2
-
-    from appliance_tools.demo.video import _background, _samples, placements, render
-
     frame = render(placements(4)[0], _samples(), _background())
     ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])  # what a camera would send
     assert ok
@@ -299,17 +292,12 @@ def bench_image() -> bytes:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 def run_bench(cache: Path, options: BenchOptions) -> Report:
-    from appliance_tools.demo.setup import demo_models, register_models
-    from appliance_tools.demo.video import write_demo_video
-
     report = Report(options.model)
     with tempfile.TemporaryDirectory(prefix="appliance-bench-") as tmp:
         data = Path(tmp)

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
+import httpx
 import numpy as np
+import orjson
+
+from appliance.api.grpc_protocol import SERVICE, build
 
 WRK_SECONDS = 5
 Tick = Callable[[], None]
@@ -85,8 +90,6 @@ def _wrk(url: str, body: bytes, headers: dict[str, str], concurrency: int, wrk: 
 
 
 def with_httpx(target: Target, concurrency: int, requests: int) -> Load:
-    import httpx
-
     times: list[float] = []
     lock = threading.Lock()
     headers = {"authorization": f"Bearer {target.token}", "content-type": "image/jpeg"}
@@ -178,8 +181,6 @@ def wrk_bodies(target: BodiesTarget, concurrency: int, seconds: int, wrk: str, o
 
 
 def httpx_bodies(target: BodiesTarget, concurrency: int, seconds: int, on_tick: Tick) -> RoundLoad:
-    import httpx
-
     counts = {"ok": 0, "failed": 0}
     lock = threading.Lock()
     headers = {"authorization": f"Bearer {target.token}", "content-type": "image/jpeg"}
@@ -229,8 +230,6 @@ class KserveTarget:
 
 def kserve_body(target: KserveTarget, binary: bool) -> tuple[bytes, dict[str, str]]:
     """The request body and headers: JSON data, or Triton's binary tensor extension both ways."""
-    import orjson
-
     item: dict[str, Any] = {"name": target.input, "shape": list(target.tensor.shape), "datatype": "FP32"}
     headers = {"authorization": f"Bearer {target.token}"} if target.token else {}
     if not binary:
@@ -278,8 +277,6 @@ def kserve_load(
     target: KserveTarget, concurrency: int, requests: int, binary: bool, python: bool = False
 ) -> Load:
     """KServe v2 REST load (wrk when installed and not `python`, else threads); every answer must be 200."""
-    import httpx
-
     body, headers = kserve_body(target, binary)
     wrk = shutil.which("wrk")
     if wrk and not python:
@@ -300,10 +297,6 @@ def kserve_load(
 
 def grpc_load(target: KserveTarget, port: int, model: str, concurrency: int, requests: int) -> Load:
     """KServe v2 gRPC ModelInfer with raw_input_contents, one channel per thread."""
-    import grpc
-
-    from appliance.api.grpc_protocol import SERVICE, build
-
     protocol = build()
     request = protocol["ModelInferRequest"](model_name=model)
     request.inputs.add(name=target.input, datatype="FP32", shape=list(target.tensor.shape))

@@ -13,7 +13,7 @@ Common = Callable[[argparse.ArgumentParser], None]
 
 
 def cmd_soak(args: argparse.Namespace) -> int:
-    from appliance_tools.soak import SoakOptions, run_soak, slope_mb_per_min, soak_markdown
+    from appliance_tools.soak import SoakOptions, run_soak, slope_mb_per_min, soak_markdown  # noqa: PLC0415 heavy: the `appliance` CLI imports every command module
 
     concurrency = int(args.concurrency.split(",")[-1]) if args.concurrency != "1,4,16" else 64
     options = SoakOptions(args.soak, concurrency, args.model.split(",")[0], args.threads)
@@ -34,8 +34,8 @@ def cmd_soak(args: argparse.Namespace) -> int:
 
 def cmd_peers(args: argparse.Namespace) -> int:
     """MLServer and the appliance under the same KServe v2 load; the peers section of --report."""
-    from appliance_tools.bench import BenchOptions
-    from appliance_tools.bench_peers import peers_markdown, ratios, run_peers, write_section
+    from appliance_tools.bench import BenchOptions  # noqa: PLC0415 heavy: the `appliance` CLI imports every command module
+    from appliance_tools.bench_peers import peers_markdown, ratios, run_peers, write_section  # noqa: PLC0415 heavy: the `appliance` CLI imports every command module
 
     venv = Path(args.peers).resolve()
     version = subprocess.run(
@@ -63,7 +63,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return cmd_soak(args)
     if args.peers:
         return cmd_peers(args)
-    from appliance_tools.bench import (
+    from appliance_tools.bench import (  # noqa: PLC0415 heavy: the `appliance` CLI imports every command module
         BenchOptions,
         run_bench,
         sections_markdown,
@@ -103,7 +103,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.report:
         notes = Path(args.notes).read_text(encoding="utf-8") if args.notes else ""
         when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        from appliance_tools.bench_peers import existing_section
+        from appliance_tools.bench_peers import existing_section  # noqa: PLC0415 heavy: the `appliance` CLI imports every command module
 
         peers = existing_section(Path(args.report))  # `make bench-peers` owns that section
         text = to_markdown(reports, when, notes) + (f"\n{peers}" if peers else "")
