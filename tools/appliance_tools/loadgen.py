@@ -177,7 +177,7 @@ def wrk_bodies(target: BodiesTarget, concurrency: int, seconds: int, wrk: str, o
         out = process.stdout.read() if process.stdout else ""
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return RoundLoad(rate, 0.0, 0.0, "wrk", requests, _wrk_failures(out))
+    return RoundLoad(rate, 0.0, 0.0, "wrk", count=requests, requests=requests, failed=_wrk_failures(out))
 
 
 def httpx_bodies(target: BodiesTarget, concurrency: int, seconds: int, on_tick: Tick) -> RoundLoad:
@@ -205,7 +205,8 @@ def httpx_bodies(target: BodiesTarget, concurrency: int, seconds: int, on_tick: 
             on_tick()
             time.sleep(TICK_S)
     total = counts["ok"] + counts["failed"]
-    return RoundLoad(total / (time.monotonic() - start), 0.0, 0.0, "httpx", total, counts["failed"])
+    rate = total / (time.monotonic() - start)
+    return RoundLoad(rate, 0.0, 0.0, "httpx", count=total, requests=total, failed=counts["failed"])
 
 
 def rest_load_bodies(
