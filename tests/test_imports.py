@@ -15,7 +15,6 @@ KNOWN = [  # cycles outside this change's area, left for their owners
         "appliance.cli.models",
         "appliance.cli.npu",
         "appliance.cli.tokens",
-        "appliance.cli.update",
     },
 ]
 

@@ -26,6 +26,7 @@ from appliance.api import (
     settings,
     status,
     ui,
+    update,
 )
 from appliance.api.errors import HANDLERS
 from appliance.services import Services
@@ -59,6 +60,9 @@ API_ROUTES = [
     Route("/api/v1/config", settings.read_config, methods=["GET"]),
     Route("/api/v1/config", settings.update_config, methods=["PATCH"]),
     Route("/api/v1/restart", settings.restart, methods=["POST"]),
+    Route("/api/v1/system", update.system_status, methods=["GET"]),
+    Route("/api/v1/system/update", update.upload_update, methods=["POST"]),
+    Route("/api/v1/system/reboot", update.reboot, methods=["POST"]),
     Route("/api/v1/setup", access.setup_state, methods=["GET"]),
     Route("/api/v1/setup", access.setup, methods=["POST"]),
     Route("/api/v1/tokens", access.list_tokens, methods=["GET"]),

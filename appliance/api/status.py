@@ -9,12 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from appliance import __version__
 from appliance.api.auth import open_route, requires
 from appliance.api.bodies import JSONResponse
+from appliance.api.update import system_document, updater_of
 from appliance.platform import cached_report
 from appliance.plc.outputs import outputs_status
 from appliance.services import Services
@@ -81,4 +83,7 @@ def status_document(services: Services) -> dict[str, Any]:
 
 @requires("read")
 async def status(request: Request) -> Response:
-    return JSONResponse(status_document(services_of(request)))
+    document = status_document(services_of(request))
+    # both system slots, their versions, which booted, the last rollback (RAUC; a subprocess)
+    document["system"] = await run_in_threadpool(system_document, updater_of(request))
+    return JSONResponse(document)

@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     npu_cmd.register(sub, add_common)
     data_cmd.register(sub, add_common)
     bench_cmd.register(sub, add_common)
-    update_cmd.register(sub, add_common)
+    update_cmd.register(sub, add_common, config_from_args)
     tokens_cmd.register(sub, add_common)
     dataset_cmd.register(sub, add_common, config_from_args)
     return parser

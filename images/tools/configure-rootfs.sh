@@ -61,7 +61,13 @@ config_access() {
 enable_units() {
     step "systemd units"
     systemctl enable --quiet appliance.service appliance-grow-data.service \
+        appliance-slot-gate.service appliance-reboot.path \
         systemd-networkd.service systemd-resolved.service systemd-timesyncd.service
+    # the slot gate marks the slot good once the appliance is healthy; RAUC's own unit would mark
+    # every boot good as soon as it reaches boot-complete.target
+    if [[ -e /lib/systemd/system/rauc-mark-good.service || -e /usr/lib/systemd/system/rauc-mark-good.service ]]; then
+        systemctl mask --quiet rauc-mark-good.service
+    fi
     if [[ $SSH_ENABLED == yes ]]; then
         systemctl enable --quiet ssh.service
     else

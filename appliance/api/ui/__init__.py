@@ -55,6 +55,8 @@ UI_ROUTES: list[BaseRoute] = [
     Route("/password", tokens.change_password, methods=POST),
     Route("/system", system.overview, methods=GET),
     Route("/system/diagnostics.zip", system.bundle, methods=GET),
+    Route("/system/update", system.update, methods=POST),
+    Route("/system/reboot", system.reboot, methods=POST),
 ]
 
 
