@@ -39,7 +39,7 @@ disk_fstab() {
 # <file system>                              <mount point>        <type> <options>                                   <dump> <pass>
 UUID=$DATA_FS_UUID  /var/lib/appliance   ext4   defaults,noatime,commit=60,nodev,nosuid       0 2
 /var/lib/appliance/etc                      /etc/appliance       none   bind,x-systemd.requires-mounts-for=/var/lib/appliance  0 0
-UUID=${BOOT_FS_ID:0:4}-${BOOT_FS_ID:4:4}                              /boot/firmware       vfat   noauto,x-systemd.automount,x-systemd.idle-timeout=30,nofail,umask=0077  0 0
+UUID=${BOOT_FS_ID:0:4}-${BOOT_FS_ID:4:4}                              /boot/firmware       vfat   x-systemd.automount,x-systemd.idle-timeout=30,nofail,umask=0077  0 0
 FSTAB
 }
 
