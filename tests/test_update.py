@@ -23,8 +23,10 @@ from appliance.update import (
     UpdateUnavailable,
     parse_status,
     read_events,
+    record,
 )
-from tests.conftest import LiveServer, config_for, start_server
+from tests.conftest import ADMIN_PASSWORD, LiveServer, config_for, start_server
+from tests.e2e.browser import logged_in_client
 
 FAKE = Path(__file__).parent / "fakes" / "rauc.py"
 COMPATIBLE = "edge-appliance-qemu-virt"
@@ -249,7 +251,12 @@ def test_api_refuses_an_oversized_bundle_before_reading_it(server: LiveServer, d
     # the declared 5 GiB never come: the answer must not wait for them
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         sock.sendall(head.encode() + b"x" * 1024)
-        answer = sock.recv(65536).decode(errors="replace")
+        answer = ""
+        while "\r\n\r\n" not in answer or "}" not in answer.split("\r\n\r\n", 1)[1]:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk.decode(errors="replace")
     assert answer.startswith("HTTP/1.1 413"), answer[:300]
     assert "limit" in answer
     assert device.state()["calls"] == []
@@ -267,3 +274,33 @@ def test_api_needs_admin_and_says_409_without_rauc(server: LiveServer, device: D
     _attach(server, device)
     assert api.post("/api/v1/system/reboot").status_code == 202
     assert device.paths.reboot_request.exists()
+
+
+def test_system_page_shows_the_slots_and_installs_with_the_csrf_token(
+    server: LiveServer, device: Device
+) -> None:
+    _attach(server, device)
+    client = logged_in_client(server.url, ADMIN_PASSWORD)
+    page = client.get("/system")
+    assert page.status_code == 200
+    assert 'id="sys-slots"' in page.text and "0.1.0" in page.text and 'id="update-form"' in page.text
+    bundle = device.bundle("v2.raucb").read_bytes()
+    octet = {"content-type": "application/octet-stream"}
+    token = client.headers.pop("x-csrf-token")
+    forged = client.post("/system/update", content=bundle, headers=octet)
+    assert forged.status_code == 403
+    assert [c for c in device.state()["calls"] if c[0] == "install"] == []
+    done = client.post("/system/update", content=bundle, headers={**octet, "x-csrf-token": token})
+    assert done.status_code == 200 and done.json()["slot"] == "B", done.text
+    after = client.get("/system").text
+    assert "0.1.0+2" in after and "boots next" in after
+    # a fall-back is shown with its reason
+    device.update_state(booted="B")
+    device.updater.mark("bad")
+    record(
+        device.paths.events,
+        {"kind": "bad", "slot": "B", "version": "0.1.0+2", "reason": "not healthy in 900 s"},
+    )
+    device.update_state(booted="A")
+    notice = client.get("/system").text
+    assert 'id="sys-rollback"' in notice and "not healthy in 900 s" in notice
