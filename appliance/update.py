@@ -83,9 +83,17 @@ class Rauc:
         except subprocess.TimeoutExpired as err:
             raise UpdateFailed(f"rauc {args[0]} did not finish within {err.timeout:.0f} s") from err
         if done.returncode != 0:
-            message = (done.stderr.strip() or done.stdout.strip())[-RAUC_TAIL:]
-            raise RaucError(args[0], done.returncode, message)
+            raise RaucError(args[0], done.returncode, rauc_reason(done.stdout, done.stderr)[-RAUC_TAIL:])
         return done.stdout
+
+
+def rauc_reason(stdout: str, stderr: str) -> str:
+    """Why rauc failed: the service's `LastError: ...` lines (the client prints them on stdout and only
+    "Installing `FILE` failed" on stderr), else stderr, else stdout."""
+    errors = [
+        line.split("LastError: ", 1)[1].strip() for line in stdout.splitlines() if "LastError: " in line
+    ]
+    return "; ".join(errors) or stderr.strip() or stdout.strip()
 
 
 class RaucError(UpdateFailed):

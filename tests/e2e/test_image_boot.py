@@ -348,6 +348,7 @@ def rauc_bundle(content: Path, out: Path, keys: Keys, version: str, compatible: 
     out.unlink(missing_ok=True)
     done = subprocess.run(
         ["rauc", "bundle", f"--cert={keys.cert}", f"--key={keys.key}", f"--keyring={keys.keyring}",
+         "--mksquashfs-args=-comp lz4",
          str(content), str(out)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip

@@ -10,6 +10,8 @@ src/main.c (v1.8, status_json) builds - "booted" is the bootname, "slots" a list
 "boot_status" good/bad, "slot_status.bundle.version" - and the refusal messages are RAUC's
 ("Compatible mismatch: Expected '…' but bundle manifest has '…'", signature verification). A fake
 bundle is a text file of key=value lines: compatible, version, signer (dev | other | none).
+Like the real client (v1.8 src/main.c), a failed install prints the service's reason as
+"LastError: …" on stdout and only "Installing `BUNDLE` failed" on stderr.
 Every call is appended to STATE's "calls" so that tests can see what was asked.
 """
 
@@ -27,32 +29,34 @@ def _slot(state: dict, bootname: str) -> dict:
 
 
 def _install(state: dict, bundle: Path) -> int:
+    reason = _refusal(state, bundle)
+    if reason:
+        sys.stdout.write(f"installing\n  0% Installing\nLastError: {reason}\nidle\n")
+        sys.stderr.write(f"Installing `{bundle}` failed\n")
+        return 1
+    target = next(s for s in state["slots"] if s["bootname"] != state["booted"])
+    fields = dict(line.split("=", 1) for line in bundle.read_text().splitlines() if "=" in line)
+    target.update(version=fields.get("version"), good=True, installed="2026-12-02T04:00:00Z")
+    state["order"] = [target["bootname"], state["booted"]]
+    sys.stdout.write(f"installing\n100% Installing done.\nidle\nInstalling `{bundle}` succeeded\n")
+    return 0
+
+
+def _refusal(state: dict, bundle: Path) -> str:
     fields = dict(line.split("=", 1) for line in bundle.read_text().splitlines() if "=" in line)
     signer = fields.get("signer", "none")
     if signer == "none":
-        sys.stderr.write(
-            "Failed to check bundle identifier: Invalid identifier. Did you pass a valid RAUC bundle?\n"
-        )
-        return 1
+        return "Failed to check bundle identifier: Invalid identifier. Did you pass a valid RAUC bundle?"
     if signer != TRUSTED:
-        sys.stderr.write(
-            "signature verification failed: Verify error:unable to get local issuer certificate\n"
-        )
-        return 1
+        return "signature verification failed: Verify error:unable to get local issuer certificate"
     if fields.get("compatible") != state["compatible"]:
-        sys.stderr.write(
+        return (
             f"Compatible mismatch: Expected '{state['compatible']}' but bundle manifest has "
-            f"'{fields.get('compatible')}'\n"
+            f"'{fields.get('compatible')}'"
         )
-        return 1
     if state.get("fail_write"):
-        sys.stderr.write("Failed updating slot rootfs.1: failed to write image: No space left on device\n")
-        return 1
-    target = next(s for s in state["slots"] if s["bootname"] != state["booted"])
-    target.update(version=fields.get("version"), good=True, installed="2026-12-02T04:00:00Z")
-    state["order"] = [target["bootname"], state["booted"]]
-    sys.stdout.write("installing\n100% Installing done.\ninstalled\n")
-    return 0
+        return "Failed updating slot rootfs.1: failed to write image: No space left on device"
+    return ""
 
 
 def _status(state: dict) -> None:
