@@ -346,7 +346,9 @@ main() {
     stage_boot
     stage_image
     stage_outputs
-    printf '==> built %s in %s\n' "$NAME.img.xz" "$(_elapsed $(($(date +%s) - BUILD_START)))" >&2
+    local built=$NAME.img.xz
+    [[ $BUNDLE_ONLY == no ]] || built=$NAME.raucb
+    printf '==> built %s in %s\n' "$built" "$(_elapsed $(($(date +%s) - BUILD_START)))" >&2
 }
 
 main "$@"; exit  # one line: bash stops reading this file here, so editing it mid-build is safe
