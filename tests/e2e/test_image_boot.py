@@ -455,7 +455,8 @@ def wait_for_slot(vm: Vm, bootname: str, version: str) -> dict[str, Any]:
                 last = system_of(vm)
                 slot = next(s for s in last["slots"] if s["bootname"] == bootname)
                 # the newest event: the gate's verdict on this boot (before the reboot it was "installed")
-                good = last["events"][-1]["kind"] == "good" and last["events"][-1]["slot"] == bootname
+                events = last["events"]  # empty until the gate's first verdict
+                good = bool(events) and events[-1]["kind"] == "good" and events[-1]["slot"] == bootname
                 if (
                     last["booted"] == bootname
                     and last["version"] == version
