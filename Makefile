@@ -117,9 +117,11 @@ test-rknn: rknn-tools $(VENV)/.dev
 # The device image (docs/flash.md, images/README.md). Downloads are cached in IMAGE_CACHE between runs.
 # mmdebstrap only recommends arch-test (it needs it to run a foreign-arch chroot) and mount; gpg is
 # what it uses to read the archive keyring; qemu-system-arm only recommends the UEFI firmware.
+# The signed RAUC bundle: rauc (`rauc bundle`) only suggests squashfs-tools (mksquashfs), which it
+# needs; openssl makes the development signing key; u-boot-tools (mkimage) the rock5b boot.scr.
 IMAGE_APT   := mmdebstrap arch-test mount gpg debian-archive-keyring qemu-user-static qemu-system-arm \
                qemu-efi-aarch64 fdisk e2fsprogs dosfstools mtools xz-utils util-linux python3-venv git \
-               ca-certificates shellcheck
+               ca-certificates shellcheck rauc squashfs-tools openssl u-boot-tools
 IMAGE_CACHE ?= /var/cache/edge-appliance
 BOARD       ?= qemu-virt
 .PHONY: image image-test image-deps
@@ -130,8 +132,9 @@ image-deps:
 image: image-deps
 	$(SUDO) ./build_image.sh --board $(BOARD) --cache $(IMAGE_CACHE)
 
-# Builds the qemu-virt image, boots it under qemu-system-aarch64, sets the admin password over HTTP,
-# runs an inference over REST, checks it was stored, powers it off.
+# Builds the qemu-virt image and signed bundles, boots it under qemu-system-aarch64, sets the admin
+# password over HTTP, runs an inference over REST, then the A/B update: v2 over REST -> reboot -> slot
+# B marked good; a broken v3 falls back to v2 by itself; unsigned/foreign-key bundles refused.
 image-test: image-deps $(VENV)/.dev
 	$(SUDO) env IMAGE_TEST=1 APPLIANCE_IMAGE_CACHE=$(IMAGE_CACHE) $(BIN)/python -m pytest -m image \
 	  tests/e2e/test_image_boot.py -rA

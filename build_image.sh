@@ -13,6 +13,8 @@ source "$IMAGES/lib/binfmt.sh"
 source "$IMAGES/lib/rootfs.sh"
 # shellcheck source=images/lib/disk.sh
 source "$IMAGES/lib/disk.sh"
+# shellcheck source=images/lib/bundle.sh
+source "$IMAGES/lib/bundle.sh"
 
 BOARD=qemu-virt
 OUT=$REPO/build/image
@@ -20,18 +22,24 @@ VENDOR_DIR=""
 CACHE=${APPLIANCE_IMAGE_CACHE:-/var/cache/edge-appliance}
 SSH_KEY=""
 KEEP_RAW=no
+BUNDLE_ONLY=no
+BUNDLE_VERSION=""
+SIGNING_KEY=""
+SIGNING_CERT=""
+KEYRING_FILE=""
 XZ_LEVEL=${XZ_LEVEL:-6}
 # host tools -> Debian package, for the apt-get line printed when some are missing
 declare -A TOOL_PACKAGES=(
     [mmdebstrap]=mmdebstrap [sfdisk]=fdisk [mkfs.ext4]=e2fsprogs [mkfs.vfat]=dosfstools
     [mcopy]=mtools [xz]=xz-utils [unshare]=util-linux [dpkg-query]=dpkg [python3]=python3
-    [git]=git [tar]=tar
+    [git]=git [tar]=tar [rauc]=rauc [mksquashfs]=squashfs-tools [openssl]=openssl
 )
 
 usage() {
     cat <<'EOF'
 usage: ./build_image.sh [--board qemu-virt|rock5b] [--out DIR] [--vendor-dir DIR] [--cache DIR]
-                        [--ssh-key FILE] [--keep-raw]
+                        [--ssh-key FILE] [--keep-raw] [--bundle-version V] [--bundle-only]
+                        [--signing-key KEY --signing-cert CERT [--keyring CA]]
 
   --board       qemu-virt (generic arm64 UEFI, Debian kernel; default) or rock5b (Radxa ROCK 5B)
   --out         where the image, its .sha256, manifest and update bundle go (default: build/image)
@@ -39,10 +47,16 @@ usage: ./build_image.sh [--board qemu-virt|rock5b] [--out DIR] [--vendor-dir DIR
   --cache       downloads and the Debian rootfs tarball, kept between builds
                 (default: $APPLIANCE_IMAGE_CACHE or /var/cache/edge-appliance)
   --ssh-key     enable SSH for root with this public key file (keys only; off by default)
-  --keep-raw    also keep the uncompressed .img (used by make image-test)
+  --keep-raw    also keep the uncompressed .img and the slot's rootfs.ext4 (used by make image-test)
+  --bundle-version  version of the system image and its RAUC bundle (default: the appliance's)
+  --bundle-only     write only the signed update bundle (.raucb), no disk image
+  --signing-key, --signing-cert  sign the bundle with this key/certificate (PEM) instead of the
+                development key generated in CACHE/keys; --keyring: the CA certificate devices
+                trust (/etc/rauc/keyring.pem; default: the signing certificate)
 
 Needs root (mmdebstrap, chroot, binfmt) on Debian/Ubuntu with:
-  apt-get install mmdebstrap qemu-user-static fdisk e2fsprogs dosfstools mtools xz-utils python3-venv git
+  apt-get install mmdebstrap qemu-user-static fdisk e2fsprogs dosfstools mtools xz-utils python3-venv git \
+      rauc squashfs-tools openssl            (rock5b also: u-boot-tools)
 EOF
 }
 
@@ -55,6 +69,11 @@ parse_args() {
             --cache) CACHE=${2:?--cache needs a directory}; shift 2 ;;
             --ssh-key) SSH_KEY=${2:?--ssh-key needs a file}; shift 2 ;;
             --keep-raw) KEEP_RAW=yes; shift ;;
+            --bundle-version) BUNDLE_VERSION=${2:?--bundle-version needs a value}; shift 2 ;;
+            --bundle-only) BUNDLE_ONLY=yes; shift ;;
+            --signing-key) SIGNING_KEY=${2:?--signing-key needs a file}; shift 2 ;;
+            --signing-cert) SIGNING_CERT=${2:?--signing-cert needs a file}; shift 2 ;;
+            --keyring) KEYRING_FILE=${2:?--keyring needs a file}; shift 2 ;;
             -h | --help) usage; exit 0 ;;
             *) usage >&2; die "unknown argument: $1" ;;
         esac
@@ -92,7 +111,11 @@ check_host() {
     WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/appliance-image.XXXXXX")
     on_exit rm -rf --one-file-system "$WORK"
     APPLIANCE_VERSION=$(python3 -c 'import tomllib,sys; print(tomllib.load(open(sys.argv[1],"rb"))["project"]["version"])' "$REPO/pyproject.toml")
-    log "edge-appliance $APPLIANCE_VERSION, work dir $WORK, cache $CACHE"
+    BUNDLE_VERSION=${BUNDLE_VERSION:-$APPLIANCE_VERSION}
+    [[ $BUNDLE_VERSION =~ ^[A-Za-z0-9][A-Za-z0-9.+_~-]*$ ]] || die "--bundle-version '$BUNDLE_VERSION': letters, digits and .+_~- only"
+    RAUC_COMPATIBLE=edge-appliance-$BOARD
+    log "edge-appliance $APPLIANCE_VERSION, system $BUNDLE_VERSION, work dir $WORK, cache $CACHE"
+    bundle_keys
 }
 
 # The lock against the pyproject.toml of the source copy that is built (not a file that may change)
@@ -137,16 +160,17 @@ stage_wheels() {
     mkdir -p "$WORK/stage/wheels" "$WORK/stage/models"
     xargs -I{} cp "$wheels/{}" "$WORK/stage/wheels/" <"$WORK/wheels.txt"
     log "$(wc -l <"$WORK/wheels.txt") locked wheels from $wheels"
-    "$HOSTPY" -m pip wheel -q --no-deps -w "$WORK/stage/wheels" "$WORK/src" >"$WORK/pip-wheel.log" 2>&1 ||
-        { tail -n 20 "$WORK/pip-wheel.log" >&2; die "building the appliance wheel failed"; }
+    # the runtime only: the appliance (with its web UI as package data) and firmware-bridge; tools/ never
+    "$HOSTPY" -m pip wheel -q --no-deps -w "$WORK/stage/wheels" "$WORK/src" "$WORK/src/firmware-bridge" \
+        >"$WORK/pip-wheel.log" 2>&1 ||
+        { tail -n 20 "$WORK/pip-wheel.log" >&2; die "building the appliance wheels failed"; }
     APPLIANCE_WHEEL=$(find "$WORK/stage/wheels" -name 'edge_appliance-*.whl' -printf '%f\n')
     log "built $APPLIANCE_WHEEL"
-    cp -r "$WORK/src/web" "$WORK/stage/web"
     "$HOSTPY" - "$WORK/src" "$CACHE/demo" "$WORK/stage/models" <<'PY' || die "fetching the demo face model failed"
 import shutil, sys
 from pathlib import Path
-sys.path.insert(0, sys.argv[1])
-from appliance.demo.assets import fetch_mediapipe_models
+sys.path[:0] = [sys.argv[1], sys.argv[1] + "/tools"]  # appliance_tools needs appliance.errors
+from appliance_tools.demo.assets import fetch_mediapipe_models
 face = fetch_mediapipe_models(Path(sys.argv[2]))["face_detection_short_range.tflite"]
 shutil.copy(face, Path(sys.argv[3]) / face.name)
 PY
@@ -171,6 +195,11 @@ write_config() {
 [server]
 host = "0.0.0.0"
 port = 8080
+
+[grpc]
+enabled = true
+host = "0.0.0.0"
+port = 8001
 
 [data]
 dir = "/var/lib/appliance"
@@ -213,6 +242,12 @@ stage_tree() {
     tar -C "$IMAGES/rootfs" --owner=0 --group=0 -cf - . | tar -C "$ROOTFS" --no-same-owner -xf -
     disk_fstab >"$ROOTFS/etc/fstab"
     mkdir -p "$ROOTFS/boot/firmware" "$ROOTFS/var/lib/appliance"
+    mkdir -p "$ROOTFS/etc/rauc"
+    bundle_system_conf >"$ROOTFS/etc/rauc/system.conf"
+    install -m 0644 "$KEYRING" "$ROOTFS/etc/rauc/keyring.pem"
+    # what this slot is: read by `appliance slots` and /api/v1/status
+    printf 'VERSION=%s\nAPPLIANCE_VERSION=%s\nBOARD=%s\nCOMMIT=%s\nCOMPATIBLE=%s\n' "$BUNDLE_VERSION" \
+        "$APPLIANCE_VERSION" "$BOARD" "$GIT_COMMIT" "$RAUC_COMPATIBLE" >"$ROOTFS/etc/appliance-image"
     write_config "$ROOTFS"
     write_units "$ROOTFS"
     SSH_ENABLED=no
@@ -240,50 +275,66 @@ stage_chroot() {
     DATA_TREE=$WORK/data
     mv "$ROOTFS/var/lib/appliance" "$DATA_TREE"
     mkdir -m 0750 "$ROOTFS/var/lib/appliance"
+    # /etc/appliance (config.toml) lives on the data partition (a bind mount, see disk_fstab); the
+    # slot keeps the empty mount point and a copy of the factory config for reference
+    install -D -m 0644 "$ROOTFS/etc/appliance/config.toml" "$ROOTFS/usr/share/appliance/config.toml"
+    mv "$ROOTFS/etc/appliance" "$DATA_TREE/etc"
+    mkdir -m 0750 "$ROOTFS/etc/appliance"
+    # RAUC's slot status (root's, readable by the service); the slot events, update staging and the
+    # reboot request (the service's, written by root too)
+    mkdir -m 0755 "$DATA_TREE/rauc"
+    install -d -m 0750 -o "${DATA_OWNER%:*}" -g "${DATA_OWNER#*:}" "$DATA_TREE/system"
 }
 
 stage_boot() {
     stage "boot files ($BOARD)"
     BOOT_TREE=$WORK/boot
     mkdir -p "$BOOT_TREE"
+    board_prepare_rootfs "$ROOTFS"
     board_boot_files "$ROOTFS" "$BOOT_TREE"
     rootfs_dpkg_list "$ROOTFS" >"$WORK/dpkg.txt"
 }
 
 stage_image() {
-    stage "disk image (GPT: boot, rootfs, data)"
-    NAME=appliance-$APPLIANCE_VERSION-$BOARD
+    stage "slot image and disk image (GPT: boot, rootfs A, rootfs B, data)"
+    NAME=appliance-$BUNDLE_VERSION-$BOARD
+    ROOTFS_IMAGE=$WORK/rootfs.ext4
+    disk_rootfs_image "$ROOTFS" "$ROOTFS_IMAGE"
+    log "slot file system image: $ROOTFS_IMAGE_MIB MiB"
+    [[ $BUNDLE_ONLY == no ]] || return 0
     DISK=$WORK/disk.img
-    disk_build "$DISK" "$BOOT_TREE" "$ROOTFS" "$DATA_TREE" "$DATA_OWNER"
+    bundle_factory_status "$ROOTFS_IMAGE" >"$DATA_TREE/rauc/central.raucs"
+    disk_build "$DISK" "$BOOT_TREE" "$ROOTFS_IMAGE" "$DATA_TREE" "$DATA_OWNER"
     board_write_bootloader "$DISK"
 }
 
 # Outputs appear under their final names only when complete.
 stage_outputs() {
-    stage "compress, checksum, manifest, update bundle"
-    local image=$OUT/$NAME.img.xz
+    stage "compress, checksum, manifest, signed update bundle"
+    local image=$OUT/$NAME.img.xz bundle=$OUT/$NAME.raucb
     python3 "$IMAGES/tools/manifest.py" --board "$BOARD" --version "$APPLIANCE_VERSION" \
         --git-commit "$GIT_COMMIT" --git-dirty "$GIT_DIRTY" --dpkg "$WORK/dpkg.txt" \
         --lock "$IMAGES/wheels/$BOARD.lock" --wheel "$WORK/stage/wheels/$APPLIANCE_WHEEL" \
-        --models "$DATA_TREE/models" --rootfs-key "$(rootfs_key)" --layout "$DISK_LAYOUT" \
+        --models "$DATA_TREE/models" --rootfs-key "$(rootfs_key)" --layout "${DISK_LAYOUT:-bundle only}" \
         ${VENDOR_DIR:+--vendor "$VENDOR_DIR"} >"$WORK/manifest.json"
-    python3 "$IMAGES/tools/bundle.py" --version "$APPLIANCE_VERSION" --wheels "$WORK/stage/wheels" \
-        --web "$WORK/stage/web" --requirement "edge-appliance==$APPLIANCE_VERSION" \
-        ${BOARD_WHEEL_EXTRAS[@]+"${BOARD_WHEEL_EXTRAS[@]/#/--requirement=}"} \
-        --out "$WORK/bundle.tar" >/dev/null
-    on_exit rm -f "$image.partial"
-    run_child xz -T0 "-$XZ_LEVEL" --stdout "$DISK" >"$image.partial" || die "xz failed"
-    mv "$image.partial" "$image"
+    on_exit rm -f "$bundle.partial" "$image.partial"
+    bundle_write "$ROOTFS_IMAGE" "$bundle.partial"
+    mv "$bundle.partial" "$bundle"
+    (cd "$OUT" && sha256sum "$NAME.raucb" >"$NAME.raucb.sha256")
     mv "$WORK/manifest.json" "$OUT/$NAME.manifest.json"
-    mv "$WORK/bundle.tar" "$OUT/$NAME.bundle.tar"
-    (cd "$OUT" && sha256sum "$NAME.img.xz" >"$NAME.img.xz.sha256" && sha256sum "$NAME.bundle.tar" >"$NAME.bundle.tar.sha256")
-    local raw_size
-    raw_size=$(du -h --apparent-size "$DISK" | cut -f1)
-    if [[ $KEEP_RAW == yes ]]; then mv "$DISK" "$OUT/$NAME.img"; fi
+    if [[ $KEEP_RAW == yes ]]; then mv "$ROOTFS_IMAGE" "$OUT/$NAME.rootfs.ext4"; fi
+    if [[ $BUNDLE_ONLY == no ]]; then
+        run_child xz -T0 "-$XZ_LEVEL" --stdout "$DISK" >"$image.partial" || die "xz failed"
+        mv "$image.partial" "$image"
+        (cd "$OUT" && sha256sum "$NAME.img.xz" >"$NAME.img.xz.sha256")
+        local raw_size
+        raw_size=$(du -h --apparent-size "$DISK" | cut -f1)
+        if [[ $KEEP_RAW == yes ]]; then mv "$DISK" "$OUT/$NAME.img"; fi
+        log "$(du -h "$image" | cut -f1) $image (raw $raw_size), with .sha256"
+    fi
     stage_done
-    log "$(du -h "$image" | cut -f1) $image (raw $raw_size), with .sha256"
     log "$OUT/$NAME.manifest.json"
-    log "$OUT/$NAME.bundle.tar: offline update (appliance update)"
+    log "$(du -h "$bundle" | cut -f1) $bundle: signed update (rauc install / appliance update), compatible $RAUC_COMPATIBLE"
 }
 
 main() {
@@ -301,7 +352,9 @@ main() {
     stage_boot
     stage_image
     stage_outputs
-    printf '==> built %s in %s\n' "$NAME.img.xz" "$(_elapsed $(($(date +%s) - BUILD_START)))" >&2
+    local built=$NAME.img.xz
+    [[ $BUNDLE_ONLY == no ]] || built=$NAME.raucb
+    printf '==> built %s in %s\n' "$built" "$(_elapsed $(($(date +%s) - BUILD_START)))" >&2
 }
 
 main "$@"; exit  # one line: bash stops reading this file here, so editing it mid-build is safe

@@ -1,326 +1,287 @@
-"""Offline update: install a wheel bundle into a fresh venv, switch, restart, health-check, roll back.
+"""System updates through RAUC: install a signed bundle into the other root file system slot, read
+both slots, and keep the record of what happened to them (images/README.md, "A/B slots").
 
-On the device (images/README.md, "Updates"):
+RAUC does the work that must not be home-made: it checks the bundle's signature against
+/etc/rauc/keyring.pem and its `compatible` against the board, writes the image into the slot that is
+not running and switches the boot loader (GRUB environment or U-Boot environment) to it. This module
+is its front end for `appliance update`, `POST /api/v1/system/update`, the USB stick and the status
+pages, and translates RAUC's errors into the appliance's. The boot-time decision (mark the booted slot
+good once the appliance is healthy, or fall back) is appliance/slotgate.py.
 
-    /opt/appliance/venvs/<name>/        one venv per installed version
-    /opt/appliance/current -> venvs/<name>   what appliance.service runs
-
-A bundle is a tar holding `bundle.json` (format, version, requirements, sha256 of every file), the
-wheels under `wheels/` (the appliance and all its dependencies, for the device's platform) and,
-optionally, the web UI under `web/`. build_image.sh writes one next to every image. Every path is
-injectable so that tests can run an update on any machine with a temporary root and a fake restart.
+The rauc command is injectable (`Rauc(command=...)`), which is how the host-side tests run the front
+end against a fake rauc; tests/e2e/test_image_boot.py runs the real one inside the booted image.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import io
 import json
 import logging
-import os
-import shutil
 import subprocess
-import tarfile
-import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+from typing import Any
 
-from appliance.errors import ApplianceError, BadRequest
-from appliance.models.registry import sha256_of
+from appliance import atomic
+from appliance.errors import ApplianceError
 
 logger = logging.getLogger(__name__)
 
-BUNDLE_FORMAT = 1
-BUNDLE_INDEX = "bundle.json"
-PIP_TAIL = 1500  # characters of pip's output quoted in an error
+BUNDLE_SUFFIX = ".raucb"
+IMAGE_FILE = Path("/etc/appliance-image")  # what the running slot is (written by build_image.sh)
+EVENTS_FILE = Path("/var/lib/appliance/system/slot-events.json")  # on the data partition
+EVENTS_KEPT = 50
+RAUC_TAIL = 800  # characters of rauc's message quoted in an error
+# words in rauc's message that mean the bundle itself is at fault (not the device)
+BUNDLE_FAULTS = (
+    "signature",
+    "compatible",
+    "bundle",
+    "manifest",
+    "squashfs",
+    "certificate",
+    "verify",
+    "format",
+    "keyring",
+)
 
-HealthCheck = Callable[[], bool]
+
+class BundleRefused(ApplianceError):
+    """The device will not install this bundle (unsigned, wrong key, another board, not a bundle)."""
+
+    status = 422
 
 
 class UpdateFailed(ApplianceError):
     status = 500
 
 
+class UpdateUnavailable(ApplianceError):
+    """No RAUC on this machine (a development host): nothing to update."""
+
+    status = 409
+
+
 @dataclass(frozen=True)
-class BundleIndex:
-    version: str
-    requirements: tuple[str, ...]
-    files: dict[str, str]  # path inside the bundle -> sha256
+class Rauc:
+    """The `rauc` command line (which talks to the rauc service over D-Bus)."""
+
+    command: tuple[str, ...] = ("rauc",)
+    timeout_s: float = 3600.0  # writing a slot on an SD card takes minutes
+
+    def run(self, *args: str, timeout_s: float | None = None) -> str:
+        try:
+            done = subprocess.run(
+                [*self.command, *args],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=timeout_s or self.timeout_s,
+            )
+        except FileNotFoundError as err:
+            raise UpdateUnavailable(f"rauc is not installed here ({self.command[0]}): no A/B system") from err
+        except subprocess.TimeoutExpired as err:
+            raise UpdateFailed(f"rauc {args[0]} did not finish within {err.timeout:.0f} s") from err
+        if done.returncode != 0:
+            raise RaucError(args[0], done.returncode, rauc_reason(done.stdout, done.stderr)[-RAUC_TAIL:])
+        return done.stdout
+
+
+def rauc_reason(stdout: str, stderr: str) -> str:
+    """Why rauc failed: the service's `LastError: ...` lines (the client prints them on stdout and only
+    "Installing `FILE` failed" on stderr), else stderr, else stdout."""
+    errors = [
+        line.split("LastError: ", 1)[1].strip() for line in stdout.splitlines() if "LastError: " in line
+    ]
+    return "; ".join(errors) or stderr.strip() or stdout.strip()
+
+
+class RaucError(UpdateFailed):
+    def __init__(self, verb: str, code: int, message: str) -> None:
+        super().__init__(f"rauc {verb} failed ({code}): {message}")
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str  # RAUC's slot name: rootfs.0, rootfs.1
+    bootname: str  # A, B: the boot loader's name for it
+    device: str
+    booted: bool
+    boot_status: str  # good | bad: may the boot loader start it
+    version: str | None  # of the bundle installed into it (the factory image counts as one)
+    installed_at: str | None
+    primary: bool  # the boot loader's first choice
 
     def to_json(self) -> dict[str, object]:
         return {
-            "format": BUNDLE_FORMAT,
+            "name": self.name,
+            "bootname": self.bootname,
+            "device": self.device,
+            "booted": self.booted,
+            "boot_status": self.boot_status,
             "version": self.version,
-            "requirements": list(self.requirements),
-            "files": dict(sorted(self.files.items())),
+            "installed_at": self.installed_at,
+            "primary": self.primary,
         }
 
-    @classmethod
-    def from_json(cls, data: dict[str, object]) -> BundleIndex:
-        if data.get("format") != BUNDLE_FORMAT:
-            raise BadRequest(f"bundle format {data.get('format')!r} is not supported (want {BUNDLE_FORMAT})")
-        try:
-            files = data["files"]
-            requirements = data["requirements"]
-            if not isinstance(files, dict) or not isinstance(requirements, list):
-                raise TypeError("files must be an object, requirements a list")
-            return cls(str(data["version"]), tuple(str(r) for r in requirements), dict(files))
-        except (KeyError, TypeError) as err:
-            raise BadRequest(f"bundle.json is malformed: {err}") from err
 
-    @property
-    def has_web(self) -> bool:
-        return any(name.startswith("web/") for name in self.files)
+@dataclass(frozen=True)
+class SystemStatus:
+    compatible: str
+    booted: str  # bootname of the running slot
+    slots: tuple[Slot, ...]
+    image: dict[str, str]  # /etc/appliance-image of the running slot
+    rollback: dict[str, Any] | None  # the last fall-back and why, while it is the latest news
+    events: tuple[dict[str, Any], ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "available": True,
+            "compatible": self.compatible,
+            "booted": self.booted,
+            "version": self.image.get("VERSION"),
+            "slots": [slot.to_json() for slot in self.slots],
+            "rollback": self.rollback,
+            "events": list(self.events[-10:]),
+        }
+
+    def slot(self, bootname: str) -> Slot | None:
+        return next((s for s in self.slots if s.bootname == bootname), None)
+
+    def other(self) -> Slot | None:
+        return next((s for s in self.slots if not s.booted), None)
 
 
 @dataclass(frozen=True)
-class Layout:
-    """Where venvs live and which one is current."""
+class InstallResult:
+    slot: str  # bootname that now holds the bundle and boots next
+    version: str | None
+    message: str  # rauc's own last lines
 
-    root: Path = Path("/opt/appliance")
+    def to_json(self) -> dict[str, object]:
+        return {"slot": self.slot, "version": self.version, "reboot_required": True, "message": self.message}
 
-    @property
-    def venvs(self) -> Path:
-        return self.root / "venvs"
 
-    @property
-    def current(self) -> Path:
-        return self.root / "current"
+@dataclass(frozen=True)
+class Paths:
+    image: Path = IMAGE_FILE
+    events: Path = EVENTS_FILE
+    system_conf: Path = Path("/etc/rauc/system.conf")  # only an A/B image has one
+    # appliance-reboot.path (root) reboots when this file appears: the service itself may not
+    reboot_request: Path = Path("/var/lib/appliance/system/reboot-requested")
 
-    def current_venv(self) -> Path | None:
-        if not self.current.is_symlink():
+
+@dataclass(frozen=True)
+class Updater:
+    """What the API, the CLI and the USB service share: install, status, the event record."""
+
+    rauc: Rauc = field(default_factory=Rauc)
+    paths: Paths = field(default_factory=Paths)
+
+    def require(self) -> None:
+        """409 unless this machine is an A/B image (has RAUC's system.conf)."""
+        if not self.paths.system_conf.is_file():
+            raise UpdateUnavailable(f"no {self.paths.system_conf}: this is not an A/B system image")
+
+    def install(self, bundle: Path, source: str) -> InstallResult:
+        self.require()
+        if not bundle.is_file():
+            raise BundleRefused(f"{bundle}: no such file")
+        started = time.monotonic()
+        try:
+            output = self.rauc.run("install", str(bundle))
+        except RaucError as err:
+            record(self.paths.events, {"kind": "refused", "source": source, "reason": err.message})
+            if any(word in err.message.lower() for word in BUNDLE_FAULTS):
+                raise BundleRefused(f"the device refused the bundle: {err.message}") from err
+            raise
+        status = self.status()
+        target = status.other()
+        slot = target.bootname if target else "?"
+        version = target.version if target else None
+        record(self.paths.events, {"kind": "installed", "slot": slot, "version": version, "source": source})
+        took = time.monotonic() - started
+        logger.info("installed %s into slot %s in %.0f s (%s)", version, slot, took, source)
+        return InstallResult(slot, version, output.strip()[-RAUC_TAIL:])
+
+    def status(self) -> SystemStatus:
+        self.require()
+        document = json.loads(self.rauc.run("status", "--detailed", "--output-format=json", timeout_s=60))
+        return parse_status(document, read_image(self.paths.image), read_events(self.paths.events))
+
+    def request_reboot(self) -> None:
+        self.require()
+        self.paths.reboot_request.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_bytes(self.paths.reboot_request, b"requested\n", mode=0o644)
+
+    def mark(self, verdict: str, slot: str = "booted") -> None:
+        """verdict good | bad; slot booted | other | a slot name."""
+        self.rauc.run("status", f"mark-{verdict}", slot, timeout_s=60)
+
+
+def read_image(path: Path) -> dict[str, str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return {}
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+def parse_status(doc: dict[str, Any], image: dict[str, str], events: list[dict[str, Any]]) -> SystemStatus:
+    """`rauc status --detailed --output-format=json` (RAUC 1.8: slots is a list of {name: {...}})."""
+    booted = str(doc.get("booted") or "")
+    primary = doc.get("boot_primary")
+    slots: list[Slot] = []
+    for entry in doc.get("slots") or []:
+        for name, info in entry.items():
+            detail = info.get("slot_status") or {}
+            bundle = detail.get("bundle") or {}
+            installed = detail.get("installed") or {}
+            slots.append(
+                Slot(
+                    name=name,
+                    bootname=str(info.get("bootname") or name),
+                    device=str(info.get("device") or ""),
+                    booted=info.get("state") == "booted" or info.get("bootname") == booted,
+                    boot_status=str(info.get("boot_status") or "unknown"),
+                    version=bundle.get("version"),
+                    installed_at=installed.get("timestamp"),
+                    primary=name == primary,
+                )
+            )
+    slots.sort(key=lambda s: s.bootname)
+    compatible = str(doc.get("compatible") or "")
+    return SystemStatus(compatible, booted, tuple(slots), image, rollback_of(events, booted), tuple(events))
+
+
+def rollback_of(events: list[dict[str, Any]], booted: str) -> dict[str, Any] | None:
+    """The latest fall-back away from another slot, unless something was installed since."""
+    for event in reversed(events):
+        if event.get("kind") == "installed":
             return None
-        return (self.root / os.readlink(self.current)).resolve()
+        if event.get("kind") == "bad" and event.get("slot") != booted:
+            return dict(event)
+    return None
 
 
-@dataclass(frozen=True)
-class UpdateOptions:
-    layout: Layout = field(default_factory=Layout)
-    python: str = "/usr/bin/python3"  # interpreter of the new venv
-    restart: tuple[str, ...] = ("systemctl", "restart", "appliance.service")
-    timeout_s: float = 180.0  # how long the new version has to become healthy
-    keep: int = 1  # older venvs kept besides the current one (rollback targets)
+# -- the event record (on the data partition: it survives updates and fall-backs) -------------------
 
 
-@dataclass(frozen=True)
-class UpdateResult:
-    version: str
-    venv: Path
-    previous: Path | None
-
-
-# -- bundles ---------------------------------------------------------------------------------------
-
-
-def write_bundle(
-    out: Path, version: str, wheels: Path, requirements: tuple[str, ...], web: Path | None = None
-) -> BundleIndex:
-    """A bundle of every wheel in `wheels` (and the `web` folder), installing `requirements`."""
-    members = {f"wheels/{p.name}": p for p in sorted(wheels.glob("*.whl"))}
-    if web is not None:
-        members |= {f"web/{p.relative_to(web).as_posix()}": p for p in sorted(web.rglob("*")) if p.is_file()}
-    index = BundleIndex(version, requirements, {name: sha256_of(p) for name, p in members.items()})
-    data = json.dumps(index.to_json(), indent=2).encode()
-    tmp = out.with_name(out.name + ".part")
-    with tarfile.open(tmp, "w") as tar:
-        info = tarfile.TarInfo(BUNDLE_INDEX)
-        info.size = len(data)
-        info.mode = 0o644
-        tar.addfile(info, io.BytesIO(data))
-        for name, path in members.items():
-            tar.add(path, arcname=name, recursive=False, filter=_normalised)
-    tmp.replace(out)
-    return index
-
-
-def _normalised(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    info.uid = info.gid = 0
-    info.uname = info.gname = "root"
-    info.mtime = 0
-    return info
-
-
-def open_bundle(path: Path, staging: Path) -> BundleIndex:
-    """Extract the bundle into `staging` and check every file against bundle.json."""
+def read_events(path: Path) -> list[dict[str, Any]]:
     try:
-        with tarfile.open(path) as tar:
-            for member in tar.getmembers():
-                _check_member(member)
-            if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4
-                tar.extractall(staging, filter="data")
-            else:
-                tar.extractall(staging)  # members were checked above
-    except (OSError, tarfile.TarError) as err:
-        raise BadRequest(f"{path}: not a readable bundle: {err}") from err
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [e for e in data if isinstance(e, dict)] if isinstance(data, list) else []
+
+
+def record(path: Path, event: dict[str, Any]) -> None:
+    """Append one event (kind installed | refused | good | bad); keeps the last EVENTS_KEPT."""
+    entry = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **event}
     try:
-        data = json.loads((staging / BUNDLE_INDEX).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise BadRequest(f"{path}: bundle.json missing or unreadable: {err}") from err
-    index = BundleIndex.from_json(data)
-    for name, digest in index.files.items():
-        file = staging / name
-        if not file.is_file() or sha256_of(file) != digest:
-            raise BadRequest(f"{path}: {name} is missing or does not match its sha256 in bundle.json")
-    if not any(name.startswith("wheels/") for name in index.files):
-        raise BadRequest(f"{path}: the bundle holds no wheels")
-    return index
-
-
-def _check_member(member: tarfile.TarInfo) -> None:
-    name = PurePosixPath(member.name)
-    if name.is_absolute() or ".." in name.parts or not (member.isfile() or member.isdir()):
-        raise BadRequest(f"bundle member {member.name!r} is not allowed")
-
-
-# -- venvs and the current link --------------------------------------------------------------------
-
-
-def new_venv_path(layout: Layout, version: str) -> Path:
-    candidate, n = layout.venvs / version, 1
-    while candidate.exists():
-        n += 1
-        candidate = layout.venvs / f"{version}-{n}"
-    return candidate
-
-
-def build_venv(index: BundleIndex, staging: Path, target: Path, python: str) -> None:
-    """A fresh venv at `target` with the bundle's requirements, installed from its wheels only."""
-    _run([python, "-m", "venv", str(target)], "creating the venv")
-    pip = [str(target / "bin" / "python"), "-m", "pip", "install", "--no-index", "--no-cache-dir"]
-    pip += ["--disable-pip-version-check", "--find-links", str(staging / "wheels"), *index.requirements]
-    _run(pip, "installing the bundle's wheels")
-    if index.has_web:
-        _install_web(target, staging / "web")
-
-
-def _install_web(target: Path, web: Path) -> None:
-    """The UI files inside the installed package, where appliance/api/app.py looks for them."""
-    where = "import appliance, pathlib; print(pathlib.Path(appliance.__file__).parent)"
-    done = subprocess.run(
-        [str(target / "bin" / "python"), "-I", "-c", where], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise UpdateFailed(f"the new venv cannot import appliance: {done.stderr.strip()[-PIP_TAIL:]}")
-    package = Path(done.stdout.strip())
-    if not (package / "web" / "templates").is_dir():
-        shutil.copytree(web, package / "web", dirs_exist_ok=True)
-
-
-def _run(command: list[str], what: str) -> None:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        output = (done.stdout + done.stderr).strip()[-PIP_TAIL:]
-        raise UpdateFailed(f"{what} failed (exit {done.returncode}): {output}")
-
-
-def switch(layout: Layout, venv: Path) -> None:
-    """Point `current` at `venv` atomically (a new symlink renamed over the old one)."""
-    tmp = layout.root / ".current.new"
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    tmp.symlink_to(venv.relative_to(layout.root))
-    os.replace(tmp, layout.current)
-    logger.info("current -> %s", venv.name)
-
-
-def prune(layout: Layout, keep: int, current: Path, previous: Path | None) -> list[Path]:
-    """Delete all but `keep` venvs besides `current`: `previous` first, then the newest."""
-    others = [p for p in layout.venvs.iterdir() if p.is_dir() and p.resolve() != current]
-    others.sort(key=lambda p: (p.resolve() != previous, -p.stat().st_mtime))
-    doomed = others[max(keep, 0) :]
-    for path in doomed:
-        shutil.rmtree(path)
-        logger.info("removed old venv %s", path.name)
-    return doomed
-
-
-# -- health and restart ----------------------------------------------------------------------------
-
-
-def http_health(url: str, request_timeout_s: float = 3.0) -> HealthCheck:
-    """A check that is true when GET url answers 200 with {"status": "ok"}."""
-
-    def check() -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=request_timeout_s) as response:
-                return bool(response.status == 200 and json.load(response).get("status") == "ok")
-        except (OSError, urllib.error.URLError, ValueError):
-            return False
-
-    return check
-
-
-def wait_healthy(check: HealthCheck, timeout_s: float, interval_s: float = 1.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if check():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval_s)
-
-
-def restart_and_check(options: UpdateOptions, check: HealthCheck) -> bool:
-    done = subprocess.run(list(options.restart), capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        logger.error("restart command failed (exit %d): %s", done.returncode, done.stderr.strip())
-        return False
-    return wait_healthy(check, options.timeout_s)
-
-
-# -- the update ------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _update_lock(layout: Layout) -> Iterator[None]:
-    with (layout.root / ".update.lock").open("a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as err:
-            raise UpdateFailed("another update is running") from err
-        yield
-
-
-def apply_update(bundle: Path, options: UpdateOptions, check: HealthCheck) -> UpdateResult:
-    """Install, switch, restart; on an unhealthy start switch back to the previous venv and raise."""
-    layout = options.layout
-    try:
-        layout.venvs.mkdir(parents=True, exist_ok=True)
-    except PermissionError as err:
-        raise UpdateFailed(f"cannot write {layout.root}: run the update as root") from err
-    with _update_lock(layout):
-        previous = layout.current_venv()
-        with tempfile.TemporaryDirectory(dir=layout.root, prefix=".bundle-") as tmp:
-            index = open_bundle(bundle, Path(tmp))
-            target = new_venv_path(layout, index.version)
-            logger.info("installing %s into %s", index.version, target)
-            try:
-                build_venv(index, Path(tmp), target, options.python)
-            except BaseException:
-                shutil.rmtree(target, ignore_errors=True)
-                raise
-        switch(layout, target)
-        if restart_and_check(options, check):
-            prune(layout, options.keep, target.resolve(), previous)
-            return UpdateResult(index.version, target, previous)
-        raise _roll_back(options, check, target, previous, index.version)
-
-
-def _roll_back(
-    options: UpdateOptions, check: HealthCheck, failed: Path, previous: Path | None, version: str
-) -> UpdateFailed:
-    wait = f"{options.timeout_s:g} s"
-    if previous is None:
-        return UpdateFailed(f"{version} did not become healthy within {wait}; no previous venv to go back to")
-    switch(options.layout, previous)
-    healthy = restart_and_check(options, check)
-    shutil.rmtree(failed, ignore_errors=True)
-    state = "and it is healthy" if healthy else "but it is NOT healthy either: check the service log"
-    return UpdateFailed(
-        f"{version} did not become healthy within {wait}; rolled back to {previous.name} {state}"
-    )
+        events = [*read_events(path), entry][-EVENTS_KEPT:]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_bytes(path, (json.dumps(events, indent=1) + "\n").encode(), mode=0o644)
+    except OSError as err:  # the record is for people; the update itself must not fail on it
+        logger.warning("could not record %s in %s: %s", event.get("kind"), path, err)

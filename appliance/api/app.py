@@ -29,6 +29,7 @@ from appliance.api import (
     status,
     trigger,
     ui,
+    update,
 )
 from appliance.api.admission import Admission
 from appliance.api.errors import HANDLERS
@@ -73,6 +74,9 @@ API_ROUTES = [
     Route("/api/v1/config", configuration.read_config, methods=["GET"]),
     Route("/api/v1/config", configuration.update_config, methods=["PATCH"]),
     Route("/api/v1/restart", configuration.restart, methods=["POST"]),
+    Route("/api/v1/system", update.system_status, methods=["GET"]),
+    Route("/api/v1/system/update", update.upload_update, methods=["POST"]),
+    Route("/api/v1/system/reboot", update.reboot, methods=["POST"]),
     Route("/api/v1/setup", access.setup_state, methods=["GET"]),
     Route("/api/v1/setup", access.setup, methods=["POST"]),
     Route("/api/v1/tokens", access.list_tokens, methods=["GET"]),

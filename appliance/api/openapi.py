@@ -290,6 +290,17 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("POST", "/api/v1/restart"): Op(
         "Restart the appliance process", ok=202, body=ref("Restarting"), errors=(503,)
     ),
+    ("GET", "/api/v1/system"): Op(
+        "Both system slots (A/B), their versions, which booted, the last rollback", body=ref("System")
+    ),
+    ("POST", "/api/v1/system/update"): Op(
+        "Install a signed RAUC bundle into the other slot (it boots at the next reboot)",
+        body=ref("SystemInstalled"),
+        errors=(400, 409, 413, 422),
+        parameters=(query("reboot", {"type": "string", "enum": ["0", "1", "true", "false"]}),),
+        request=binary_body(("application/octet-stream",), True),
+    ),
+    ("POST", "/api/v1/system/reboot"): Op("Reboot the device", ok=202, body=ref("Rebooting"), errors=(409,)),
     ("GET", "/api/v1/setup"): Op("Whether first-boot setup is still needed", body=ref("SetupState")),
     ("POST", "/api/v1/setup"): Op(
         "Set the admin password once; returns an admin token",

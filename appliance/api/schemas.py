@@ -46,7 +46,40 @@ TENSOR_META = obj(("name", "datatype", "shape"), name=STRING, datatype=STRING, s
 COMPONENTS: dict[str, Schema] = {
     "Error": obj(("error",), error=STRING, error_code=INTEGER, problems=array(OBJECT)),
     "Health": obj(("status", "version"), status=STRING, version=STRING),
-    "Status": obj(("version", "ready", "uptime_s"), version=STRING, ready=BOOLEAN, uptime_s=NUMBER),
+    "Status": obj(
+        ("version", "ready", "uptime_s"), version=STRING, ready=BOOLEAN, uptime_s=NUMBER, system=ref("System")
+    ),
+    "System": obj(
+        ("available",),
+        available=BOOLEAN,
+        reason=STRING,
+        compatible=STRING,
+        booted=STRING,
+        version=NULLABLE_STRING,
+        slots=array(
+            obj(
+                ("name", "bootname", "booted", "boot_status"),
+                name=STRING,
+                bootname=STRING,
+                device=STRING,
+                booted=BOOLEAN,
+                boot_status=STRING,
+                version=NULLABLE_STRING,
+                installed_at=NULLABLE_STRING,
+                primary=BOOLEAN,
+            )
+        ),
+        rollback={"type": ["object", "null"]},
+        events=array(OBJECT),
+    ),
+    "SystemInstalled": obj(
+        ("slot", "reboot_required"),
+        slot=STRING,
+        version=NULLABLE_STRING,
+        reboot_required=BOOLEAN,
+        message=STRING,
+    ),
+    "Rebooting": obj(("rebooting",), rebooting=BOOLEAN),
     "Result": obj(
         ("seq", "ts", "model", "count"),
         seq=INTEGER,

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -16,6 +17,7 @@ from appliance import __version__
 from appliance.api.auth import open_route, requires
 from appliance.api.bodies import JSONResponse
 from appliance.api.context import status_view
+from appliance.api.update import system_document, updater_of
 from appliance.control import StatusView
 from appliance.platform import cached_report
 from appliance.plc.outputs import outputs_status
@@ -84,4 +86,7 @@ def status_document(services: StatusView) -> dict[str, Any]:
 
 @requires("read")
 async def status(request: Request) -> Response:
-    return JSONResponse(status_document(status_view(request)))
+    document = status_document(status_view(request))
+    # both system slots, their versions, which booted, the last rollback (RAUC; a subprocess)
+    document["system"] = await run_in_threadpool(system_document, updater_of(request))
+    return JSONResponse(document)

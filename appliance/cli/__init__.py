@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_cmd.register(sub, add_common)
     npu_cmd.register(sub, add_common)
     data_cmd.register(sub, add_common)
-    update_cmd.register(sub, add_common)
+    update_cmd.register(sub, add_common, config_from_args)
     tokens_cmd.register(sub, add_common)
     dataset_cmd.register(sub, add_common, config_from_args)
     tools_cmd.register(sub, add_common)

@@ -1,11 +1,15 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # read by build_image.sh, which sources this profile
 # Board profile: Radxa ROCK 5B (RK3588). Kernel, device tree, u-boot and the NPU runtime come from
-# --vendor-dir (see docs/flash.md for where to get them); u-boot reads extlinux/extlinux.conf from
-# the boot partition (GPT attribute LegacyBIOSBootable), the kernel mounts root=PARTUUID= itself.
+# --vendor-dir (see docs/flash.md for where to get them). u-boot's distro boot runs boot.scr from the
+# boot partition (GPT attribute LegacyBIOSBootable): RAUC's U-Boot backend (BOOT_ORDER,
+# BOOT_A_LEFT/BOOT_B_LEFT in the u-boot environment, written from Linux with fw_setenv) picks the
+# slot; the slot's kernel and device tree are loaded from its own /boot; the kernel mounts
+# root=PARTUUID= itself. The u-boot environment's location is /etc/fw_env.config (vendor-dir
+# fw_env.config overrides the default, see docs/flash.md).
 
 BOARD_DESCRIPTION="Radxa ROCK 5B (RK3588), vendor kernel + u-boot, NPU runtime"
-BOARD_PACKAGES=()
+BOARD_PACKAGES=(libubootenv-tool)
 BOARD_INITRAMFS_MODULES=""
 BOARD_CONSOLE="ttyS2,1500000"
 BOARD_BACKENDS='"rknn", "litert"'
@@ -15,6 +19,12 @@ BOARD_RUNTIME_WATCHDOG="30s"
 BOARD_FIRST_PARTITION_MIB=16
 BOARD_VENDOR_REQUIRED=(Image rk3588-rock-5b.dtb librknnrt.so)
 BOARD_WHEEL_EXTRAS=(rknn-toolkit-lite2)
+BOARD_BOOTLOADER=uboot
+BOARD_SLOT_A_DEVICE=/dev/disk/by-partuuid/$ROOT_A_PART_UUID
+BOARD_SLOT_B_DEVICE=/dev/disk/by-partuuid/$ROOT_B_PART_UUID
+BOARD_BOOT_ATTEMPTS=3
+# Radxa's RK3588 u-boot keeps its environment on the boot medium at 0x3f8000, 32 KiB (CONFIG_ENV_*)
+BOARD_FW_ENV="/dev/mmcblk1 0x3f8000 0x8000"
 IDBLOADER_SECTOR=64
 UBOOT_ITB_SECTOR=16384
 SECTOR=512
@@ -40,31 +50,43 @@ see docs/flash.md (\"Vendor files for the ROCK 5B\") for where to get them"
     log "vendor files present in $dir"
 }
 
-board_boot_files() {
-    local rootfs=$1 boot=$2 vendor=$VENDOR_DIR
-    mkdir -p "$boot/extlinux"
-    cp "$vendor/Image" "$boot/Image"
-    cp "$vendor/rk3588-rock-5b.dtb" "$boot/rk3588-rock-5b.dtb"
-    {
-        printf 'default appliance\ntimeout 1\nlabel appliance\n'
-        printf '    menu label edge-appliance %s\n' "$APPLIANCE_VERSION"
-        printf '    kernel /Image\n    fdt /rk3588-rock-5b.dtb\n'
-        if [[ -s $vendor/initrd.img ]]; then
-            cp "$vendor/initrd.img" "$boot/initrd.img"
-            printf '    initrd /initrd.img\n'
-        fi
-        printf '    append %s\n' "$(board_cmdline)"
-    } >"$boot/extlinux/extlinux.conf"
+# board_prepare_rootfs ROOTFS: the vendor kernel, device tree and modules go into the slot's /boot
+# (u-boot loads them from the slot it boots, so a kernel update arrives with the rootfs)
+board_prepare_rootfs() {
+    local rootfs=$1 vendor=$VENDOR_DIR
+    install -D -m 0644 "$vendor/Image" "$rootfs/boot/Image"
+    install -D -m 0644 "$vendor/rk3588-rock-5b.dtb" "$rootfs/boot/rk3588-rock-5b.dtb"
     install -D -m 0644 "$vendor/librknnrt.so" "$rootfs/usr/lib/librknnrt.so"
     if [[ -d $vendor/modules ]]; then
         mkdir -p "$rootfs/lib/modules"
         cp -a "$vendor/modules/." "$rootfs/lib/modules/"
         log "kernel modules from $vendor/modules: $(ls "$vendor/modules")"
     fi
+    if [[ -s $vendor/fw_env.config ]]; then
+        install -m 0644 "$vendor/fw_env.config" "$rootfs/etc/fw_env.config"
+    else
+        printf '# u-boot environment (fw_printenv/fw_setenv, RAUC): device offset size\n%s\n' \
+            "$BOARD_FW_ENV" >"$rootfs/etc/fw_env.config"
+    fi
 }
 
+# board_boot_files ROOTFS BOOTDIR: boot.scr (the A/B choice) on the boot partition
+board_boot_files() {
+    local rootfs=$1 boot=$2
+    command -v mkimage >/dev/null || die "mkimage missing: apt-get install u-boot-tools"
+    sed -e "s|@CMDLINE@|$(board_cmdline)|" -e "s|@ATTEMPTS@|$BOARD_BOOT_ATTEMPTS|" \
+        -e "s|@PART_A@|$ROOT_A_PART_UUID|" -e "s|@PART_B@|$ROOT_B_PART_UUID|" \
+        -e "s|@VERSION@|$APPLIANCE_VERSION|" "$IMAGES/boot/boot.cmd" >"$boot/boot.cmd"
+    mkimage -A arm64 -T script -C none -n "edge-appliance A/B" -d "$boot/boot.cmd" "$boot/boot.scr" >/dev/null ||
+        die "mkimage of boot.scr failed"
+    if [[ -s $VENDOR_DIR/initrd.img ]]; then
+        warn "rock5b: initrd.img from the vendor dir is not used (the kernel mounts root=PARTUUID= itself)"
+    fi
+}
+
+# the slot-independent part; boot.scr appends root=PARTUUID=, rauc.slot=
 board_cmdline() {
-    echo "root=PARTUUID=$ROOT_PART_UUID rootfstype=ext4 rootwait ro console=$BOARD_CONSOLE console=tty1 panic=10"
+    echo "rootfstype=ext4 rootwait rw rootflags=noatime,commit=60,errors=remount-ro console=$BOARD_CONSOLE console=tty1 panic=10"
 }
 
 # _boot_loader_write FILE SECTOR LIMIT IMAGE: raw write of FILE at SECTOR, refusing to reach sector LIMIT

@@ -11,6 +11,7 @@ COMMON_PACKAGES=(
     systemd-timesyncd systemd-resolved openssh-server
     python3 python3-venv
     e2fsprogs dosfstools fdisk
+    rauc rauc-service
 )
 # documentation, man pages and translations are not needed on an appliance
 DPKG_OPTIONS=(

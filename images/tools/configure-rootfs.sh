@@ -1,6 +1,6 @@
 #!/bin/bash
 # Runs inside the arm64 chroot (under qemu-user on an x86 host), called by build_image.sh.
-# Input: /tmp/build/{wheels/,web/,models/} and the environment below. Installs the appliance into a
+# Input: /tmp/build/{wheels/,models/} and the environment below. Installs the appliance into a
 # venv, creates its user, registers the demo face model in /var/lib/appliance and seals the tree.
 set -euo pipefail
 
@@ -22,15 +22,16 @@ create_user() {
 
 install_venv() {
     step "venv $VENV from $(find "$BUILD/wheels" -name '*.whl' | wc -l) wheels (offline)"
-    local extra site
+    local extra
     read -ra extra <<<"${EXTRA_REQUIREMENTS:-}"
     python3 -m venv "$VENV"
     "$VENV/bin/python" -m pip install --quiet --no-index --no-cache-dir --disable-pip-version-check \
         --find-links "$BUILD/wheels" "edge-appliance==$APPLIANCE_VERSION" "${extra[@]}"
-    site=$("$VENV/bin/python" -I -c 'import appliance, pathlib; print(pathlib.Path(appliance.__file__).parent)')
-    # the UI's templates and static files: app.py looks for appliance/web inside the package
-    if [[ ! -d $site/web/templates ]]; then
-        cp -r "$BUILD/web" "$site/web"
+    # the wheel carries the web UI (appliance.web); the workbench (edge-appliance-tools) and py-spy are
+    # not runtime dependencies: make sure neither came in
+    if "$VENV/bin/python" -I -c 'import appliance_tools' 2>/dev/null || [[ -e $VENV/bin/py-spy ]]; then
+        echo "configure-rootfs: the venv holds development tools (appliance_tools or py-spy)" >&2
+        exit 1
     fi
     ln -sfn "venvs/$VENV_NAME" "$PREFIX/current"
     ln -sf "$PREFIX/current/bin/appliance" /usr/local/bin/appliance
@@ -61,7 +62,13 @@ config_access() {
 enable_units() {
     step "systemd units"
     systemctl enable --quiet appliance.service appliance-grow-data.service \
+        appliance-slot-gate.service appliance-reboot.path \
         systemd-networkd.service systemd-resolved.service systemd-timesyncd.service
+    # the slot gate marks the slot good once the appliance is healthy; RAUC's own unit would mark
+    # every boot good as soon as it reaches boot-complete.target
+    if [[ -e /lib/systemd/system/rauc-mark-good.service || -e /usr/lib/systemd/system/rauc-mark-good.service ]]; then
+        systemctl mask --quiet rauc-mark-good.service
+    fi
     if [[ $SSH_ENABLED == yes ]]; then
         systemctl enable --quiet ssh.service
     else

@@ -58,10 +58,14 @@ def sha256_of(path: Path) -> str:
 PYPROJECT = ROOT / "pyproject.toml"
 
 
+LOCAL = ("firmware-bridge",)  # distributions built from this repository (build_image.sh), never fetched
+
+
 def requirements(board: str, pyproject: Path = PYPROJECT) -> list[str]:
-    """Runtime dependencies of the project (no demo/dev extras) plus the board's own packages."""
+    """Runtime dependencies of the project (no extras, no in-repo distributions) plus the board's own."""
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
-    return sorted(project["dependencies"]) + list(BOARD_EXTRAS[board])
+    fetched = [r for r in project["dependencies"] if r.split("==")[0].strip() not in LOCAL]
+    return sorted(fetched) + list(BOARD_EXTRAS[board])
 
 
 def inputs_hash(board: str, pyproject: Path = PYPROJECT) -> str:

@@ -1,14 +1,23 @@
-"""`make image-test`: build the qemu-virt image, boot it under qemu-system-aarch64, use it over HTTP.
+"""`make image-test`: build the qemu-virt image, boot it under qemu-system-aarch64, use it over HTTP,
+then update it A/B with signed RAUC bundles and watch it fall back by itself from a broken one.
 
-The image boots the way a user's machine would: UEFI firmware (QEMU_EFI.fd) -> systemd-boot on the
-image's boot partition -> Debian kernel + tiny-initramfs -> systemd -> appliance.service. The disk is
+The image boots the way a user's machine would: UEFI firmware (QEMU_EFI.fd) -> GRUB on the image's
+boot partition (picks slot A or B from its environment) -> the slot's Debian kernel + tiny-initramfs
+-> systemd -> appliance.service, and appliance-slot-gate.service marks the slot good. The disk is
 a copy of the built image made 1 GiB larger, so the first-boot growth of the data partition runs.
 User-mode networking forwards a free 127.0.0.1 port to the guest's 8080. The test holds qemu's own
 PID (Popen of the binary, no shell in between) and stops only that process: first cleanly with
 `system_powerdown` (ACPI power button -> systemd-logind -> poweroff) on the QEMU monitor's unix
 socket, and only if that times out with SIGTERM/SIGKILL.
 
-Needs root (the build), qemu-system-arm and qemu-efi-aarch64. Deselected from the default run:
+The update bundles are made the way the issue asks: v2 is the image's own slot file system
+(`--keep-raw` keeps it) with a changed /etc/appliance-image version, signed with the build's
+development key; v3 is v2 plus a drop-in that makes appliance.service exit at once (never healthy).
+Tiny bundles that are unsigned, signed by another key or made for another board must be refused.
+They are written with debugfs and `rauc bundle` on the host (seconds), not by a second build.
+
+Needs root (the build), qemu-system-arm, qemu-efi-aarch64, rauc, squashfs-tools, e2fsprogs (debugfs)
+and openssl. Deselected from the default run:
 `make image-test` runs `IMAGE_TEST=1 pytest -m image tests/e2e/test_image_boot.py`.
 """
 
@@ -28,7 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
+from skimage import data as samples
 
 pytestmark = [
     pytest.mark.image,
@@ -43,9 +55,12 @@ OUT = ROOT / "build" / "image-test"
 FIRMWARE = Path("/usr/share/qemu-efi-aarch64/QEMU_EFI.fd")
 BOARD = "qemu-virt"
 BUILD_TIMEOUT_S = 60 * 60  # cold (mmdebstrap under emulation): 7-17 min idle, 40 min on a busy host
-BOOT_TIMEOUT_S = 8 * 60  # emulated arm64 on 2 x86 cores: typically 1-2 minutes
+BOOT_TIMEOUT_S = 15 * 60  # emulated arm64 on 2 x86 cores: 1-2 minutes idle, 7 on a loaded host
+INSTALL_TIMEOUT_S = 30 * 60  # upload + signature check + writing 1.3 GB into a slot, emulated
 POWERDOWN_TIMEOUT_S = 120
-GROW_BYTES = 1 << 30
+GROW_BYTES = 2 << 30  # room on the data partition to stage a bundle
+COMPATIBLE = f"edge-appliance-{BOARD}"
+V2, V3 = "0.1.0+test2", "0.1.0+broken3"
 PASSWORD = "first-boot-Setup-2026"
 
 
@@ -78,11 +93,17 @@ def free_port() -> int:
 
 
 def request(
-    vm: Vm, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    vm: Vm,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    *,
+    timeout: float = 60,
 ) -> tuple[int, Any]:
     req = urllib.request.Request(vm.url + path, data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=60) as response:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as err:
         payload = err.read()
@@ -157,7 +178,9 @@ def vm(raw_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vm
     # romfile= : no iPXE option ROM for the NIC (package ipxe-qemu not needed; nothing netboots)
     # fmt: off
     command = [
-        "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1536",
+        # -cpu max,pauth-impdef=on: QEMU's pointer authentication in its cheap form, much faster
+        # under TCG than the architected QARMA (default of -cpu max)
+        "qemu-system-aarch64", "-M", "virt", "-cpu", "max,pauth-impdef=on", "-smp", "2", "-m", "1536",
         "-bios", str(FIRMWARE),
         "-drive", f"file={disk},format=raw,if=virtio",
         "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8080",
@@ -216,10 +239,6 @@ def test_first_boot_password_setup(vm: Vm) -> None:
 
 
 def _astronaut_png() -> bytes:
-    import cv2
-    import numpy as np
-    from skimage import data as samples
-
     frame = np.ascontiguousarray(cv2.cvtColor(samples.astronaut(), cv2.COLOR_RGB2BGR))
     ok, encoded = cv2.imencode(".png", frame)
     assert ok
@@ -290,6 +309,287 @@ def test_restart_over_rest_comes_back(vm: Vm) -> None:
 def test_data_partition_grew_at_first_boot(vm: Vm) -> None:
     text = vm.serial_text()
     assert "appliance-grow-data: growing" in text, f"no growth message on the console:\n{text[-3000:]}"
+
+
+# -- A/B update: signed bundles over REST, reboot, slot gate, fall-back ------------------------------
+
+
+@dataclass(frozen=True)
+class Keys:
+    key: Path
+    cert: Path
+    keyring: Path
+
+
+def dev_keys() -> Keys:
+    """The development CA and signing key build_image.sh generated in the cache (images/lib/bundle.sh)."""
+    keys = CACHE / "keys"
+    return Keys(keys / "dev-signing.key.pem", keys / "dev-signing.cert.pem", keys / "dev-ca.cert.pem")
+
+
+def other_keys(folder: Path) -> Keys:
+    """A self-signed key the device has never heard of."""
+    key, cert = folder / "other.key.pem", folder / "other.cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-days", "30", "-subj", "/O=someone else/CN=not the vendor", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return Keys(key, cert, cert)
+
+
+def rauc_bundle(content: Path, out: Path, keys: Keys, version: str, compatible: str = COMPATIBLE) -> Path:
+    (content / "manifest.raucm").write_text(
+        f"[update]\ncompatible={compatible}\nversion={version}\ndescription=image test\n\n"
+        "[bundle]\nformat=plain\n\n[image.rootfs]\nfilename=rootfs.ext4\n",
+        encoding="utf-8",
+    )
+    out.unlink(missing_ok=True)
+    done = subprocess.run(
+        ["rauc", "bundle", f"--cert={keys.cert}", f"--key={keys.key}", f"--keyring={keys.keyring}",
+         "--mksquashfs-args=-comp lz4",
+         str(content), str(out)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"rauc bundle failed: {done.stderr[-2000:]}"
+    return out
+
+
+def slot_bundle(rootfs: Path, work: Path, version: str, broken: bool = False) -> Path:
+    """The image's slot file system with another version (and, broken, an appliance that never runs)."""
+    content = work / f"content-{version}"
+    content.mkdir()
+    image = content / "rootfs.ext4"
+    subprocess.run(["cp", "--sparse=always", str(rootfs), str(image)], check=True)
+    release = work / f"appliance-image-{version}"
+    old = subprocess.run(
+        ["debugfs", "-R", "cat /etc/appliance-image", str(image)], capture_output=True, text=True, check=True
+    ).stdout
+    release.write_text(
+        "".join(
+            f"VERSION={version}\n" if line.startswith("VERSION=") else line + "\n"
+            for line in old.splitlines()
+        ),
+        encoding="utf-8",
+    )
+    commands = ["rm /etc/appliance-image", f"write {release} /etc/appliance-image"]
+    if broken:
+        dropin = work / "99-broken.conf"
+        dropin.write_text("[Service]\nExecStart=\nExecStart=/bin/false\n", encoding="utf-8")
+        commands.append(f"write {dropin} /etc/systemd/system/appliance.service.d/99-broken.conf")
+    script = work / f"debugfs-{version}.txt"
+    script.write_text("\n".join(commands) + "\n", encoding="utf-8")
+    subprocess.run(["debugfs", "-w", "-f", str(script), str(image)], check=True, capture_output=True)
+    return rauc_bundle(content, work / f"appliance-{version}-{BOARD}.raucb", dev_keys(), version)
+
+
+def tiny_bundle(work: Path, name: str, keys: Keys | None, compatible: str = COMPATIBLE) -> Path:
+    """A bundle with a 1 MiB file system: refused before anything is written, so size does not matter."""
+    content = work / f"content-{name}"
+    content.mkdir()
+    with (content / "rootfs.ext4").open("wb") as fh:
+        fh.truncate(1 << 20)
+    if keys is not None:
+        return rauc_bundle(content, work / f"{name}.raucb", keys, "9.9.9", compatible)
+    (content / "manifest.raucm").write_text(
+        f"[update]\ncompatible={compatible}\nversion=9.9.9\n", encoding="utf-8"
+    )
+    out = work / f"{name}.raucb"  # a squashfs like a bundle, with no signature appended
+    subprocess.run(["mksquashfs", str(content), str(out), "-all-root", "-noappend", "-quiet"], check=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bundles(raw_image: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    work = tmp_path_factory.mktemp("bundles")
+    rootfs = raw_image.with_name(raw_image.name.removesuffix(".img") + ".rootfs.ext4")
+    assert rootfs.exists(), f"build_image.sh --keep-raw should have kept {rootfs.name}"
+    built = raw_image.with_name(raw_image.name.removesuffix(".img") + ".raucb")
+    assert built.exists(), f"build_image.sh wrote no signed bundle next to {raw_image.name}"
+    started = time.monotonic()
+    made = {
+        "v2": slot_bundle(rootfs, work, V2),
+        "v3": slot_bundle(rootfs, work, V3, broken=True),
+        "unsigned": tiny_bundle(work, "unsigned", None),
+        "other-key": tiny_bundle(work, "other-key", other_keys(work)),
+        "other-board": tiny_bundle(work, "other-board", dev_keys(), "edge-appliance-rock5b"),
+    }
+    report("bundles_s", time.monotonic() - started)
+    return made
+
+
+def auth(vm: Vm) -> dict[str, str]:
+    if "token" not in vm.state:
+        pytest.skip("needs the admin token of the first-boot setup")
+    return {"Authorization": f"Bearer {vm.state['token']}"}
+
+
+def upload(vm: Vm, bundle: Path) -> tuple[int, Any]:
+    headers = {
+        **auth(vm),
+        "Content-Type": "application/octet-stream",
+        "Content-Length": str(bundle.stat().st_size),
+    }
+    with bundle.open("rb") as fh:
+        return request(vm, "POST", "/api/v1/system/update", fh, headers, timeout=INSTALL_TIMEOUT_S)
+
+
+def system_of(vm: Vm) -> dict[str, Any]:
+    status, body = request(vm, "GET", "/api/v1/system", headers=auth(vm))
+    assert status == 200, f"GET /api/v1/system: {status} {body}"
+    return dict(body)
+
+
+def wait_for_slot(vm: Vm, bootname: str, version: str) -> dict[str, Any]:
+    """Healthy again, running `bootname` at `version`, and the slot gate has marked it good."""
+    deadline = time.monotonic() + BOOT_TIMEOUT_S
+    last: Any = None
+    while time.monotonic() < deadline:
+        assert vm.process.poll() is None, (
+            f"qemu exited ({vm.process.returncode}):\n{vm.serial_text()[-3000:]}"
+        )
+        try:
+            status, health = request(vm, "GET", "/api/v1/health", timeout=10)
+            if status == 200 and health.get("status") == "ok":
+                last = system_of(vm)
+                slot = next(s for s in last["slots"] if s["bootname"] == bootname)
+                # the newest event: the gate's verdict on this boot (before the reboot it was "installed")
+                events = last["events"]  # empty until the gate's first verdict
+                good = bool(events) and events[-1]["kind"] == "good" and events[-1]["slot"] == bootname
+                if (
+                    last["booted"] == bootname
+                    and last["version"] == version
+                    and slot["boot_status"] == "good"
+                    and good
+                ):
+                    return last
+        except (OSError, KeyError, StopIteration):
+            pass
+        time.sleep(3)
+    pytest.fail(f"slot {bootname} ({version}) not up and marked good; last /api/v1/system: {last}\n"
+                f"{vm.serial_text()[-4000:]}")  # fmt: skip
+
+
+def reboot(vm: Vm) -> float:
+    vm.state["serial_at"] = len(vm.serial_text())
+    status, body = request(vm, "POST", "/api/v1/system/reboot", b"", auth(vm))
+    assert status == 202, f"POST /api/v1/system/reboot: {status} {body}"
+    return time.monotonic()
+
+
+def survivors(vm: Vm) -> dict[str, Any]:
+    """What must outlive every update and fall-back: password (the token), config, models, results."""
+    headers = auth(vm)  # the admin token from first-boot setup, stored on the data partition
+    status, latest = request(vm, "GET", "/api/v1/results/latest", headers=headers)
+    assert status == 200, f"results/latest: {status} {latest}"
+    status, config = request(vm, "GET", "/api/v1/config", headers=headers)
+    assert status == 200, f"config: {status} {config}"
+    status, models = request(vm, "GET", "/api/v1/models", headers=headers)
+    assert status == 200, f"models: {status} {models}"
+    setup = request(vm, "GET", "/api/v1/setup")[1]
+    return {
+        "seq": latest["seq"],
+        "snapshot_quality": config["config"]["store"]["snapshot_quality"],
+        "models": sorted(
+            json.dumps(m, sort_keys=True)
+            for m in (models if isinstance(models, list) else models.get("models", []))
+        ),
+        "setup": setup,
+    }
+
+
+def test_factory_image_runs_slot_a_with_b_empty(vm: Vm) -> None:
+    # until the slot gate has judged this boot, RAUC reports A "bad" (GRUB's A_TRY is 1: on trial)
+    system = wait_for_slot(vm, "A", "0.1.0")
+    assert system["available"] is True and system["compatible"] == COMPATIBLE
+    assert system["booted"] == "A"
+    slots = {s["bootname"]: s for s in system["slots"]}
+    assert slots["A"]["boot_status"] == "good" and slots["A"]["version"] == "0.1.0"
+    assert (
+        slots["B"]["boot_status"] == "bad" and slots["B"]["version"] is None
+    )  # empty until the first update
+    vm.state["survivors"] = survivors(vm)
+    assert vm.state["survivors"]["snapshot_quality"] == 85  # set by test_config_change_is_saved_to_etc
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [("unsigned", ""), ("other-key", "signature"), ("other-board", "ompatible")],
+)
+def test_bad_bundles_are_refused(vm: Vm, bundles: dict[str, Path], name: str, words: str) -> None:
+    status, body = upload(vm, bundles[name])
+    assert status == 422, f"{name}: {status} {body}"
+    assert "refused the bundle" in body["error"] and words in body["error"], body
+    system = system_of(vm)
+    assert (
+        system["booted"] == "A"
+        and next(s for s in system["slots"] if s["bootname"] == "B")["version"] is None
+    )
+    assert system["events"][-1]["kind"] == "refused"
+
+
+def test_update_to_v2_over_rest_boots_slot_b_and_marks_it_good(vm: Vm, bundles: dict[str, Path]) -> None:
+    started = time.monotonic()
+    status, body = upload(vm, bundles["v2"])
+    assert status == 200, f"install v2: {status} {body}"
+    assert body["slot"] == "B" and body["version"] == V2 and body["reboot_required"] is True
+    report("install_v2_s", time.monotonic() - started)
+    system = system_of(vm)
+    b = next(s for s in system["slots"] if s["bootname"] == "B")
+    assert system["booted"] == "A" and b["version"] == V2 and b["primary"] is True
+    rebooted = reboot(vm)
+    system = wait_for_slot(vm, "B", V2)
+    report("reboot_to_good_v2_s", time.monotonic() - rebooted)
+    assert system["rollback"] is None
+    assert survivors(vm) == vm.state["survivors"]
+    vm.state["v2"] = True
+
+
+def test_broken_v3_falls_back_to_v2_by_itself(vm: Vm, bundles: dict[str, Path]) -> None:
+    if not vm.state.get("v2"):
+        pytest.skip("needs v2 running from slot B")
+    started = time.monotonic()
+    status, body = upload(vm, bundles["v3"])
+    assert status == 200 and body["slot"] == "A" and body["version"] == V3, f"install v3: {status} {body}"
+    report("install_v3_s", time.monotonic() - started)
+    rebooted = reboot(vm)
+    # v3 comes up in slot A, its appliance never runs, the gate marks A bad and reboots into B
+    system = wait_for_slot(vm, "B", V2)
+    report("fallback_v3_to_v2_s", time.monotonic() - rebooted)
+    after = vm.serial_text()[vm.state["serial_at"] :]
+    assert "booting slot A" in after and "booting slot B" in after, after[-4000:]  # GRUB's choice each time
+    assert after.index("booting slot A") < after.rindex("booting slot B")
+    slots = {s["bootname"]: s for s in system["slots"]}
+    assert slots["A"]["version"] == V3 and slots["A"]["boot_status"] == "bad"
+    rollback = system["rollback"]
+    assert rollback is not None and rollback["slot"] == "A" and rollback["version"] == V3, system
+    assert "appliance.service failed" in rollback["reason"] or "not healthy" in rollback["reason"], rollback
+    assert survivors(vm) == vm.state["survivors"]
+
+
+def test_image_installs_the_runtime_only(raw_image: Path) -> None:
+    rootfs = raw_image.with_name(raw_image.name.removesuffix(".img") + ".rootfs.ext4")
+    venv = "/opt/appliance/venvs/0.1.0"
+    site = f"{venv}/lib/python3.11/site-packages"
+
+    def exists(path: str) -> bool:
+        done = subprocess.run(
+            ["debugfs", "-R", f"stat {path}", str(rootfs)], capture_output=True, text=True, check=False
+        )
+        return "File not found" not in done.stderr + done.stdout
+
+    assert exists(f"{site}/appliance/web/templates"), "the runtime and its web UI are where this test looks"
+    present = []
+    for path in (
+        f"{site}/appliance/demo",
+        f"{site}/appliance/bench.py",
+        f"{site}/appliance/loadgen.py",
+        f"{site}/appliance_tools",
+        f"{venv}/bin/py-spy",
+    ):
+        if exists(path):
+            present.append(path)
+    assert present == [], f"not runtime: {present}"
 
 
 def test_powers_down_cleanly(vm: Vm) -> None:

@@ -112,6 +112,7 @@ def test_shell_scripts_pass_shellcheck() -> None:
         BUILD,
         *sorted((ROOT / "images").rglob("*.sh")),
         ROOT / "images/rootfs/usr/local/sbin/appliance-grow-data",
+        ROOT / "images/rootfs/usr/local/sbin/appliance-usb-update",
     ]
     done = subprocess.run(
         ["shellcheck", "-x", *map(str, scripts)], cwd=ROOT, capture_output=True, text=True, check=False

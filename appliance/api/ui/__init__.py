@@ -69,6 +69,8 @@ UI_ROUTES: list[BaseRoute] = [
     Route("/inspection/archive/{name}", inspection.archived, methods=GET),
     Route("/inspection/dataset.{fmt}.zip", inspection.dataset, methods=GET),
     Route("/results/{row_id:int}/flag", inspection.flag, methods=POST),
+    Route("/system/update", system.update, methods=POST),
+    Route("/system/reboot", system.reboot, methods=POST),
 ]
 
 
