@@ -253,7 +253,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: C
     infer.set_defaults(handler=cmd_infer)
 
 
-def _register_shadow(models: argparse._SubParsersAction, common: Common) -> None:  # type: ignore[type-arg]
+def _register_shadow(models: argparse._SubParsersAction[argparse.ArgumentParser], common: Common) -> None:
     shadow = models.add_parser(
         "shadow", help="run a candidate beside the active model on live frames (in the running appliance)"
     )

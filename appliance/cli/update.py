@@ -65,7 +65,9 @@ def gate_command(load: ConfigLoader) -> Callable[[argparse.Namespace], int]:
     return cmd_slot_gate
 
 
-def register(sub: argparse._SubParsersAction, common: Common, load: ConfigLoader) -> None:  # type: ignore[type-arg]
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: Common, load: ConfigLoader
+) -> None:
     update = sub.add_parser(
         "update", help="install a signed system bundle (.raucb) into the other slot (RAUC); it boots next"
     )

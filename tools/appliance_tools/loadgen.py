@@ -47,8 +47,16 @@ class Load:
     count: int = 0  # requests answered during the load, warm-up included (for CPU per request)
 
 
+def _found(pattern: str, text: str) -> re.Match[str]:
+    """The first match of `pattern` in a load tool's output, or a clear error naming what is missing."""
+    match = re.search(pattern, text)
+    if match is None:
+        raise ValueError(f"load tool output lacks {pattern!r}: {text[-300:]!r}")
+    return match
+
+
 def _ms(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", value).groups()  # type: ignore[union-attr]
+    number, unit = _found(r"^([\d.]+)(us|ms|s|m|h)$", value).groups()
     return round(float(number) * UNITS_MS[unit], 3)
 
 
@@ -175,8 +183,8 @@ def wrk_bodies(target: BodiesTarget, concurrency: int, seconds: int, wrk: str, o
             on_tick()
             time.sleep(TICK_S)
         out = process.stdout.read() if process.stdout else ""
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(_found(r"(\d+) requests in", out).group(1))
+    rate = float(_found(r"Requests/sec:\s+([\d.]+)", out).group(1))
     return RoundLoad(rate, 0.0, 0.0, "wrk", count=requests, requests=requests, failed=_wrk_failures(out))
 
 

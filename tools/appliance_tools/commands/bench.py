@@ -111,7 +111,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, common: Common) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: Common) -> None:
     bench = sub.add_parser("bench", help="benchmark raw LiteRT, the pipeline, REST and the store")
     bench.add_argument(
         "--model", default="face", help="demo model(s) to measure, comma-separated (face,selfie)"
