@@ -12,7 +12,7 @@ from appliance.errors import BadRequest, Conflict
 from appliance.processing.inference import Detection, Inference
 from appliance.shadow import mailbox
 from appliance.shadow.agreement import Agreement, compare, compare_boxes, mask_iou
-from appliance.shadow.promotion import Evidence, Policy, record, shortfall
+from appliance.shadow.promotion import Decision, Evidence, Policy, record, shortfall
 
 
 def box(x1: float, y1: float, x2: float, y2: float, label_id: int = 0) -> Detection:
@@ -67,13 +67,13 @@ def test_promotion_needs_frames_and_agreement_unless_overridden() -> None:
     assert "agrees 90.0%" in (shortfall(low, "m:2", "m:1", policy) or "")
     assert "no shadow run against the active model m:3" in (shortfall(good, "m:2", "m:3", policy) or "")
     with pytest.raises(Conflict, match=r"promotion refused: model m:2 agrees 90\.0%"):
-        record(low, "m:2", "m:1", policy, override=False, by="x")
-    forced = record(low, "m:2", "m:1", policy, override=True, by="cli:me")
+        record(low, "m:2", "m:1", policy, Decision("x"))
+    forced = record(low, "m:2", "m:1", policy, Decision("cli:me", override=True))
     assert forced["override"] is True and forced["agreement"] == 0.9 and forced["by"] == "cli:me"
-    earned = record(good, "m:2", "m:1", policy, override=True, by="cli:me")
+    earned = record(good, "m:2", "m:1", policy, Decision("cli:me", override=True))
     assert earned["override"] is False  # an override is recorded only when it was needed
     with pytest.raises(BadRequest, match="by:"):
-        record(good, "m:2", "m:1", policy, override=False, by=" ")
+        record(good, "m:2", "m:1", policy, Decision(" "))
 
 
 def test_requests_are_taken_once_and_damaged_ones_dropped(tmp_path: Path) -> None:
