@@ -25,6 +25,14 @@ def counts(
     db: Path, window_s: float = WINDOW_S, bucket_s: float = BUCKET_S, now: float | None = None
 ) -> list[tuple[int, int]]:
     """(results, results with detections) per bucket, oldest first, over the last `window_s`."""
+    return bucketed(db, SQL, window_s, bucket_s, now)
+
+
+def bucketed(
+    db: Path, sql: str, window_s: float, bucket_s: float, now: float | None
+) -> list[tuple[int, int]]:
+    """Two sums per bucket from `sql` (parameters: start, bucket_s, start, end; rows: bucket, a, b),
+    oldest first; a missing or unreadable database reads as zeros."""
     buckets = int(window_s // bucket_s)
     end = time.time() if now is None else now
     start = end - buckets * bucket_s
@@ -34,12 +42,12 @@ def counts(
     try:
         conn = connect(db, readonly=True)
         try:
-            rows = conn.execute(SQL, (start, bucket_s, start, end)).fetchall()
+            rows = conn.execute(sql, (start, bucket_s, start, end)).fetchall()
         finally:
             conn.close()
     except sqlite3.Error:
         return out
-    for bucket, total, hits in rows:
+    for bucket, first, second in rows:
         if 0 <= bucket < buckets:
-            out[bucket] = (int(total), int(hits or 0))
+            out[bucket] = (int(first), int(second or 0))
     return out

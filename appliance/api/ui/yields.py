@@ -4,12 +4,9 @@ Inspection page's yield-over-time chart): one GROUP BY on a read-only connection
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
-import time
 from pathlib import Path
 
-from appliance.api.ui import charts
-from appliance.store.database import connect
+from appliance.api.ui import charts, timeline
 
 WINDOW_S = 3600.0
 BUCKET_S = 60.0
@@ -21,24 +18,7 @@ SQL = (
 
 def counts(db: Path, now: float | None = None) -> list[tuple[int, int]]:
     """(judged, OK) per minute, oldest first; nothing stored (or no database yet) reads as zeros."""
-    buckets = int(WINDOW_S // BUCKET_S)
-    end = time.time() if now is None else now
-    start = end - buckets * BUCKET_S
-    out = [(0, 0)] * buckets
-    if not db.exists():
-        return out
-    try:
-        conn = connect(db, readonly=True)
-        try:
-            rows = conn.execute(SQL, (start, BUCKET_S, start, end)).fetchall()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return out
-    for bucket, judged, ok in rows:
-        if 0 <= bucket < buckets:
-            out[bucket] = (int(judged), int(ok or 0))
-    return out
+    return timeline.bucketed(db, SQL, WINDOW_S, BUCKET_S, now)
 
 
 def chart(db: Path) -> charts.Chart:
