@@ -35,6 +35,7 @@ from appliance.api.admission import Admission
 from appliance.api.errors import HANDLERS
 from appliance.api.grpc_server import GrpcServer
 from appliance.api.prometheus import metrics_registry
+from appliance.api.ui.inline import SelfContained
 from appliance.errors import ApplianceError
 from appliance.services import Services
 
@@ -134,5 +135,6 @@ def create_app(services: Services, manage_lifecycle: bool = True) -> Starlette:
     app.state.auth = services.auth
     app.state.limiter = services.limiter
     app.state.templates = Jinja2Templates(directory=root / "templates")
+    app.state.restart_page = SelfContained.read(root / "static", script="restart.js", style="app.css")
     app.state.metrics = metrics_registry(observability.LiveMetrics(services))
     return app

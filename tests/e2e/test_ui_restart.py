@@ -1,5 +1,6 @@
 """The UI's "Restart now" on a real `appliance serve`: the restarting page waits by itself and returns
-to the dashboard once the new server process answers; the browser session survives the restart."""
+to the dashboard once the new server process answers, even when no /static file can be loaded after the
+restart answer; the browser session survives the restart."""
 
 from __future__ import annotations
 
@@ -29,11 +30,15 @@ def test_restart_page_reconnects_by_itself(tmp_path: Path, data_dir: Path) -> No
             page.goto("/config")
             page.locator("#f-backend-threads").fill("2")  # a key that takes effect after a restart
             page.locator("#save-config").click()
+            # the worst case: the old server is gone before the browser asks for any /static file
+            # (the answer's own script and style are inside it), and the new one is not up yet
+            page.route("**/static/**", lambda route: route.abort("connectionrefused"))
             page.get_by_role("button", name="Restart now").click()
             page.get_by_role("heading", name="Restarting…").wait_for()
             # restart.js (deferred) puts the GET page in the address bar: a refresh never POSTs again
             page.wait_for_url(served.url + "/restarting", wait_until="commit")
             assert page.get_by_role("heading", name="Restarting…").count() == 1
+            page.unroute("**/static/**")
             # restart.js: back on the dashboard by itself
             page.wait_for_url(served.url + "/", wait_until="domcontentloaded")
             assert page.get_by_role("heading", name="Restarting…").count() == 0

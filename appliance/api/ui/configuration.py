@@ -13,6 +13,7 @@ from starlette.responses import Response
 from appliance.api.context import config_control, restart_control
 from appliance.api.ui.fields import form_sections, updates_from
 from appliance.api.ui.guard import page
+from appliance.api.ui.inline import SelfContained
 from appliance.api.ui.state import ui_state
 from appliance.api.ui.views import flash, redirect, render
 from appliance.config import ConfigError, Problem
@@ -81,7 +82,7 @@ async def restart(request: Request) -> Response:
         return redirect("/config")
     control.restart_requested = True
     logger.info("restart requested from the web UI")
-    response = render(request, "restarting.html", status=202)
+    response = _restarting_page(request, status=202)
     response.background = BackgroundTask(control.request_stop)
     return response
 
@@ -89,4 +90,9 @@ async def restart(request: Request) -> Response:
 @page
 async def restarting(request: Request) -> Response:
     """The page the restart answer leaves in the address bar: refreshing it waits again, never restarts."""
-    return render(request, "restarting.html")
+    return _restarting_page(request)
+
+
+def _restarting_page(request: Request, status: int = 200) -> Response:
+    embedded: SelfContained = request.app.state.restart_page
+    return render(request, "restarting.html", {"inline": embedded}, status=status, csp=embedded.csp())

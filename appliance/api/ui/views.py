@@ -55,8 +55,14 @@ def _active(path: str) -> str:
     return matches[0] if matches else "/"
 
 
-def render(request: Request, name: str, context: dict[str, Any] | None = None, status: int = 200) -> Response:
-    """A full page from `name` (which extends base.html)."""
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    status: int = 200,
+    csp: str = CSP,
+) -> Response:
+    """A full page from `name` (which extends base.html); `csp` for a page that embeds its files."""
     templates: Jinja2Templates = request.app.state.templates
     base = {
         "version": __version__,
@@ -67,7 +73,11 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, s
         "flashes": request.session.pop(FLASH_KEY, []),
     }
     return templates.TemplateResponse(
-        request, name, {**base, **(context or {})}, status_code=status, headers=SECURITY_HEADERS
+        request,
+        name,
+        {**base, **(context or {})},
+        status_code=status,
+        headers={**SECURITY_HEADERS, "content-security-policy": csp},
     )
 
 
