@@ -137,3 +137,24 @@ def test_sigterm_stops_gracefully_while_a_trigger_waits(tmp_path: Path, data_dir
         assert served.process.returncode == 0
         with pytest.raises(ProcessLookupError):
             os.kill(server_pid, 0)  # the server child is gone too
+
+
+def test_the_server_does_not_outlive_a_killed_supervisor(tmp_path: Path, data_dir: Path) -> None:
+    """SIGKILL to `appliance serve` re-parents its child: the child stops by itself and frees the port."""
+    with serve(tmp_path, write_config(tmp_path, data_dir)) as served:
+        wait_for(lambda: served.healthy_pid() is not None, START_TIMEOUT_S)
+        child = served.healthy_pid()
+        assert child is not None and child != served.process.pid
+        served.process.send_signal(signal.SIGKILL)
+        served.process.wait()
+        wait_for(lambda: not pid_alive(child), START_TIMEOUT_S)
+        assert "supervisor (pid" in served.log.read_text()
+        assert served.get("/api/v1/setup") is None  # nothing answers on the port any more
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0] != "Z"  # a zombie has stopped

@@ -6,6 +6,8 @@ the supervisor with the child's code, so a crash is still a crash for systemd (R
 and SIGTERM/SIGINT to the supervisor stop the child gracefully and then the supervisor (exit 0).
 Restarts never reach systemd, so they do not count against the unit's start limit. The child sends
 the sd_notify messages itself (NotifyAccess=all in the unit). `--worker` runs the server directly.
+A child whose supervisor is gone (killed with SIGKILL, say) stops by itself: it would otherwise keep the
+port, and the next supervisor's server could not start.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -39,6 +41,8 @@ RESTART_EXIT = 75  # EX_TEMPFAIL: "stopped to be started again"
 GRACEFUL_STOP_S = 1  # uvicorn's wait for open requests; the services stop after it
 RESTART_WATCHDOG_S = 300.0  # the systemd watchdog timeout while a new server starts (TimeoutStartSec)
 FAST_RESTART_S = 5.0  # a child that dies faster than this after a restart is not restarted in a loop
+SUPERVISOR_ENV = "APPLIANCE_SUPERVISOR_PID"  # set for the child: the process it must not outlive
+ORPHAN_CHECK_S = 1.0
 
 
 def worker_argv(argv: Sequence[str]) -> list[str]:
@@ -66,7 +70,8 @@ class Supervisor:
         while True:
             started = time.monotonic()
             # its own process group: a terminal's Ctrl-C reaches only us, and we forward one SIGTERM
-            self.child = subprocess.Popen(worker_argv(self.argv), process_group=0)
+            env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
+            self.child = subprocess.Popen(worker_argv(self.argv), process_group=0, env=env)
             if self.stopping.is_set():  # a signal came while it was being started
                 self.child.terminate()
             code = self.child.wait()
@@ -115,6 +120,11 @@ def serve(config: Config, config_path: Path | None) -> int:
         server.should_exit = True  # the same graceful path as SIGTERM, without re-raising a signal
 
     services.request_stop = request_stop
+    supervisor = os.environ.get(SUPERVISOR_ENV)
+    if supervisor is not None:
+        threading.Thread(
+            target=stop_when_orphaned, args=(int(supervisor), request_stop), name="orphan-guard", daemon=True
+        ).start()
     try:
         server.run()
     finally:
@@ -124,6 +134,14 @@ def serve(config: Config, config_path: Path | None) -> int:
         logger.info("stopped for a restart")
         quick_exit(services, RESTART_EXIT)
     return 0 if server.started else 1
+
+
+def stop_when_orphaned(supervisor: int, request_stop: Callable[[], None]) -> None:
+    """The supervisor's death re-parents us (to init or a subreaper): then stop as SIGTERM would."""
+    while os.getppid() == supervisor:
+        time.sleep(ORPHAN_CHECK_S)
+    logger.error("the `appliance serve` supervisor (pid %d) is gone: stopping", supervisor)
+    request_stop()
 
 
 def quick_exit(services: Services, code: int) -> None:
