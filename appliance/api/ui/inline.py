@@ -13,7 +13,7 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from appliance.api.ui.views import CSP
+from appliance.api.ui.views import content_security_policy
 
 
 @dataclass(frozen=True)
@@ -44,5 +44,4 @@ class SelfContained:
         return cls(Inline.read(static / script), Inline.read(static / style))
 
     def csp(self) -> str:
-        policy = CSP.replace("script-src 'self'", f"script-src 'self' {self.script.source}")
-        return policy.replace("style-src 'self'", f"style-src 'self' {self.style.source}")
+        return content_security_policy(script=self.script.source, style=self.style.source)

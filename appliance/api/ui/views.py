@@ -22,10 +22,18 @@ NAV = (
     ("/tokens", "Access"),
     ("/system", "System"),
 )
-CSP = (
-    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-)
+
+
+def content_security_policy(script: str = "", style: str = "") -> str:
+    """The pages' policy: everything from this server only; `script`/`style` add sources (hashes)."""
+    return (
+        f"default-src 'self'; img-src 'self' data: blob:; style-src 'self'{style and ' ' + style}; "
+        f"script-src 'self'{script and ' ' + script}; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    )
+
+
+CSP = content_security_policy()
 SECURITY_HEADERS = {
     "content-security-policy": CSP,
     "x-content-type-options": "nosniff",
