@@ -103,7 +103,7 @@ def create_app(services: Services, manage_lifecycle: bool = True) -> Starlette:
         grpc_server = None
         try:
             if services.config.grpc.enabled:  # KServe v2 over gRPC beside HTTP, same lifetime
-                grpc_server = GrpcServer(services, admission, services.config.grpc)
+                grpc_server = GrpcServer(context.grpc_view(services), admission, services.config.grpc)
                 grpc_server.start()
             yield
         finally:
@@ -129,12 +129,11 @@ def create_app(services: Services, manage_lifecycle: bool = True) -> Starlette:
     )
     app = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan, middleware=[session])
     app.state.admission = admission
-    app.state.services = services  # for the handlers that still take the whole container
     context.attach(app.state, services)
     app.state.api_routes = API_ROUTES
     app.state.auth = services.auth
     app.state.limiter = services.limiter
     app.state.templates = Jinja2Templates(directory=root / "templates")
     app.state.restart_page = SelfContained.read(root / "static", script="restart.js", style="app.css")
-    app.state.metrics = metrics_registry(observability.LiveMetrics(services))
+    app.state.metrics = metrics_registry(observability.LiveMetrics(context.metrics_view(services)))
     return app

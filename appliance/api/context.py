@@ -12,12 +12,19 @@ from starlette.requests import Request
 from appliance.control import (
     ConfigControl,
     ConfigView,
+    GrpcView,
+    InferenceView,
+    InspectionView,
+    JobsView,
     LiveView,
-    ModelControl,
+    MetricsView,
+    ModelsView,
     PanelView,
     RestartControl,
     ResultsView,
+    ServingView,
     StatusView,
+    TriggerView,
 )
 from appliance.services import Services
 
@@ -26,7 +33,6 @@ def attach(state: State, services: Services) -> None:
     """Put every view on `state` (the same object under each name, typed as the view)."""
     config: ConfigView = services
     config_control: ConfigControl = services
-    model_control: ModelControl = services
     restart: RestartControl = services
     status: StatusView = services
     panel: PanelView = services
@@ -34,12 +40,33 @@ def attach(state: State, services: Services) -> None:
     live: LiveView = services
     state.config_view = config
     state.config_control = config_control
-    state.model_control = model_control
     state.restart = restart
     state.status = status
     state.panel = panel
     state.results = results
     state.live = live
+    inference: InferenceView = services
+    trigger: TriggerView = services
+    serving: ServingView = services
+    models: ModelsView = services
+    jobs: JobsView = services
+    inspection: InspectionView = services
+    state.inference = inference
+    state.trigger = trigger
+    state.serving = serving
+    state.models = models
+    state.jobs = jobs
+    state.inspection = inspection
+
+
+def grpc_view(services: Services) -> GrpcView:
+    """The gRPC server's view (it has no request: create_app hands it over)."""
+    return services
+
+
+def metrics_view(services: Services) -> MetricsView:
+    """/metrics' view, read by its collector at every scrape."""
+    return services
 
 
 def config_view(request: Request) -> ConfigView:
@@ -74,4 +101,34 @@ def results_view(request: Request) -> ResultsView:
 
 def live_view(request: Request) -> LiveView:
     view: LiveView = request.app.state.live
+    return view
+
+
+def inference_view(request: Request) -> InferenceView:
+    view: InferenceView = request.app.state.inference
+    return view
+
+
+def trigger_view(request: Request) -> TriggerView:
+    view: TriggerView = request.app.state.trigger
+    return view
+
+
+def serving_view(request: Request) -> ServingView:
+    view: ServingView = request.app.state.serving
+    return view
+
+
+def models_view(request: Request) -> ModelsView:
+    view: ModelsView = request.app.state.models
+    return view
+
+
+def jobs_view(request: Request) -> JobsView:
+    view: JobsView = request.app.state.jobs
+    return view
+
+
+def inspection_view(request: Request) -> InspectionView:
+    view: InspectionView = request.app.state.inspection
     return view

@@ -30,7 +30,7 @@ from appliance.models.manifest import Manifest
 
 if TYPE_CHECKING:
     from appliance.config.sections import GrpcConfig
-    from appliance.services import Services
+    from appliance.control import GrpcView
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def to_document(request: Any) -> tuple[dict[str, Any], bytes]:
 class InferenceService:
     """The six rpcs, each a plain function of (request, context)."""
 
-    def __init__(self, services: Services, admission: Admission, protocol: Protocol) -> None:
+    def __init__(self, services: GrpcView, admission: Admission, protocol: Protocol) -> None:
         self.services = services
         self.admission = admission
         self.protocol = protocol
@@ -166,7 +166,7 @@ class InferenceService:
         return self.protocol["ServerReadyResponse"](ready=self.services.health().ok)
 
     def ModelReady(self, request: Any) -> Any:  # noqa: N802
-        manifest = find_model(self.services, request.name, request.version or None)
+        manifest = find_model(self.services.registry, request.name, request.version or None)
         return self.protocol["ModelReadyResponse"](ready=".tflite" in manifest.files)
 
     def ServerMetadata(self, request: Any) -> Any:  # noqa: N802
@@ -175,7 +175,7 @@ class InferenceService:
         )
 
     def ModelMetadata(self, request: Any) -> Any:  # noqa: N802
-        manifest = find_model(self.services, request.name, request.version or None)
+        manifest = find_model(self.services.registry, request.name, request.version or None)
         versions = [str(m.version) for m in self.services.registry.versions(manifest.name)]
         answer = self.protocol["ModelMetadataResponse"](
             name=manifest.name, versions=versions, platform="tflite"
@@ -186,7 +186,7 @@ class InferenceService:
         return answer
 
     def ModelInfer(self, request: Any) -> Any:  # noqa: N802
-        manifest = find_model(self.services, request.model_name, request.model_version or None)
+        manifest = find_model(self.services.registry, request.model_name, request.model_version or None)
         if not manifest.inputs:
             raise Conflict(f"model {manifest.ref} has no recorded input tensors; add it again")
         document, binary = to_document(request)
@@ -232,7 +232,7 @@ def _guarded(service: InferenceService, rpc: str) -> Callable[[Any, grpc.Service
 class GrpcServer:
     """The gRPC endpoint, started and stopped with the HTTP server."""
 
-    def __init__(self, services: Services, admission: Admission, config: GrpcConfig) -> None:
+    def __init__(self, services: GrpcView, admission: Admission, config: GrpcConfig) -> None:
         self.config = config
         protocol = build()
         service = InferenceService(services, admission, protocol)

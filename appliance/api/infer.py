@@ -14,8 +14,8 @@ from starlette.responses import Response
 
 from appliance.api.auth import requires
 from appliance.api.bodies import JSONResponse, read_body
+from appliance.api.context import inference_view
 from appliance.api.params import flag_param
-from appliance.api.status import services_of
 from appliance.errors import Busy, Conflict, ImageRejected, UnsupportedMediaType
 from appliance.pipeline.cache import cache_key
 from appliance.pipeline.pipeline import Pipeline
@@ -62,7 +62,7 @@ async def _submit(pipeline: Pipeline, frame: Frame, store: bool) -> Future[Resul
 
 @requires("operate")
 async def infer(request: Request) -> Response:
-    services = services_of(request)
+    services = inference_view(request)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in IMAGE_TYPES:
         raise UnsupportedMediaType(f"content type {content_type or '(none)'!r}: send image/jpeg or image/png")
@@ -92,7 +92,7 @@ async def infer(request: Request) -> Response:
 @requires("operate")
 async def push_frame(request: Request) -> Response:
     """A frame for the `push` source (source.kind = "push"): the newest pushed frame is the one run."""
-    services = services_of(request)
+    services = inference_view(request)
     source = services.pipeline.source
     if not isinstance(source, PushSource):
         raise Conflict("frames can be pushed only when source.kind = 'push'")

@@ -18,14 +18,14 @@ from starlette.routing import Route
 
 from appliance.api.auth import requires
 from appliance.api.bodies import JSONResponse, json_object, read_body
+from appliance.api.context import jobs_view
 from appliance.api.params import int_param
-from appliance.api.status import services_of
+from appliance.control import JobsView
 from appliance.errors import BadRequest, Conflict, NotFound
 from appliance.inspection.dataset import FLAGS, FORMATS, Dataset, Example
 from appliance.inspection.feeder import flag
 from appliance.inspection.recipe import MAX_JOB, MIN_JOB, Job, parse_job
 from appliance.inspection.store import MAX_DOCUMENT_BYTES
-from appliance.services import Services
 from appliance.store.reader import Query
 
 MAX_RESULT_ID = 2**62
@@ -43,11 +43,11 @@ def version_param(request: Request) -> int | None:
     return int_param(request.query_params, "version", None, 1, 10**9)
 
 
-def jobs_listing(services: Services) -> dict[str, Any]:
+def jobs_listing(services: JobsView) -> dict[str, Any]:
     return {"jobs": [j.to_json() for j in services.recipes.jobs()], "active": services.switch.number()}
 
 
-def counters_json(services: Services) -> dict[str, Any]:
+def counters_json(services: JobsView) -> dict[str, Any]:
     snapshots = services.counters.read_all()
     return {
         "active_job": services.switch.number(),
@@ -58,17 +58,17 @@ def counters_json(services: Services) -> dict[str, Any]:
 
 @requires("read")
 async def list_jobs(request: Request) -> Response:
-    return JSONResponse(await run_in_threadpool(jobs_listing, services_of(request)))
+    return JSONResponse(await run_in_threadpool(jobs_listing, jobs_view(request)))
 
 
 @requires("read")
 async def get_job(request: Request) -> Response:
-    services = services_of(request)
+    services = jobs_view(request)
     job = await run_in_threadpool(services.recipes.get, job_number(request), version_param(request))
     return JSONResponse({**job.to_json(), "versions": services.recipes.versions(job.number)})
 
 
-def save_job(services: Services, value: object) -> Job:
+def save_job(services: JobsView, value: object) -> Job:
     """Validate and store a job as its new version; the active job is re-activated (proven) when saved."""
     job = services.recipes.save(parse_job(value))
     if services.switch.number() == job.number:
@@ -78,7 +78,7 @@ def save_job(services: Services, value: object) -> Job:
 
 @requires("admin")
 async def put_job(request: Request) -> Response:
-    services = services_of(request)
+    services = jobs_view(request)
     body = await json_object(request, MAX_DOCUMENT_BYTES)
     number = job_number(request)
     if body.get("number", number) != number:
@@ -89,7 +89,7 @@ async def put_job(request: Request) -> Response:
 
 @requires("admin")
 async def delete_job(request: Request) -> Response:
-    services = services_of(request)
+    services = jobs_view(request)
     number = job_number(request)
     if services.switch.number() == number:
         raise Conflict(f"job {number} is active: activate another job first")
@@ -100,14 +100,14 @@ async def delete_job(request: Request) -> Response:
 @requires("operate")
 async def activate_job(request: Request) -> Response:
     """Proven before the switch: the job's models load and run, or 400/404 and nothing changed."""
-    services = services_of(request)
+    services = jobs_view(request)
     job = await run_in_threadpool(services.switch.activate, job_number(request), version_param(request))
     return JSONResponse({"active": job.number, "version": job.version, "name": job.name})
 
 
 @requires("read")
 async def export_jobs(request: Request) -> Response:
-    data = await run_in_threadpool(services_of(request).recipes.export)
+    data = await run_in_threadpool(jobs_view(request).recipes.export)
     disposition = f'attachment; filename="jobs-{time.strftime("%Y%m%d-%H%M%S", time.gmtime())}.json"'
     return Response(data, media_type="application/json", headers={"content-disposition": disposition})
 
@@ -115,7 +115,7 @@ async def export_jobs(request: Request) -> Response:
 @requires("admin")
 async def import_jobs(request: Request) -> Response:
     """A JSON or TOML document (as exported, or one bare job): every job valid, or nothing saved."""
-    services = services_of(request)
+    services = jobs_view(request)
     data = await read_body(request, MAX_DOCUMENT_BYTES)
     if not data:
         raise BadRequest("empty body: send the jobs document (JSON or TOML)")
@@ -127,13 +127,13 @@ async def import_jobs(request: Request) -> Response:
 
 @requires("read")
 async def get_counters(request: Request) -> Response:
-    return JSONResponse(await run_in_threadpool(counters_json, services_of(request)))
+    return JSONResponse(await run_in_threadpool(counters_json, jobs_view(request)))
 
 
 @requires("operate")
 async def reset_counters(request: Request) -> Response:
     """Zero every counter, or one job's ({"job": N}); answers the reset time."""
-    services = services_of(request)
+    services = jobs_view(request)
     body = await json_object(request, empty_ok=True)
     job = body.get("job")
     if job is not None and (isinstance(job, bool) or not isinstance(job, int) or not 0 <= job <= MAX_JOB):
@@ -142,7 +142,7 @@ async def reset_counters(request: Request) -> Response:
     return JSONResponse({"reset_at": reset_at, "job": job or 0})
 
 
-def dataset_of(services: Services) -> Dataset:
+def dataset_of(services: JobsView) -> Dataset:
     if services.dataset is None:
         raise Conflict("the dataset is off (dataset.enabled = false)")
     return services.dataset
@@ -160,7 +160,7 @@ def export_zip(dataset: Dataset, fmt: str) -> tuple[Path, Path]:
     return folder, Path(archive)
 
 
-async def dataset_download(services: Services, fmt: str) -> Response:
+async def dataset_download(services: JobsView, fmt: str) -> Response:
     if fmt not in FORMATS:
         raise BadRequest(f"format: one of {', '.join(FORMATS)}, got {fmt!r}")
     folder, archive = await run_in_threadpool(export_zip, dataset_of(services), fmt)
@@ -174,10 +174,10 @@ async def dataset_download(services: Services, fmt: str) -> Response:
 
 @requires("read")
 async def export_dataset(request: Request) -> Response:
-    return await dataset_download(services_of(request), request.query_params.get("format") or "yolo")
+    return await dataset_download(jobs_view(request), request.query_params.get("format") or "yolo")
 
 
-def stored_row(services: Services, result_id: int) -> dict[str, Any] | None:
+def stored_row(services: JobsView, result_id: int) -> dict[str, Any] | None:
     """The stored result `result_id`, or None (not stored, removed by retention, no database yet)."""
     if not 0 < result_id < MAX_RESULT_ID or not services.reader.path.exists():
         return None
@@ -185,7 +185,7 @@ def stored_row(services: Services, result_id: int) -> dict[str, Any] | None:
     return rows[0] if rows and rows[0]["id"] == result_id else None
 
 
-def snapshot_file(services: Services, name: str) -> Path | None:
+def snapshot_file(services: JobsView, name: str) -> Path | None:
     """The stored snapshot `name` under data_dir/snapshots, or None (missing or outside it)."""
     root = (services.config.data_dir / "snapshots").resolve()
     candidate = (root / name).resolve()
@@ -194,7 +194,7 @@ def snapshot_file(services: Services, name: str) -> Path | None:
     return candidate
 
 
-def flag_result(services: Services, result_id: int, value: str) -> Example:
+def flag_result(services: JobsView, result_id: int, value: str) -> Example:
     if value not in FLAGS:
         raise BadRequest(f"flag: one of {', '.join(FLAGS)}, got {value!r}")
     dataset = dataset_of(services)
@@ -212,7 +212,7 @@ async def flag_dataset(request: Request) -> Response:
     result_id = body.get("result_id")
     if isinstance(result_id, bool) or not isinstance(result_id, int) or not 0 < result_id < MAX_RESULT_ID:
         raise BadRequest(f"result_id: the id of a stored result, got {result_id!r}")
-    example = await run_in_threadpool(flag_result, services_of(request), result_id, str(body.get("flag")))
+    example = await run_in_threadpool(flag_result, jobs_view(request), result_id, str(body.get("flag")))
     return JSONResponse(example.to_json(), status_code=201)
 
 

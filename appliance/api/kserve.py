@@ -18,20 +18,22 @@ from appliance import __version__
 from appliance.api.admission import admission_of
 from appliance.api.auth import open_route, requires
 from appliance.api.bodies import JSONResponse, dumps, read_body
-from appliance.api.status import services_of
+from appliance.api.context import serving_view
 from appliance.api.tensors import HEADER_LENGTH, InferRequest, parse_request, v2_datatype
 from appliance.errors import Conflict, ModelRejected, NotFound
 from appliance.models.manifest import Manifest
 
 if TYPE_CHECKING:
+    from appliance.models.registry import Registry
     from appliance.pipeline.direct import DirectRunner
-    from appliance.services import Services
 
 
 def _manifest(request: Request) -> Manifest:
     params = request.path_params
     version = params.get("version")
-    return find_model(services_of(request), params["model"], None if version is None else str(version))
+    return find_model(
+        serving_view(request).registry, params["model"], None if version is None else str(version)
+    )
 
 
 def _tensor_meta(specs: Any) -> list[dict[str, Any]]:
@@ -46,7 +48,7 @@ async def live(request: Request) -> Response:
 @open_route
 async def ready(request: Request) -> Response:
     """Ready = producing results: the same Health as /api/v1/health, with its reasons."""
-    health = services_of(request).health()  # no I/O: cheap enough for the event loop
+    health = serving_view(request).health()  # no I/O: cheap enough for the event loop
     body = {"ready": health.ok, "reasons": list(health.reasons)}
     return JSONResponse(body, status_code=200 if health.ok else 503)
 
@@ -61,7 +63,7 @@ async def server_metadata(request: Request) -> Response:
 @requires("read")
 async def model_metadata(request: Request) -> Response:
     manifest = _manifest(request)
-    versions = [str(m.version) for m in services_of(request).registry.versions(manifest.name)]
+    versions = [str(m.version) for m in serving_view(request).registry.versions(manifest.name)]
     return JSONResponse(
         {
             "name": manifest.name,
@@ -84,12 +86,12 @@ def raw_bytes(array: np.ndarray) -> memoryview:
     return np.ascontiguousarray(array).data.cast("B")
 
 
-def find_model(services: Services, name: str, version: str | None) -> Manifest:
+def find_model(registry: Registry, name: str, version: str | None) -> Manifest:
     """The registry model by name and optional version string, or NotFound (as Triton says)."""
     if version is not None and not (version.isascii() and version.isdigit()):
         raise NotFound(f"model version {version!r} is not a number")
     try:
-        return services.registry.get(name, int(version) if version else None)
+        return registry.get(name, int(version) if version else None)
     except ModelRejected as err:  # not a model name at all: unknown, as Triton says
         raise NotFound(f"unknown model {name!r}") from err
 
@@ -130,7 +132,7 @@ def _response(manifest: Manifest, request: InferRequest, outputs: list[Any]) -> 
 
 @requires("operate")
 async def infer(request: Request) -> Response:
-    services = services_of(request)
+    services = serving_view(request)
     manifest = _manifest(request)
     if not manifest.inputs:
         raise Conflict(f"model {manifest.ref} has no recorded input tensors; add it again")

@@ -14,9 +14,9 @@ from starlette.responses import FileResponse, Response
 
 from appliance.api.auth import requires
 from appliance.api.bodies import JSONResponse, json_object, save_body
+from appliance.api.context import models_view
 from appliance.api.params import float_param, int_param
-from appliance.api.status import services_of
-from appliance.control import ModelControl
+from appliance.control import ModelsView
 from appliance.errors import BackendUnavailable, BadRequest, ModelRejected, NotFound
 from appliance.models.manifest import (
     MAX_TOP_K,
@@ -27,7 +27,6 @@ from appliance.models.manifest import (
     check_labels,
 )
 from appliance.models.registry import SUFFIXES, AddRequest
-from appliance.services import Services
 
 
 def _floats(params: QueryParams, name: str, default: tuple[float, ...]) -> tuple[float, ...]:
@@ -76,13 +75,13 @@ def add_request(params: QueryParams, file: Path) -> AddRequest:
 
 @requires("read")
 async def list_models(request: Request) -> Response:
-    registry = services_of(request).registry
+    registry = models_view(request).registry
     active = registry.active()
     items = [{**m.to_json(), "active": active is not None and active.ref == m.ref} for m in registry.list()]
     return JSONResponse({"models": items, "active": active.ref if active else None})
 
 
-async def receive_model(request: Request, services: Services, filename: str) -> Manifest:
+async def receive_model(request: Request, services: ModelsView, filename: str) -> Manifest:
     """Check the options in the query string, stream the body (the model file) to a staging folder,
     at most server.max_upload_bytes, and add it to the registry. Shared by the API and the web UI."""
     with tempfile.TemporaryDirectory(dir=services.registry.root, prefix=".upload-") as tmp:
@@ -98,7 +97,7 @@ async def receive_model(request: Request, services: Services, filename: str) -> 
 
 @requires("admin")
 async def upload_model(request: Request) -> Response:
-    services = services_of(request)
+    services = models_view(request)
     suffix = "." + (request.query_params.get("format") or "tflite").lstrip(".")
     if suffix not in SUFFIXES:
         raise BadRequest(f"format: one of {', '.join(s.lstrip('.') for s in SUFFIXES)}")
@@ -119,7 +118,7 @@ def version_of(body: dict[str, Any]) -> int | None:
 @requires("admin")
 async def activate_model(request: Request) -> Response:
     """Proven before the switch (ModelControl): 400 with the reason, the active model unchanged."""
-    control: ModelControl = services_of(request)
+    control = models_view(request)
     version = version_of(await json_object(request, empty_ok=True))
     manifest = await run_in_threadpool(control.activate, request.path_params["name"], version)
     return JSONResponse({"active": manifest.ref})
@@ -127,7 +126,7 @@ async def activate_model(request: Request) -> Response:
 
 @requires("admin")
 async def rollback_model(request: Request) -> Response:
-    manifest = await run_in_threadpool(services_of(request).manager.rollback)
+    manifest = await run_in_threadpool(models_view(request).rollback)
     return JSONResponse({"active": manifest.ref})
 
 
@@ -135,13 +134,13 @@ async def rollback_model(request: Request) -> Response:
 async def delete_model(request: Request) -> Response:
     version = int_param(QueryParams({"v": request.path_params["version"]}), "v", None, 1, 10**9)
     assert version is not None
-    services_of(request).registry.delete(request.path_params["name"], version)
+    models_view(request).registry.delete(request.path_params["name"], version)
     return Response(status_code=204)
 
 
 @requires("read")
 async def shadow_status(request: Request) -> Response:
-    return JSONResponse(services_of(request).shadow.status())
+    return JSONResponse(models_view(request).shadow.status())
 
 
 @requires("admin")
@@ -151,20 +150,20 @@ async def start_shadow(request: Request) -> Response:
     name = body.get("name")
     if not isinstance(name, str) or not name:
         raise BadRequest("name: the model to shadow")
-    shadow = services_of(request).shadow
+    shadow = models_view(request).shadow
     return JSONResponse(await run_in_threadpool(shadow.start, name, version_of(body)))
 
 
 @requires("admin")
 async def stop_shadow(request: Request) -> Response:
-    return JSONResponse(await run_in_threadpool(services_of(request).shadow.stop))
+    return JSONResponse(await run_in_threadpool(models_view(request).shadow.stop))
 
 
 @requires("read")
 async def shadow_example(request: Request) -> Response:
     """One disagreeing frame's thumbnail (ids from the status's `examples`)."""
     raw = request.path_params["example_id"]
-    path = services_of(request).shadow.examples.path_of(int(raw)) if raw.isdigit() and len(raw) < 10 else None
+    path = models_view(request).shadow.examples.path_of(int(raw)) if raw.isdigit() and len(raw) < 10 else None
     if path is None:
         raise NotFound(f"no shadow example {raw[:20]!r}: the run ended or it was replaced by newer ones")
     return FileResponse(path, media_type="image/jpeg", headers={"cache-control": "no-store"})
@@ -179,7 +178,7 @@ async def promote_model(request: Request) -> Response:
     if not isinstance(override, bool):
         raise BadRequest("override: true or false")
     by = request.state.principal.name
-    shadow = services_of(request).shadow
+    shadow = models_view(request).shadow
     manifest = await run_in_threadpool(
         shadow.promote, request.path_params["name"], version_of(body), override, f"api:{by}"
     )

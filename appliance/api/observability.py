@@ -29,10 +29,10 @@ from starlette.responses import Response
 from appliance.api.auth import requires
 from appliance.api.params import int_param
 from appliance.api.status import status_document
+from appliance.control import MetricsView
 from appliance.errors import BadRequest, Busy
 from appliance.inspection.counters import CounterSnapshot
 from appliance.pipeline.metrics import StageSnapshot
-from appliance.services import Services
 
 PR_SET_PTRACER, PR_SET_PTRACER_ANY = 0x59616D61, 0xFFFFFFFFFFFFFFFF
 PROFILE_FORMATS = {"flamegraph": ("image/svg+xml", "svg"), "speedscope": ("application/json", "json")}
@@ -42,7 +42,7 @@ PROFILE_FORMATS = {"flamegraph": ("image/svg+xml", "svg"), "speedscope": ("appli
 class LiveMetrics:
     """The metrics' view of the running services (appliance/api/prometheus.py reads it per scrape)."""
 
-    services: Services
+    services: MetricsView
 
     def status_document(self) -> dict[str, Any]:
         return status_document(self.services)

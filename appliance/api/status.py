@@ -21,13 +21,6 @@ from appliance.api.update import system_document, updater_of
 from appliance.control import StatusView
 from appliance.platform import cached_report
 from appliance.plc.outputs import outputs_status
-from appliance.services import Services
-
-
-def services_of(request: Request) -> Services:
-    """The whole container, for the handlers not yet on a narrow view (appliance/api/context.py)."""
-    services: Services = request.app.state.services
-    return services
 
 
 @open_route

@@ -11,18 +11,18 @@ from starlette.responses import Response
 
 from appliance.api.auth import requires
 from appliance.api.bodies import JSONResponse, read_body
+from appliance.api.context import trigger_view
 from appliance.api.infer import IMAGE_TYPES, decode_image
-from appliance.api.status import services_of
+from appliance.control import ConfigView, TriggerView
 from appliance.errors import ApplianceError, UnsupportedMediaType, error_code
 from appliance.pipeline.inspection import TriggerOutcome, flat_result
-from appliance.services import Services
 
 
 def flat(outcome: TriggerOutcome) -> dict[str, Any]:
     return flat_result(outcome.result, outcome.ok)
 
 
-async def optional_image(request: Request, services: Services) -> np.ndarray | None:
+async def optional_image(request: Request, services: ConfigView) -> np.ndarray | None:
     """The posted JPEG/PNG, or None for an empty body (then the live source is used)."""
     data = await read_body(request, services.config.server.max_upload_bytes)
     if not data:
@@ -33,13 +33,13 @@ async def optional_image(request: Request, services: Services) -> np.ndarray | N
     return await run_in_threadpool(decode_image, data)
 
 
-def run_trigger(services: Services, image: np.ndarray | None) -> dict[str, Any]:
+def run_trigger(services: TriggerView, image: np.ndarray | None) -> dict[str, Any]:
     return flat(services.inspector.trigger(services.pipeline, image))
 
 
 @requires("operate")
 async def trigger(request: Request) -> Response:
-    services = services_of(request)
+    services = trigger_view(request)
     image = await optional_image(request, services)
     try:
         answer = await run_in_threadpool(run_trigger, services, image)
@@ -50,7 +50,7 @@ async def trigger(request: Request) -> Response:
 
 @requires("operate")
 async def create_job(request: Request) -> Response:
-    services = services_of(request)
+    services = trigger_view(request)
     image = await optional_image(request, services)
     job = services.pending.submit(lambda: run_trigger(services, image))
     return JSONResponse(job.to_json(), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
@@ -58,4 +58,4 @@ async def create_job(request: Request) -> Response:
 
 @requires("operate")
 async def get_job(request: Request) -> Response:
-    return JSONResponse(services_of(request).pending.get(request.path_params["job_id"]).to_json())
+    return JSONResponse(trigger_view(request).pending.get(request.path_params["job_id"]).to_json())

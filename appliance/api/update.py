@@ -22,8 +22,8 @@ from starlette.responses import Response
 
 from appliance.api.auth import requires
 from appliance.api.bodies import JSONResponse, save_body
+from appliance.api.context import config_view
 from appliance.errors import ApplianceError, BadRequest, PayloadTooLarge
-from appliance.services import Services
 from appliance.update import InstallResult, Updater
 
 logger = logging.getLogger(__name__)
@@ -54,10 +54,9 @@ def _limit(folder: Path) -> int:
 
 async def receive_bundle(request: Request, source: str) -> InstallResult:
     """Stream the body to the data partition (capped before reading), install it, remove the file."""
-    services: Services = request.app.state.services
     updater = updater_of(request)
     updater.require()  # 409 before a byte is read on a machine without RAUC
-    folder = Path(services.config.data_dir) / STAGING
+    folder = Path(config_view(request).config.data_dir) / STAGING
     folder.mkdir(parents=True, exist_ok=True)
     limit = _limit(folder)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".upload-") as tmp:

@@ -17,16 +17,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from appliance.api.bodies import JSONResponse
+from appliance.api.context import inspection_view
 from appliance.api.jobs import counters_json, dataset_download, flag_result, save_job
-from appliance.api.status import services_of
 from appliance.api.ui import yields
 from appliance.api.ui.guard import page, xhr
 from appliance.api.ui.overlays import jpeg, placeholder
 from appliance.api.ui.views import flash, redirect, render
+from appliance.control import InspectionView
 from appliance.errors import ApplianceError, BadRequest
 from appliance.inspection.archive import NAME
 from appliance.inspection.recipe import Job, RecipeError
-from appliance.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ NG_SHOWN = 6
 OK_BGR, NG_BGR, REGION_BGR = (80, 200, 80), (60, 60, 230), (255, 200, 0)
 
 
-def new_job_template(services: Services) -> dict[str, Any]:
+def new_job_template(services: InspectionView) -> dict[str, Any]:
     """A starting point for the editor: the next free number, the running model, one full-frame region."""
     numbers = services.recipes.numbers()
     runtime = services.manager.current()
@@ -50,21 +50,21 @@ def new_job_template(services: Services) -> dict[str, Any]:
     }
 
 
-def last_verdict(services: Services) -> dict[str, Any] | None:
+def last_verdict(services: InspectionView) -> dict[str, Any] | None:
     latest = services.bus.latest
     if latest is None or latest.verdict is None:
         return None
     return {"seq": latest.seq, **latest.verdict}
 
 
-def ng_images(services: Services) -> list[dict[str, Any]]:
+def ng_images(services: InspectionView) -> list[dict[str, Any]]:
     if services.archive is None:
         return []
     shown = services.archive.images(ng_only=True)[:NG_SHOWN]
     return [{"name": f.path.name, "job": f.job, "ts": f.ts, "seq": f.seq} for f in shown]
 
 
-def page_context(services: Services, edit: int | None) -> dict[str, Any]:
+def page_context(services: InspectionView, edit: int | None) -> dict[str, Any]:
     jobs = services.recipes.jobs()
     counters = counters_json(services)
     editing = next((j.to_json() for j in jobs if j.number == edit), None) or new_job_template(services)
@@ -90,14 +90,14 @@ def page_context(services: Services, edit: int | None) -> dict[str, Any]:
 async def screen(request: Request) -> Response:
     raw = request.query_params.get("edit", "")
     edit = int(raw) if raw.isdigit() and len(raw) <= 3 else None
-    context = await run_in_threadpool(page_context, services_of(request), edit)
+    context = await run_in_threadpool(page_context, inspection_view(request), edit)
     return render(request, "inspection.html", context)
 
 
 @xhr
 async def status(request: Request) -> Response:
     """What the screen refreshes: the last verdict and the counters."""
-    services = services_of(request)
+    services = inspection_view(request)
     counters = await run_in_threadpool(counters_json, services)
     return JSONResponse({"verdict": last_verdict(services), "counters": counters})
 
@@ -123,7 +123,7 @@ def draw_regions(image: np.ndarray, job: Job | None, verdict: dict[str, Any] | N
     return out
 
 
-def frame_jpeg(services: Services, overlays: bool) -> bytes:
+def frame_jpeg(services: InspectionView, overlays: bool) -> bytes:
     frame = services.pipeline.tap.sample().frame
     latest = services.bus.latest
     image = frame.image if frame is not None and frame.image is not None else None
@@ -138,7 +138,7 @@ def frame_jpeg(services: Services, overlays: bool) -> bytes:
 @page
 async def frame(request: Request) -> Response:
     """The newest source frame; with ?regions=1 the active job's regions drawn on it."""
-    services = services_of(request)
+    services = inspection_view(request)
     data = await run_in_threadpool(frame_jpeg, services, request.query_params.get("regions") == "1")
     return Response(data, media_type="image/jpeg", headers={"cache-control": "no-store"})
 
@@ -169,7 +169,7 @@ def _parse_editor(text: str) -> object:
 
 @page
 async def save(request: Request) -> Response:
-    services = services_of(request)
+    services = inspection_view(request)
     text = str(request.state.form.get("job", ""))
     try:
         value = _parse_editor(text)
@@ -187,13 +187,13 @@ async def save(request: Request) -> Response:
 @page
 async def activate(request: Request) -> Response:
     number = _number(request)
-    switch = services_of(request).switch
+    switch = inspection_view(request).switch
     return await _act(request, f"Job {number} is now active.", switch.activate, number)
 
 
 @page
 async def delete(request: Request) -> Response:
-    services, number = services_of(request), _number(request)
+    services, number = inspection_view(request), _number(request)
     if services.switch.number() == number:
         flash(request, f"Job {number} is active: activate another job first.", "error")
         return redirect("/inspection")
@@ -202,14 +202,14 @@ async def delete(request: Request) -> Response:
 
 @page
 async def reset(request: Request) -> Response:
-    counters = services_of(request).counters
+    counters = inspection_view(request).counters
     return await _act(request, "Counters reset.", counters.reset)
 
 
 @page
 async def archived(request: Request) -> Response:
     """One archived image by its file name (nothing else is served)."""
-    services = services_of(request)
+    services = inspection_view(request)
     name = request.path_params["name"]
     if services.archive is None or not NAME.match(name):
         return Response("no such image", status_code=404, media_type="text/plain")
@@ -223,7 +223,7 @@ async def archived(request: Request) -> Response:
 
 @page
 async def dataset(request: Request) -> Response:
-    return await dataset_download(services_of(request), request.path_params["fmt"])
+    return await dataset_download(inspection_view(request), request.path_params["fmt"])
 
 
 @page
@@ -232,7 +232,7 @@ async def flag(request: Request) -> Response:
     row_id = int(request.path_params["row_id"])
     value = str(request.state.form.get("flag", ""))
     try:
-        example = await run_in_threadpool(flag_result, services_of(request), row_id, value)
+        example = await run_in_threadpool(flag_result, inspection_view(request), row_id, value)
     except (ApplianceError, BadRequest) as err:
         flash(request, str(err), "error")
     else:

@@ -16,24 +16,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from appliance.api.bodies import JSONResponse, read_body
+from appliance.api.context import models_view
 from appliance.api.infer import decode_image
 from appliance.api.models import receive_model
-from appliance.api.status import services_of
 from appliance.api.ui.guard import page, xhr
 from appliance.api.ui.overlays import caption_of, draw, jpeg
 from appliance.api.ui.views import flash, redirect, render
+from appliance.control import ModelsView
 from appliance.errors import ApplianceError, BadRequest
 from appliance.models.manifest import DECODERS, TASKS, Manifest
 from appliance.models.registry import SUFFIXES
 from appliance.pipeline.oneshot import OneShot
-from appliance.services import Services
 
 logger = logging.getLogger(__name__)
 
 MAX_TEST_IMAGE_BYTES = 16 * 1024 * 1024
 
 
-def _groups(services: Services) -> list[dict[str, Any]]:
+def _groups(services: ModelsView) -> list[dict[str, Any]]:
     """One entry per model name: its versions, newest first, each with its manifest as JSON text."""
     active = services.registry.active()
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -51,7 +51,7 @@ def _groups(services: Services) -> list[dict[str, Any]]:
 
 @page
 async def listing(request: Request) -> Response:
-    services = services_of(request)
+    services = models_view(request)
     runtime = services.manager.current()
     context = {
         "groups": await run_in_threadpool(_groups, services),
@@ -70,7 +70,7 @@ async def listing(request: Request) -> Response:
 @xhr
 async def upload(request: Request) -> Response:
     """The model file is the raw body; its options are query parameters (as for POST /api/v1/models)."""
-    services = services_of(request)
+    services = models_view(request)
     filename = Path(request.query_params.get("filename") or "upload.tflite").name
     if Path(filename).suffix.lower() not in SUFFIXES:
         raise BadRequest(f"{filename}: model files must end in {' or '.join(SUFFIXES)}")
@@ -79,14 +79,14 @@ async def upload(request: Request) -> Response:
     return JSONResponse({"ref": manifest.ref, "name": manifest.name, "version": manifest.version}, 201)
 
 
-def _parse_ref(services: Services, ref: str) -> Manifest:
+def _parse_ref(services: ModelsView, ref: str) -> Manifest:
     name, _, version = ref.partition(":")
     if not version.isdigit():
         raise BadRequest(f"choose a model version (got {ref!r})")
     return services.registry.get(name, int(version))
 
 
-def _run_test(services: Services, manifest: Manifest, image: np.ndarray) -> dict[str, Any]:
+def _run_test(services: ModelsView, manifest: Manifest, image: np.ndarray) -> dict[str, Any]:
     with OneShot(services.registry, manifest, services.config, services.backends) as oneshot:
         result = oneshot.run(image, source="web-test")
     summary = result.to_json()
@@ -101,7 +101,7 @@ def _run_test(services: Services, manifest: Manifest, image: np.ndarray) -> dict
 @xhr
 async def test_image(request: Request) -> Response:
     """Run one model on the uploaded image (the raw body); answer the result and the image drawn."""
-    services = services_of(request)
+    services = models_view(request)
     manifest = _parse_ref(services, request.query_params.get("model", ""))
     image = decode_image(await read_body(request, MAX_TEST_IMAGE_BYTES))
     answer = await run_in_threadpool(_run_test, services, manifest, image)
@@ -124,26 +124,26 @@ def _version(request: Request) -> tuple[str, int]:
 
 @page
 async def activate(request: Request) -> Response:
-    manager = services_of(request).manager
-    return await _act(request, "Model {ref} is now active and running.", manager.activate, *_version(request))
+    control = models_view(request)
+    return await _act(request, "Model {ref} is now active and running.", control.activate, *_version(request))
 
 
 @page
 async def rollback(request: Request) -> Response:
-    manager = services_of(request).manager
-    return await _act(request, "Rolled back: model {ref} is active again.", manager.rollback)
+    control = models_view(request)
+    return await _act(request, "Rolled back: model {ref} is active again.", control.rollback)
 
 
 @page
 async def delete(request: Request) -> Response:
     name, version = _version(request)
-    registry = services_of(request).registry
+    registry = models_view(request).registry
     return await _act(request, f"Model {name}:{version} deleted.", registry.delete, name, version)
 
 
 @page
 async def shadow(request: Request) -> Response:
-    runner = services_of(request).shadow
+    runner = models_view(request).shadow
     name, version = _version(request)
     done = f"Shadow run of {name}:{version} started: it is compared with the active model on live frames."
     return await _act(request, done, runner.start, name, version)
@@ -151,12 +151,12 @@ async def shadow(request: Request) -> Response:
 
 @page
 async def stop_shadow(request: Request) -> Response:
-    return await _act(request, "Shadow run stopped.", services_of(request).shadow.stop)
+    return await _act(request, "Shadow run stopped.", models_view(request).shadow.stop)
 
 
 @page
 async def promote(request: Request) -> Response:
-    runner = services_of(request).shadow
+    runner = models_view(request).shadow
     name, version = _version(request)
     override = request.state.form.get("override") == "1"
     done = "Model {ref} promoted: it is now active" + (" (override recorded)." if override else ".")

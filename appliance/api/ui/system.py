@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from appliance import __version__
 from appliance.api.bodies import JSONResponse
-from appliance.api.status import services_of
+from appliance.api.context import panel_view
 from appliance.api.ui import diagnostics, machine
 from appliance.api.ui.guard import page, xhr
 from appliance.api.ui.logs import RING
@@ -26,7 +26,7 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 @page
 async def overview(request: Request) -> Response:
-    services = services_of(request)
+    services = panel_view(request)
     level = request.query_params.get("level", "INFO").upper()
     level = level if level in LEVELS else "INFO"
     info = await run_in_threadpool(machine.snapshot, services.config.data_dir)
@@ -48,7 +48,7 @@ async def overview(request: Request) -> Response:
 
 @page
 async def bundle(request: Request) -> Response:
-    data = await run_in_threadpool(diagnostics.bundle, services_of(request))
+    data = await run_in_threadpool(diagnostics.bundle, panel_view(request))
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     return Response(
         data,
