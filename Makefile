@@ -118,10 +118,11 @@ test-rknn: rknn-tools $(VENV)/.dev
 # mmdebstrap only recommends arch-test (it needs it to run a foreign-arch chroot) and mount; gpg is
 # what it uses to read the archive keyring; qemu-system-arm only recommends the UEFI firmware.
 # The signed RAUC bundle: rauc (`rauc bundle`) only suggests squashfs-tools (mksquashfs), which it
-# needs; openssl makes the development signing key; u-boot-tools (mkimage) the rock5b boot.scr.
+# needs; openssl makes the development signing key; u-boot-tools (mkimage) the rock5b boot.scr;
+# openssh-client (ssh, ssh-keygen) runs `systemctl restart` inside the booted test image.
 IMAGE_APT   := mmdebstrap arch-test mount gpg debian-archive-keyring qemu-user-static qemu-system-arm \
                qemu-efi-aarch64 fdisk e2fsprogs dosfstools mtools xz-utils util-linux python3-venv git \
-               ca-certificates shellcheck rauc squashfs-tools openssl u-boot-tools
+               ca-certificates shellcheck rauc squashfs-tools openssl u-boot-tools openssh-client
 IMAGE_CACHE ?= /var/cache/edge-appliance
 BOARD       ?= qemu-virt
 .PHONY: image image-test image-deps

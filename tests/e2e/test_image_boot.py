@@ -5,7 +5,9 @@ The image boots the way a user's machine would: UEFI firmware (QEMU_EFI.fd) -> G
 boot partition (picks slot A or B from its environment) -> the slot's Debian kernel + tiny-initramfs
 -> systemd -> appliance.service, and appliance-slot-gate.service marks the slot good. The disk is
 a copy of the built image made 1 GiB larger, so the first-boot growth of the data partition runs.
-User-mode networking forwards a free 127.0.0.1 port to the guest's 8080. The test holds qemu's own
+User-mode networking forwards a free 127.0.0.1 port to the guest's 8080, and another to its SSH (the
+test image is built with `--ssh-key`, a key pair made for the run, so that `systemctl restart` can be
+run inside the guest as a technician would). The test holds qemu's own
 PID (Popen of the binary, no shell in between) and stops only that process: first cleanly with
 `system_powerdown` (ACPI power button -> systemd-logind -> poweroff) on the QEMU monitor's unix
 socket, and only if that times out with SIGTERM/SIGKILL.
@@ -71,6 +73,7 @@ class Vm:
     monitor: Path
     serial: Path
     started: float
+    ssh_port: int
     state: dict[str, Any] = field(default_factory=dict)
 
     def serial_text(self) -> str:
@@ -138,11 +141,37 @@ def stop(vm: Vm) -> int | None:
     return vm.process.returncode
 
 
+SSH_KEY = OUT / "ssh" / "id_ed25519"
+
+
+def ssh_key() -> Path:
+    """A key pair for this run (build/ is not in git); its public half goes into the image."""
+    SSH_KEY.parent.mkdir(parents=True, exist_ok=True)
+    SSH_KEY.unlink(missing_ok=True)
+    SSH_KEY.with_suffix(".pub").unlink(missing_ok=True)
+    keygen = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "image-test", "-f", str(SSH_KEY)]
+    subprocess.run(keygen, check=True)
+    return SSH_KEY.with_suffix(".pub")
+
+
+def guest(vm: Vm, command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """One command in the guest as root over SSH (keys only, as the image allows)."""
+    # fmt: off
+    ssh = [
+        "ssh", "-i", str(SSH_KEY), "-p", str(vm.ssh_port), "-o", "BatchMode=yes",
+        "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+        "-o", "ConnectTimeout=20", "root@127.0.0.1", command,
+    ]
+    # fmt: on
+    return subprocess.run(ssh, capture_output=True, text=True, timeout=timeout, check=False)
+
+
 @pytest.fixture(scope="module")
 def raw_image() -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     log = OUT / "build.log"
     command = [str(ROOT / "build_image.sh"), "--board", BOARD, "--out", str(OUT), "--cache", str(CACHE)]
+    command += ["--ssh-key", str(ssh_key())]
     # xz -1 instead of the release default -6: 20 s instead of 4 min on 2 cores, same image inside
     env = {**os.environ, "XZ_LEVEL": os.environ.get("XZ_LEVEL", "1")}
     started = time.monotonic()
@@ -173,7 +202,7 @@ def vm(raw_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vm
     disk = work / "disk.img"
     subprocess.run(["cp", "--sparse=always", str(raw_image), str(disk)], check=True)
     os.truncate(disk, disk.stat().st_size + GROW_BYTES)  # a "bigger card": the data partition grows
-    port = free_port()
+    port, ssh_port = free_port(), free_port()
     monitor, serial = work / "monitor.sock", work / "serial.log"
     # romfile= : no iPXE option ROM for the NIC (package ipxe-qemu not needed; nothing netboots)
     # fmt: off
@@ -183,14 +212,14 @@ def vm(raw_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vm
         "qemu-system-aarch64", "-M", "virt", "-cpu", "max,pauth-impdef=on", "-smp", "2", "-m", "1536",
         "-bios", str(FIRMWARE),
         "-drive", f"file={disk},format=raw,if=virtio",
-        "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8080",
+        "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8080,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
         "-device", "virtio-net-pci,netdev=n0,romfile=", "-device", "virtio-rng-pci",
         "-display", "none", "-serial", f"file:{serial}",
         "-monitor", f"unix:{monitor},server,nowait",
     ]
     # fmt: on
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL)  # process.pid is qemu's own PID
-    machine = Vm(process, f"http://127.0.0.1:{port}", monitor, serial, time.monotonic())
+    machine = Vm(process, f"http://127.0.0.1:{port}", monitor, serial, time.monotonic(), ssh_port)
     try:
         yield machine
     finally:
@@ -304,6 +333,56 @@ def test_restart_over_rest_comes_back(vm: Vm) -> None:
     else:
         pytest.fail(f"not healthy again after the restart:\n{vm.serial_text()[-3000:]}")
     report("restart_to_health_s", time.monotonic() - started)
+
+
+def wait_for_new_server(vm: Vm, auth: dict[str, str], old_pid: int) -> None:
+    deadline = time.monotonic() + BOOT_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            status, health = request(vm, "GET", "/api/v1/health")
+            if status == 200 and health.get("status") == "ok":
+                status, after = request(vm, "GET", "/api/v1/status", headers=auth)
+                if status == 200 and after["pid"] != old_pid:
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    pytest.fail(f"not healthy again after systemctl restart:\n{vm.serial_text()[-3000:]}")
+
+
+def test_systemctl_restart_comes_back(vm: Vm) -> None:
+    """`systemctl restart appliance` inside the guest: systemd stops the supervisor (SIGTERM, a clean
+    exit) and starts it again; a new server answers health. The stop's length is reported."""
+    if "token" not in vm.state:
+        pytest.skip("needs the admin token of the first-boot setup")
+    auth = {"Authorization": f"Bearer {vm.state['token']}"}
+    status, before = request(vm, "GET", "/api/v1/status", headers=auth)
+    assert status == 200, f"GET /api/v1/status: {status} {before}"
+    started = time.monotonic()
+    done = guest(vm, "systemctl restart appliance.service")
+    assert done.returncode == 0, f"systemctl restart failed: {done.stdout}{done.stderr}"
+    wait_for_new_server(vm, auth, before["pid"])
+    report("systemctl_restart_to_health_s", time.monotonic() - started)
+    shown = guest(vm, "systemctl show appliance.service -p ActiveState -p Result -p NRestarts")
+    assert "ActiveState=active" in shown.stdout and "Result=success" in shown.stdout, shown.stdout
+    # the stop itself, from the journal: "Stopping" -> "Stopped" of the unit (monotonic seconds)
+    journal = guest(vm, "journalctl -u appliance.service -o short-monotonic --no-pager | tail -n 400")
+    report("systemctl_stop_s", stop_seconds(journal.stdout))
+
+
+def stop_seconds(journal: str) -> float:
+    """Seconds between systemd's last "Stopping" and the "Stopped"/"Deactivated" after it."""
+    stamps: dict[str, float] = {}
+    for line in journal.splitlines():
+        if not line.startswith("["):
+            continue
+        stamp = float(line[1 : line.index("]")])
+        if "Stopping " in line:
+            stamps = {"stopping": stamp}
+        elif "stopping" in stamps and ("Stopped " in line or "Deactivated successfully" in line):
+            stamps.setdefault("stopped", stamp)
+    assert "stopped" in stamps, f"no Stopping/Stopped pair in the journal:\n{journal[-2000:]}"
+    return stamps["stopped"] - stamps["stopping"]
 
 
 def test_data_partition_grew_at_first_boot(vm: Vm) -> None:
