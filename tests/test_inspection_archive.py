@@ -114,3 +114,36 @@ def test_ftp_push_retries_until_the_server_is_back(tmp_path: Path, ftp: LocalFtp
         assert archive.pusher.status()["pushed"] == 2 and archive.pusher.last_error is None
     finally:
         archive.close()
+
+
+def test_pushes_pending_at_shutdown_are_resumed_after_a_restart(tmp_path: Path, ftp: LocalFtp) -> None:
+    """Server down: two NG images wait; the appliance stops. The next start (server back) pushes
+    both, and only those: one the quota deleted meanwhile is not asked for."""
+    target = FtpTarget("127.0.0.1", ftp.port, "line3", "secret-pw", timeout_s=5, retry_s=0.2)
+    root = tmp_path / "archive"
+    archive = Archive(root, 100_000, target)
+    try:
+        kept = [archive.keep(IMAGE, 3, False, 2000.0 + i, i) for i in range(3)]
+        assert all(kept) and archive.pusher is not None
+        wait_for(lambda: archive.pusher is not None and archive.pusher.failures >= 1)
+        assert archive.pusher.pending() == 3
+    finally:
+        archive.close()
+    gone = kept[0]
+    assert gone is not None
+    gone.unlink()  # e.g. removed by hand while the appliance was off
+    ftp.start()
+    again = Archive(root, 100_000, target)
+    try:
+        assert again.pusher is not None and again.pusher.resumed == 2
+        wanted = sorted(p.name for p in kept[1:] if p is not None)
+        wait_for(lambda: ftp.files() == wanted)
+        wait_for(lambda: again.pusher is not None and again.pusher.pending() == 0)
+        assert list((root / ".push").iterdir()) == []  # nothing left to resume
+    finally:
+        again.close()
+    third = Archive(root, 100_000, target)
+    try:
+        assert third.pusher is not None and third.pusher.resumed == 0
+    finally:
+        third.close()

@@ -7,8 +7,12 @@ temp file, fsynced and renamed, so a listing never shows half an image.
 
 With an `FtpTarget`, every archived image is also queued for upload. A worker thread uploads it
 (as `<name>.part`, renamed when complete) and retries every `retry_s` while the server is down or
-refuses; the queue is bounded (the oldest pending upload is dropped when full, and counted). The
-queue lives in memory: uploads pending at shutdown are not resumed after a restart.
+refuses; the queue is bounded (the oldest pending upload is dropped when full, and counted). Each
+queued image has an empty marker file in `.push/` beside it, made before it is queued and removed once
+it is stored on the server (or deleted by the quota, or dropped): after a restart or a power cut the
+pusher queues every marked image again, oldest first, so no image is left unpushed. A marker made in
+the last instant before a power cut may be lost with it (markers are not fsynced); an image whose
+upload was cut off may be stored twice (the `.part` name is overwritten, then renamed again).
 SFTP and SMB targets are not implemented.
 """
 
@@ -35,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 NAME = re.compile(r"^(\d{8}T\d{6}\.\d{6}Z)_job(\d{3})_(NG|OK)_(\d+)\.jpg$")
 JPEG_QUALITY = 90
+PUSH_MARKS = ".push"  # folder in the archive: one empty file per image still to upload
 
 
 @dataclass(frozen=True)
@@ -96,12 +101,12 @@ class Archive:
         self._sampler = OkSampler()
         self._files = self._scan()
         self.write_errors = 0
-        self.pusher = FtpPusher(ftp) if ftp is not None else None
+        self.pusher = FtpPusher(ftp, root / PUSH_MARKS) if ftp is not None else None
 
     def _scan(self) -> list[ArchivedImage]:
         found = []
         for path in self.root.iterdir():
-            if path.name.startswith(".tmp-"):
+            if path.name.startswith(".tmp-") and path.is_file():
                 path.unlink(missing_ok=True)  # a write that a crash interrupted
                 continue
             with contextlib.suppress(OSError):
@@ -149,6 +154,8 @@ class Archive:
         while self._files and total + incoming > self.quota_bytes:
             victim = next((f for f in self._files if not f.ng), self._files[0])
             victim.path.unlink(missing_ok=True)
+            if self.pusher is not None:
+                self.pusher.forget(victim.path)
             self._files = [f for f in self._files if f is not victim]
             total -= victim.size
 
@@ -176,10 +183,11 @@ def _encode(image: np.ndarray) -> bytes | None:
 
 
 class FtpPusher:
-    """Uploads queued files to one FTP server in a worker thread, retrying until each is stored."""
+    """Uploads queued files to one FTP server in a worker thread, retrying until each is stored; the
+    queue is mirrored by marker files in `marks`, so that it survives a restart."""
 
-    def __init__(self, target: FtpTarget) -> None:
-        self.target = target
+    def __init__(self, target: FtpTarget, marks: Path) -> None:
+        self.target, self.marks = target, marks
         self._queue: deque[Path] = deque()
         self._cond = threading.Condition()
         self._stop = False
@@ -187,16 +195,43 @@ class FtpPusher:
         self.failures = 0
         self.dropped = 0
         self.last_error: str | None = None
+        marks.mkdir(exist_ok=True)
+        self.resumed = self._resume(marks.parent)
         self._thread = threading.Thread(target=self._run, name="archive-ftp", daemon=True)
         self._thread.start()
 
+    def _resume(self, root: Path) -> int:
+        """Queue the images an earlier run left marked (name order is time order); forget the rest."""
+        for mark in sorted(self.marks.iterdir()):
+            image = root / mark.name
+            if image.is_file():
+                self._enqueue(image)
+            else:
+                mark.unlink(missing_ok=True)
+        if self._queue:
+            logger.info(
+                "archive: %d image(s) not yet pushed to %s are queued again",
+                len(self._queue),
+                self.target.host,
+            )
+        return len(self._queue)
+
     def push(self, path: Path) -> None:
+        with contextlib.suppress(OSError):  # no marker (disk full): pushed all the same, if not resumed
+            (self.marks / path.name).touch()
         with self._cond:
-            if len(self._queue) >= self.target.queue_size:
-                self._queue.popleft()
-                self.dropped += 1
-            self._queue.append(path)
+            self._enqueue(path)
             self._cond.notify()
+
+    def _enqueue(self, path: Path) -> None:
+        if len(self._queue) >= self.target.queue_size:
+            self.forget(self._queue.popleft())
+            self.dropped += 1
+        self._queue.append(path)
+
+    def forget(self, path: Path) -> None:
+        """The image needs no upload any more (stored, deleted or dropped): remove its marker."""
+        (self.marks / path.name).unlink(missing_ok=True)
 
     def pending(self) -> int:
         with self._cond:
@@ -208,6 +243,7 @@ class FtpPusher:
             "pushed": self.pushed,
             "failures": self.failures,
             "dropped": self.dropped,
+            "resumed": self.resumed,
             "last_error": self.last_error,
         }
 
@@ -220,6 +256,7 @@ class FtpPusher:
                     return
                 path = self._queue[0]
             if self._upload(path):
+                self.forget(path)
                 with self._cond:
                     if self._queue and self._queue[0] == path:
                         self._queue.popleft()
