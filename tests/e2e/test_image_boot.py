@@ -16,6 +16,8 @@ The update bundles are made the way the issue asks: v2 is the image's own slot f
 (`--keep-raw` keeps it) with a changed /etc/appliance-image version, signed with the build's
 development key; v3 is v2 plus a drop-in that makes appliance.service exit at once (never healthy).
 Tiny bundles that are unsigned, signed by another key or made for another board must be refused.
+v4 (v2 with another version) comes on a FAT32 USB stick image hot-plugged into the VM's xHCI port:
+udev and appliance-usb-update install it and reboot, and the stick left in is not installed twice.
 They are written with debugfs and `rauc bundle` on the host (seconds), not by a second build.
 
 Needs root (the build), qemu-system-arm, qemu-efi-aarch64, rauc, squashfs-tools, e2fsprogs (debugfs)
@@ -62,7 +64,7 @@ INSTALL_TIMEOUT_S = 30 * 60  # upload + signature check + writing 1.3 GB into a 
 POWERDOWN_TIMEOUT_S = 120
 GROW_BYTES = 2 << 30  # room on the data partition to stage a bundle
 COMPATIBLE = f"edge-appliance-{BOARD}"
-V2, V3 = "0.1.0+test2", "0.1.0+broken3"
+V2, V3, V4 = "0.1.0+test2", "0.1.0+broken3", "0.1.0+usb4"
 PASSWORD = "first-boot-Setup-2026"
 
 
@@ -214,6 +216,7 @@ def vm(raw_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vm
         "-drive", f"file={disk},format=raw,if=virtio",
         "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8080,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
         "-device", "virtio-net-pci,netdev=n0,romfile=", "-device", "virtio-rng-pci",
+        "-device", "qemu-xhci,id=xhci",  # a USB port for the update stick, plugged in later
         "-display", "none", "-serial", f"file:{serial}",
         "-monitor", f"unix:{monitor},server,nowait",
     ]
@@ -489,6 +492,7 @@ def bundles(raw_image: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     made = {
         "v2": slot_bundle(rootfs, work, V2),
         "v3": slot_bundle(rootfs, work, V3, broken=True),
+        "v4": slot_bundle(rootfs, work, V4),
         "unsigned": tiny_bundle(work, "unsigned", None),
         "other-key": tiny_bundle(work, "other-key", other_keys(work)),
         "other-board": tiny_bundle(work, "other-board", dev_keys(), "edge-appliance-rock5b"),
@@ -643,6 +647,40 @@ def test_broken_v3_falls_back_to_v2_by_itself(vm: Vm, bundles: dict[str, Path]) 
     rollback = system["rollback"]
     assert rollback is not None and rollback["slot"] == "A" and rollback["version"] == V3, system
     assert "appliance.service failed" in rollback["reason"] or "not healthy" in rollback["reason"], rollback
+    assert survivors(vm) == vm.state["survivors"]
+
+
+def usb_stick(bundle: Path, folder: Path) -> Path:
+    """A FAT32 stick image (no partition table, as many sticks are) holding the bundle at its top."""
+    stick = folder / "stick.img"
+    with stick.open("wb") as fh:
+        fh.truncate(bundle.stat().st_size + (64 << 20))
+    subprocess.run(["mkfs.vfat", "-F", "32", "-n", "UPDATE", str(stick)], check=True, capture_output=True)
+    subprocess.run(["mcopy", "-i", str(stick), str(bundle), "::/"], check=True, capture_output=True)
+    return stick
+
+
+def test_usb_stick_installs_its_bundle_and_not_twice(
+    vm: Vm, bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    """Plug a stick with v4 into the running v2 (slot B): udev starts appliance-usb-update, RAUC
+    installs v4 into A, the device reboots into it by itself and marks it good. The stick stays in:
+    the next boot sees the same bundle and does not install it again."""
+    if not vm.state.get("v2"):
+        pytest.skip("needs v2 running from slot B")
+    stick = usb_stick(bundles["v4"], tmp_path)
+    vm.state["serial_at"] = len(vm.serial_text())
+    plugged = time.monotonic()
+    monitor_command(vm, f"drive_add 0 if=none,id=stick,format=raw,file={stick}")
+    monitor_command(vm, "device_add usb-storage,bus=xhci.0,drive=stick,removable=on")
+    system = wait_for_slot(vm, "A", V4)
+    report("usb_plug_to_good_v4_s", time.monotonic() - plugged)
+    after = vm.serial_text()[vm.state["serial_at"] :]
+    assert "appliance-usb-update: installing" in after, after[-4000:]
+    assert "was installed before" in after, f"the boot with the stick still in:\n{after[-4000:]}"
+    assert after.count("appliance-usb-update: installing") == 1
+    installed = [e for e in system["events"] if e["kind"] == "installed"]
+    assert installed[-1]["source"] == "usb" and installed[-1]["version"] == V4, system["events"]
     assert survivors(vm) == vm.state["survivors"]
 
 
