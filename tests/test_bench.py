@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import cv2
@@ -45,6 +46,8 @@ def test_bench_writes_a_report(tmp_path: Path) -> None:
         "raw invoke()",
         "pipeline video→SQLite",
         "pipeline, logging off",
+        "pipeline, shadow running",
+        "pipeline shadow on/off",
         "naive single-threaded loop",
         "pipeline/naive loop",
         "store rows/s",
@@ -56,6 +59,8 @@ def test_bench_writes_a_report(tmp_path: Path) -> None:
     ):
         assert f"| {name} |" in text, name
     assert "a note for readers" in text and "## Model `stripes`" in text
+    compared = re.search(r"; shadow compared (\d+),", text)
+    assert compared and int(compared.group(1)) > 0  # the shadow really ran beside the measured pipeline
 
 
 def test_python_load_generator(live_server: LiveServer, astronaut: np.ndarray) -> None:

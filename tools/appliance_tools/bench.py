@@ -1,8 +1,9 @@
 """`appliance bench`: one model measured three ways in one run, against raw LiteRT invoke().
 
 1. raw `Interpreter.invoke()` in a loop (the limit);
-2. the whole pipeline from a video file into SQLite (and with logging off, for the p99 comparison),
-   and a naive single-threaded loop doing the same work (the peer every pipeline must beat);
+2. the whole pipeline from a video file into SQLite (and with logging off, for the p99 comparison;
+   and with a shadow run of a second version beside it, for its cost to the active model), and a
+   naive single-threaded loop doing the same work (the peer every pipeline must beat);
 3. `POST /api/v1/infer` against a live `appliance serve` at several concurrencies;
 plus the store's sustained rows/s, the server's RSS and its time from start to ready.
 """
@@ -146,18 +147,31 @@ def bench_naive(model: Path, video: Path, data_dir: Path, options: BenchOptions)
     )
 
 
-def _pipeline_config(data_dir: Path, video: Path, store: bool, options: BenchOptions) -> Config:
+SHADOW_EVERY = 10  # the shadow bench compares every 10th result (idle mode would compare none: the
+# pipeline is never idle while it is measured)
+
+
+def _pipeline_config(
+    data_dir: Path, video: Path, store: bool, options: BenchOptions, extra: str = ""
+) -> Config:
     return parse_config(
         f'[data]\ndir = "{data_dir}"\n[source]\nkind = "video"\npath = "{video}"\nloop = true\n'
         f"{options.backend_toml()}[store]\nenabled = {'true' if store else 'false'}\n"
-        f"[pipeline]\nqueue_size = 8\n"
+        f"[pipeline]\nqueue_size = 8\n{extra}"
     )
 
 
-def bench_pipeline(data_dir: Path, video: Path, options: BenchOptions, store: bool) -> Measurement:
-    services = Services.build(_pipeline_config(data_dir, video, store, options))
+def bench_pipeline(
+    data_dir: Path, video: Path, options: BenchOptions, store: bool, shadow: bool = False
+) -> Measurement:
+    """Results/s published from the video; with `shadow`, while the registry's newest version of the
+    model (added by run_bench) is shadowed beside the active one on every SHADOW_EVERY-th result."""
+    extra = f"[model]\nshadow_every = {SHADOW_EVERY}\n" if shadow else ""
+    services = Services.build(_pipeline_config(data_dir, video, store, options, extra))
     services.start()
     try:
+        if shadow:
+            services.shadow.start(options.model)
         warm = 50
         while services.pipeline.published < warm:
             time.sleep(0.005)
@@ -168,12 +182,15 @@ def bench_pipeline(data_dir: Path, video: Path, options: BenchOptions, store: bo
         done = services.pipeline.published - start_count
         infer = services.pipeline.metrics["infer"].snapshot()
         backend = services.bus.latest.backend if services.bus.latest else "?"
+        note = f"p50/p99: inference stage; {backend}"
+        if shadow:
+            frames = services.shadow.status()["stats"]["frames"]
+            note += f"; shadow compared {frames['compared']}, skipped {frames['skipped']}"
     finally:
         services.stop()
-    name = "pipeline video→SQLite" if store else "pipeline, logging off"
-    return Measurement(
-        name, done / elapsed, infer.p50_ms, infer.p99_ms, f"p50/p99: inference stage; {backend}"
-    )
+    name = "pipeline, shadow running" if shadow else "pipeline video→SQLite"
+    name = name if store else "pipeline, logging off"
+    return Measurement(name, done / elapsed, infer.p50_ms, infer.p99_ms, note)
 
 
 def bench_store(data_dir: Path, rows: int) -> Measurement:
@@ -302,13 +319,16 @@ def run_bench(cache: Path, options: BenchOptions) -> Report:
     with tempfile.TemporaryDirectory(prefix="appliance-bench-") as tmp:
         data = Path(tmp)
         registry: Registry = open_registry(data)
-        register_models(registry, demo_models(cache))
+        models = demo_models(cache)
+        register_models(registry, models)
         registry.activate(options.model)
+        registry.add(next(m.request for m in models if m.request.name == options.model))  # the shadow
         model_file = registry.files_of(registry.get(options.model))[".tflite"]
         video = write_demo_video(data / "bench.mp4", frames=60)
         report.measurements.append(bench_raw(model_file, options))
         report.measurements.append(bench_pipeline(data, video, options, store=True))
         report.measurements.append(bench_pipeline(data, video, options, store=False))
+        report.measurements.append(bench_pipeline(data, video, options, store=True, shadow=True))
         report.measurements.append(bench_naive(model_file, video, data, options))
         report.measurements.append(bench_store(data, options.rows))
         server = ServerProcess(data, free_port(), options)
@@ -337,6 +357,7 @@ def summary(report: Report) -> dict[str, Any]:
     p99_on, p99_off = logged.p99_ms or 0.0, unlogged.p99_ms or 1.0
     return {
         "pipeline/raw": round(logged.per_s / raw, 3),
+        "pipeline shadow on/off": round(report.get("pipeline, shadow running").per_s / logged.per_s, 3),
         "pipeline/naive loop": round(logged.per_s / report.get("naive single-threaded loop").per_s, 3),
         "REST(c=4)/raw": round(rest4.per_s / raw, 3) if rest4 else None,
         "store rows/s": round(report.get("store rows/s").per_s),
@@ -348,6 +369,7 @@ def summary(report: Report) -> dict[str, Any]:
 
 TARGETS = {
     "pipeline/raw": (">=", 0.95),
+    "pipeline shadow on/off": (">=", 0.95),
     "pipeline/naive loop": (">=", 1.3),
     "REST(c=4)/raw": (">=", 0.9),
     "store rows/s": (">=", 20_000),
