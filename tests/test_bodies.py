@@ -14,6 +14,7 @@ import pytest
 from appliance.api.bodies import MAX_DEPTH, SMALL_JSON_BYTES, check_depth
 from appliance.cli import main
 from appliance.errors import BadRequest
+from appliance_tools.demo.stripes import build_stripes_model
 from tests.conftest import ADMIN_PASSWORD, LiveServer, config_for, free_port, start_server, wait_for
 
 HUGE = 300 * 1024 * 1024
@@ -155,10 +156,11 @@ def test_depth_scan_ignores_brackets_inside_strings() -> None:
         check_depth(b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1))
 
 
-def test_the_model_upload_cap_is_server_max_upload_bytes(
-    data_dir: Path, model_files: dict[str, Path]
-) -> None:
-    server = start_server(config_for(data_dir, "[server]\nmax_upload_bytes = 65536\n"))
+def test_the_model_upload_cap_is_server_max_model_bytes(data_dir: Path, model_files: dict[str, Path]) -> None:
+    """Models have their own cap: one larger than the image/request cap is taken, one larger than
+    server.max_model_bytes is refused (413) with nothing stored."""
+    limits = "[server]\nmax_model_bytes = 65536\nmax_upload_bytes = 1024\n"
+    server = start_server(config_for(data_dir, limits))
     try:
         api = server.client(server.setup())
         face = model_files["face_detection_short_range.tflite"].read_bytes()
@@ -169,6 +171,10 @@ def test_the_model_upload_cap_is_server_max_upload_bytes(
             assert reply.status_code == 413 and "65536" in reply.json()["error"]
         assert api.get("/api/v1/models").json()["models"] == before
         assert not [p for p in (data_dir / "models").iterdir() if p.name.startswith(".upload")]
+        stripes = build_stripes_model()
+        assert 1024 < len(stripes) <= 65536
+        reply = api.post("/api/v1/models", params={"task": "classify", "name": "fits"}, content=stripes)
+        assert reply.status_code == 201, reply.text
     finally:
         server.stop()
 
@@ -183,5 +189,5 @@ def test_cli_refuses_an_oversized_model_before_copying(
     config.write_text(f'[data]\ndir = "{data_dir}"\n')
     before = sorted(p.name for p in (data_dir / "models").iterdir())
     assert main(["models", "add", str(big), "--task", "detect", "--config", str(config)]) == 1
-    assert "over server.max_upload_bytes" in capsys.readouterr().err  # refused by size, not by LiteRT
+    assert "over server.max_model_bytes" in capsys.readouterr().err  # refused by size, not by LiteRT
     assert sorted(p.name for p in (data_dir / "models").iterdir()) == before

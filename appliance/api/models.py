@@ -83,11 +83,11 @@ async def list_models(request: Request) -> Response:
 
 async def receive_model(request: Request, services: ModelsView, filename: str) -> Manifest:
     """Check the options in the query string, stream the body (the model file) to a staging folder,
-    at most server.max_upload_bytes, and add it to the registry. Shared by the API and the web UI."""
+    at most server.max_model_bytes, and add it to the registry. Shared by the API and the web UI."""
     with tempfile.TemporaryDirectory(dir=services.registry.root, prefix=".upload-") as tmp:
         path = Path(tmp) / Path(filename).name
         request_to_add = add_request(request.query_params, path)  # bad options: 400 before the upload
-        if await save_body(request, services.config.server.max_upload_bytes, path) == 0:
+        if await save_body(request, services.config.server.max_model_bytes, path) == 0:
             raise BadRequest("empty body: send the model file as the request body")
         try:
             return await run_in_threadpool(services.registry.add, request_to_add)

@@ -228,7 +228,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ),
     ("GET", "/api/v1/models"): Op("Every model version in the registry", body=ref("Models")),
     ("POST", "/api/v1/models"): Op(
-        "Upload a model file (at most server.max_upload_bytes); validated before it is stored",
+        "Upload a model file (at most server.max_model_bytes); validated before it is stored",
         ok=201,
         body=ref("Model"),
         errors=(400, 409, 413),

@@ -51,13 +51,13 @@ def _registry(args: argparse.Namespace) -> Registry:
 
 
 def _check_size(path: Path, limit: int) -> None:
-    """The same cap as an upload over the API (server.max_upload_bytes), checked before any copy."""
+    """The same cap as an upload over the API (server.max_model_bytes), checked before any copy."""
     try:
         size = path.stat().st_size
     except OSError as err:
         raise ModelRejected(f"{path}: {err.strerror}") from err
     if size > limit:
-        raise PayloadTooLarge(f"{path.name} is {size} bytes, over server.max_upload_bytes ({limit} bytes)")
+        raise PayloadTooLarge(f"{path.name} is {size} bytes, over server.max_model_bytes ({limit} bytes)")
 
 
 def _print(data: object) -> None:
@@ -65,7 +65,7 @@ def _print(data: object) -> None:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    _check_size(Path(args.file), config_from_args(args).server.max_upload_bytes)
+    _check_size(Path(args.file), config_from_args(args).server.max_model_bytes)
     labels = _labels(args.labels)
     check_labels(args.task, labels)
     request = AddRequest(

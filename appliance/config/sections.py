@@ -32,6 +32,11 @@ class ServerConfig:
     max_upload_bytes: int = setting(
         16 * 1024 * 1024, "Largest accepted request body in bytes; larger ones get 413.", min=1024
     )
+    max_model_bytes: int = setting(
+        512 * 1024 * 1024,
+        "Largest model file accepted (upload, `models add`); streamed to disk, never held in memory.",
+        min=1024,
+    )
     infer_timeout_s: float = setting(10.0, "How long an inference request waits for its result.", min=0.1)
     secure_cookies: bool = setting(
         False, "Mark the login cookie Secure: set it when the UI is reached over HTTPS (TLS proxy)."

@@ -61,7 +61,7 @@ async def listing(request: Request) -> Response:
         "tasks": TASKS,
         "decoders": DECODERS,
         "suffixes": [s.lstrip(".") for s in SUFFIXES],
-        "max_mb": round(services.config.server.max_upload_bytes / 2**20, 1),
+        "max_mb": round(services.config.server.max_model_bytes / 2**20, 1),
         "shadow": services.shadow.status(),
     }
     return render(request, "models.html", context)
